@@ -1,0 +1,140 @@
+//! The Kinesis adapter: one PutRecords request per call of the publisher.
+//!
+//! The answer is read entry by entry: an entry is written only if it has a
+//! sequence number and no error code. `FailedRecordCount` and the HTTP status
+//! are not trusted (an emulator reports `FailedRecordCount: 1` when every
+//! entry failed). Whole-request errors are sorted into retryable (throttling,
+//! server errors, timeouts, connection failures) and not.
+
+use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_kinesis::operation::put_records::{PutRecordsError, PutRecordsOutput};
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+
+use crate::config::StreamRef;
+use crate::publisher::{
+    CallError, EntryResult, MISSING_SEQUENCE_NUMBER, OutboundRecord, RecordSink,
+};
+
+#[derive(Debug, Clone)]
+pub struct KinesisSink {
+    client: aws_sdk_kinesis::Client,
+    stream: StreamRef,
+}
+
+impl KinesisSink {
+    pub fn new(client: aws_sdk_kinesis::Client, stream: StreamRef) -> Self {
+        KinesisSink { client, stream }
+    }
+}
+
+impl RecordSink for KinesisSink {
+    async fn put_records(
+        &self,
+        records: Vec<OutboundRecord>,
+    ) -> Result<Vec<EntryResult>, CallError> {
+        let mut entries = Vec::with_capacity(records.len());
+        for record in records {
+            let entry = PutRecordsRequestEntry::builder()
+                .data(Blob::new(record.data.to_vec()))
+                .partition_key(record.partition_key.as_ref())
+                .build()
+                .map_err(|e| CallError {
+                    retryable: false,
+                    code: "InvalidRequest".into(),
+                    message: e.to_string(),
+                })?;
+            entries.push(entry);
+        }
+        let request = self.client.put_records().set_records(Some(entries));
+        let request = match &self.stream {
+            StreamRef::Name(name) => request.stream_name(name),
+            StreamRef::Arn(arn) => request.stream_arn(arn),
+        };
+        request.send().await.map(entry_results).map_err(classify)
+    }
+}
+
+/// One result per entry, trusting only each entry's own fields.
+pub fn entry_results(output: PutRecordsOutput) -> Vec<EntryResult> {
+    output
+        .records
+        .into_iter()
+        .map(|entry| match entry.error_code.filter(|c| !c.is_empty()) {
+            Some(code) => EntryResult::Failed {
+                code,
+                message: entry.error_message.unwrap_or_default(),
+            },
+            None if entry
+                .sequence_number
+                .as_deref()
+                .is_some_and(|s| !s.is_empty()) =>
+            {
+                EntryResult::Written
+            }
+            None => EntryResult::Failed {
+                code: MISSING_SEQUENCE_NUMBER.into(),
+                message: "the entry has neither an error code nor a sequence number".into(),
+            },
+        })
+        .collect()
+}
+
+/// Sorts a failed request into retryable or not.
+pub fn classify(error: SdkError<PutRecordsError>) -> CallError {
+    let status = error.raw_response().map(|r| r.status().as_u16());
+    let code = error.code().map(str::to_owned);
+    let message = error.message().map(str::to_owned);
+    let (retryable, code) = match &error {
+        SdkError::ConstructionFailure(_) => {
+            (false, code.unwrap_or_else(|| "ConstructionFailure".into()))
+        }
+        SdkError::TimeoutError(_) => (true, "Timeout".into()),
+        SdkError::DispatchFailure(_) => (true, "DispatchFailure".into()),
+        SdkError::ResponseError(_) => (true, code.unwrap_or_else(|| "ResponseError".into())),
+        SdkError::ServiceError(service) => {
+            let retryable = match service.err() {
+                PutRecordsError::ProvisionedThroughputExceededException(_)
+                | PutRecordsError::KmsThrottlingException(_) => true,
+                PutRecordsError::AccessDeniedException(_)
+                | PutRecordsError::ResourceNotFoundException(_)
+                | PutRecordsError::InvalidArgumentException(_)
+                | PutRecordsError::KmsAccessDeniedException(_)
+                | PutRecordsError::KmsDisabledException(_)
+                | PutRecordsError::KmsInvalidStateException(_)
+                | PutRecordsError::KmsNotFoundException(_)
+                | PutRecordsError::KmsOptInRequired(_) => false,
+                _ => {
+                    status.is_some_and(|s| s >= 500 || s == 429)
+                        || code.as_deref().is_some_and(|c| {
+                            c.contains("Throttl")
+                                || c == "InternalFailure"
+                                || c == "ServiceUnavailable"
+                        })
+                }
+            };
+            (
+                retryable,
+                code.unwrap_or_else(|| format!("HTTP{}", status.unwrap_or_default())),
+            )
+        }
+        _ => (true, code.unwrap_or_else(|| "Unknown".into())),
+    };
+    let detail = message.unwrap_or_else(|| {
+        let mut text = String::new();
+        let mut source: Option<&dyn std::error::Error> = Some(&error);
+        while let Some(e) = source {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&e.to_string());
+            source = e.source();
+        }
+        text
+    });
+    CallError {
+        retryable,
+        code,
+        message: crate::submission::bounded(&detail, 256),
+    }
+}

@@ -1,0 +1,53 @@
+//! The AWS adapters: the SDK clients behind the publisher's and the rejects
+//! queue's seams, and their construction from configuration.
+//!
+//! Only this module knows the AWS SDK; the domain code sees `RecordSink` and
+//! `RejectSink`. The SDK's own retries are turned off for Kinesis: the
+//! publisher retries per record, knows the invocation's deadline, and must
+//! not have a request silently repeated under it.
+
+pub mod kinesis;
+pub mod sqs;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+
+use crate::config::Config;
+use crate::handler::Handler;
+
+pub use kinesis::KinesisSink;
+pub use sqs::SqsRejectSink;
+
+/// Loads the AWS configuration (region, endpoint, credentials) from the
+/// standard environment and builds the handler.
+pub async fn handler_from_env(config: Config) -> Handler<KinesisSink, SqsRejectSink> {
+    let shared = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    handler_from_sdk_config(config, &shared)
+}
+
+pub fn handler_from_sdk_config(
+    config: Config,
+    shared: &SdkConfig,
+) -> Handler<KinesisSink, SqsRejectSink> {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(config.connect_timeout)
+        .read_timeout(config.call_timeout)
+        .operation_attempt_timeout(config.call_timeout)
+        .build();
+    let kinesis_config = aws_sdk_kinesis::config::Builder::from(shared)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(timeouts.clone())
+        .build();
+    let kinesis = KinesisSink::new(
+        aws_sdk_kinesis::Client::from_conf(kinesis_config),
+        config.stream.clone(),
+    );
+    let rejects = config.rejects_queue_url.clone().map(|url| {
+        let sqs_config = aws_sdk_sqs::config::Builder::from(shared)
+            .timeout_config(timeouts)
+            .build();
+        SqsRejectSink::new(aws_sdk_sqs::Client::from_conf(sqs_config), url)
+    });
+    Handler::new(config, kinesis, rejects)
+}

@@ -1,0 +1,362 @@
+//! Settings, read once from the environment at start-up.
+//!
+//! Every setting has a default except `STREAM_NAME`; a value that is present
+//! but malformed is an error, never silently replaced by the default, so the
+//! process refuses to start half-configured. Parsing works over a lookup
+//! function rather than `std::env` so tests never mutate the process
+//! environment.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Which field of a submission becomes the Kinesis partition key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionKey {
+    /// All events of a submission land on one shard (the default): the
+    /// per-submission order that strict mode guarantees is then the order a
+    /// shard reader sees.
+    SubmissionId,
+    /// All events of a device land on one shard. A chatty device becomes a hot
+    /// partition; order across submissions of a device is still not guaranteed.
+    DeviceId,
+}
+
+/// How much of a submission may be in flight at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ordering {
+    /// At most one unacknowledged record per submission: first copies are in
+    /// `sequence` order whatever fails.
+    Strict,
+    /// A whole run of a submission may share one call; after a partial failure
+    /// it is re-sent from its first failed record, so last copies are in order.
+    Relaxed,
+}
+
+/// The complete, validated configuration of the function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `STREAM_NAME`: a stream name or a stream ARN.
+    pub stream: StreamRef,
+    /// `PARTITION_KEY`: `submission_id` (default) or `device_id`.
+    pub partition_key: PartitionKey,
+    /// `ORDERING`: `strict` (default) or `relaxed`.
+    pub ordering: Ordering,
+    /// `REJECTS_QUEUE_URL`: where invalid submissions are sent, if anywhere.
+    pub rejects_queue_url: Option<String>,
+    /// `MAX_EVENTS_PER_SUBMISSION` (default 10000): larger submissions are rejected.
+    pub max_events_per_submission: usize,
+    /// `MAX_IN_FLIGHT_CALLS` (default 8): concurrent PutRecords calls.
+    pub max_in_flight_calls: usize,
+    /// `MAX_ATTEMPTS` (default 10): sends of one record within one invocation.
+    pub max_attempts: u32,
+    /// `RETRY_BASE_DELAY_MS` (default 50): first backoff ceiling.
+    pub retry_base_delay: Duration,
+    /// `RETRY_MAX_DELAY_MS` (default 2000): largest backoff ceiling.
+    pub retry_max_delay: Duration,
+    /// `DEADLINE_MARGIN_MS` (default 500): time kept free before the Lambda
+    /// deadline to answer SQS; no call is in flight past `deadline - margin`.
+    pub deadline_margin: Duration,
+    /// `KINESIS_CONNECT_TIMEOUT_MS` (default 1000).
+    pub connect_timeout: Duration,
+    /// `KINESIS_CALL_TIMEOUT_MS` (default 5000): one PutRecords attempt.
+    pub call_timeout: Duration,
+    /// `METRICS_NAMESPACE` (default `EdrPreprocessor`).
+    pub metrics_namespace: String,
+}
+
+/// `STREAM_NAME` as given: Kinesis accepts either form, but in different fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamRef {
+    Name(String),
+    Arn(String),
+}
+
+impl StreamRef {
+    fn parse(value: &str) -> Result<Self, String> {
+        if value.starts_with("arn:") {
+            // arn:partition:kinesis:region:account:stream/name
+            let parts: Vec<&str> = value.splitn(6, ':').collect();
+            let valid = parts.len() == 6
+                && parts.get(2) == Some(&"kinesis")
+                && parts
+                    .get(5)
+                    .and_then(|resource| resource.strip_prefix("stream/"))
+                    .is_some_and(valid_stream_name);
+            if valid {
+                Ok(StreamRef::Arn(value.to_owned()))
+            } else {
+                Err(
+                    "not a Kinesis stream ARN (arn:aws:kinesis:<region>:<account>:stream/<name>)"
+                        .into(),
+                )
+            }
+        } else if valid_stream_name(value) {
+            Ok(StreamRef::Name(value.to_owned()))
+        } else {
+            Err("a stream name is 1-128 characters of [a-zA-Z0-9_.-]".into())
+        }
+    }
+}
+
+fn valid_stream_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// A setting that could not be used; the message names the variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid configuration: {}: {}",
+            self.variable, self.problem
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`; an empty value counts as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+
+        let stream = match get("STREAM_NAME") {
+            Some(value) => StreamRef::parse(&value).map_err(|problem| ConfigError {
+                variable: "STREAM_NAME",
+                problem,
+            })?,
+            None => {
+                return Err(ConfigError {
+                    variable: "STREAM_NAME",
+                    problem: "required (a Kinesis stream name or ARN)".into(),
+                });
+            }
+        };
+        let partition_key = match get("PARTITION_KEY").as_deref() {
+            None | Some("submission_id") => PartitionKey::SubmissionId,
+            Some("device_id") => PartitionKey::DeviceId,
+            Some(other) => {
+                return Err(choice_error(
+                    "PARTITION_KEY",
+                    other,
+                    "submission_id, device_id",
+                ));
+            }
+        };
+        let ordering = match get("ORDERING").as_deref() {
+            None | Some("strict") => Ordering::Strict,
+            Some("relaxed") => Ordering::Relaxed,
+            Some(other) => return Err(choice_error("ORDERING", other, "strict, relaxed")),
+        };
+        let rejects_queue_url = match get("REJECTS_QUEUE_URL") {
+            Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
+                return Err(ConfigError {
+                    variable: "REJECTS_QUEUE_URL",
+                    problem: "must be an SQS queue URL (http:// or https://)".into(),
+                });
+            }
+            other => other,
+        };
+        let number =
+            |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
+                match get(name) {
+                    None => Ok(default),
+                    Some(raw) => match raw.parse::<u64>() {
+                        Ok(n) if (min..=max).contains(&n) => Ok(n),
+                        _ => Err(ConfigError {
+                            variable: name,
+                            problem: format!("expected a whole number from {min} to {max}"),
+                        }),
+                    },
+                }
+            };
+        let millis = |name: &'static str, default: u64, min: u64, max: u64| {
+            number(name, default, min, max).map(Duration::from_millis)
+        };
+
+        let config = Config {
+            stream,
+            partition_key,
+            ordering,
+            rejects_queue_url,
+            max_events_per_submission: number("MAX_EVENTS_PER_SUBMISSION", 10_000, 1, 1_000_000)?
+                as usize,
+            max_in_flight_calls: number("MAX_IN_FLIGHT_CALLS", 8, 1, 64)? as usize,
+            max_attempts: number("MAX_ATTEMPTS", 10, 1, 100)? as u32,
+            retry_base_delay: millis("RETRY_BASE_DELAY_MS", 50, 1, 60_000)?,
+            retry_max_delay: millis("RETRY_MAX_DELAY_MS", 2_000, 1, 600_000)?,
+            deadline_margin: millis("DEADLINE_MARGIN_MS", 500, 0, 60_000)?,
+            connect_timeout: millis("KINESIS_CONNECT_TIMEOUT_MS", 1_000, 10, 60_000)?,
+            call_timeout: millis("KINESIS_CALL_TIMEOUT_MS", 5_000, 10, 600_000)?,
+            metrics_namespace: get("METRICS_NAMESPACE").unwrap_or_else(|| "EdrPreprocessor".into()),
+        };
+        if config.retry_max_delay < config.retry_base_delay {
+            return Err(ConfigError {
+                variable: "RETRY_MAX_DELAY_MS",
+                problem: "must not be smaller than RETRY_BASE_DELAY_MS".into(),
+            });
+        }
+        if config.metrics_namespace.len() > 255 {
+            return Err(ConfigError {
+                variable: "METRICS_NAMESPACE",
+                problem: "at most 255 characters".into(),
+            });
+        }
+        Ok(config)
+    }
+
+    /// A configuration with every default but the stream, for tests and benchmarks.
+    pub fn for_stream(stream: &str) -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| (name == "STREAM_NAME").then(|| stream.to_owned()))
+    }
+}
+
+fn choice_error(variable: &'static str, value: &str, allowed: &str) -> ConfigError {
+    let shown: String = value.chars().take(40).collect();
+    ConfigError {
+        variable,
+        problem: format!("{shown:?} is not one of: {allowed}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_only_the_stream_is_set() {
+        let c = parse(&[("STREAM_NAME", "events")]).unwrap();
+        assert_eq!(c.stream, StreamRef::Name("events".into()));
+        assert_eq!(c.partition_key, PartitionKey::SubmissionId);
+        assert_eq!(c.ordering, Ordering::Strict);
+        assert_eq!(c.rejects_queue_url, None);
+        assert_eq!(c.max_events_per_submission, 10_000);
+        assert_eq!(c.max_in_flight_calls, 8);
+        assert_eq!(c.max_attempts, 10);
+        assert_eq!(c.retry_base_delay, Duration::from_millis(50));
+        assert_eq!(c.retry_max_delay, Duration::from_millis(2_000));
+        assert_eq!(c.deadline_margin, Duration::from_millis(500));
+        assert_eq!(c.connect_timeout, Duration::from_millis(1_000));
+        assert_eq!(c.call_timeout, Duration::from_millis(5_000));
+        assert_eq!(c.metrics_namespace, "EdrPreprocessor");
+    }
+
+    #[test]
+    fn stream_is_required() {
+        assert_eq!(parse(&[]).unwrap_err().variable, "STREAM_NAME");
+        assert_eq!(
+            parse(&[("STREAM_NAME", "  ")]).unwrap_err().variable,
+            "STREAM_NAME"
+        );
+    }
+
+    #[test]
+    fn stream_accepts_an_arn_and_rejects_garbage() {
+        let arn = "arn:aws:kinesis:eu-west-1:123456789012:stream/events";
+        assert_eq!(
+            parse(&[("STREAM_NAME", arn)]).unwrap().stream,
+            StreamRef::Arn(arn.into())
+        );
+        for bad in [
+            "arn:aws:sqs:eu-west-1:1:queue",
+            "has space",
+            "arn:aws:kinesis:r:1:stream/",
+        ] {
+            assert_eq!(
+                parse(&[("STREAM_NAME", bad)]).unwrap_err().variable,
+                "STREAM_NAME",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn choices_are_parsed_and_bad_values_refused() {
+        let c = parse(&[
+            ("STREAM_NAME", "s"),
+            ("PARTITION_KEY", "device_id"),
+            ("ORDERING", "relaxed"),
+        ])
+        .unwrap();
+        assert_eq!(c.partition_key, PartitionKey::DeviceId);
+        assert_eq!(c.ordering, Ordering::Relaxed);
+        assert_eq!(
+            parse(&[("STREAM_NAME", "s"), ("PARTITION_KEY", "user")])
+                .unwrap_err()
+                .variable,
+            "PARTITION_KEY"
+        );
+        assert_eq!(
+            parse(&[("STREAM_NAME", "s"), ("ORDERING", "STRICT")])
+                .unwrap_err()
+                .variable,
+            "ORDERING"
+        );
+    }
+
+    #[test]
+    fn numbers_out_of_range_or_malformed_are_refused() {
+        for (var, value) in [
+            ("MAX_IN_FLIGHT_CALLS", "0"),
+            ("MAX_IN_FLIGHT_CALLS", "65"),
+            ("MAX_ATTEMPTS", "-1"),
+            ("MAX_EVENTS_PER_SUBMISSION", "ten"),
+            ("KINESIS_CALL_TIMEOUT_MS", "1.5"),
+        ] {
+            let err = parse(&[("STREAM_NAME", "s"), (var, value)]).unwrap_err();
+            assert_eq!(err.variable, var, "{var}={value}");
+        }
+        let err = parse(&[
+            ("STREAM_NAME", "s"),
+            ("RETRY_BASE_DELAY_MS", "100"),
+            ("RETRY_MAX_DELAY_MS", "50"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable, "RETRY_MAX_DELAY_MS");
+    }
+
+    #[test]
+    fn rejects_queue_must_be_a_url() {
+        let url = "https://sqs.eu-west-1.amazonaws.com/123456789012/rejects";
+        assert_eq!(
+            parse(&[("STREAM_NAME", "s"), ("REJECTS_QUEUE_URL", url)])
+                .unwrap()
+                .rejects_queue_url
+                .as_deref(),
+            Some(url)
+        );
+        assert_eq!(
+            parse(&[("STREAM_NAME", "s"), ("REJECTS_QUEUE_URL", "rejects")])
+                .unwrap_err()
+                .variable,
+            "REJECTS_QUEUE_URL"
+        );
+    }
+}

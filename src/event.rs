@@ -1,0 +1,172 @@
+//! The event model and the JSON of the Kinesis record each event becomes.
+//!
+//! Every event of a submission is published as its own record, wrapped with
+//! enough context (ids, position, count, times) that a consumer can process
+//! it alone, put a submission back together, and de-duplicate redeliveries:
+//! `event_id` is a UUIDv5 over `device_id`, `submission_id` and `sequence`,
+//! so the same submission always yields the same ids.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize, Serializer};
+use time::OffsetDateTime;
+use time::macros::format_description;
+use uuid::Uuid;
+
+use crate::config::PartitionKey;
+use crate::submission::{Reason, Rejection, Submission};
+
+/// The namespace of `event_id`:
+/// `event_id = uuid5(EVENT_ID_NAMESPACE, "{device_id}/{submission_id}/{sequence}")`
+/// with both ids in lowercase hyphenated form and `sequence` in decimal.
+pub const EVENT_ID_NAMESPACE: Uuid = uuid::uuid!("112ae2df-81a4-48c5-9844-96005350b137");
+
+/// Kinesis' limit on one record: data plus partition key.
+pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+
+/// One event of a submission, as the sensor sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event<'a> {
+    NewProcess(NewProcess<'a>),
+    NetworkConnection(NetworkConnection<'a>),
+}
+
+impl Event<'_> {
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Event::NewProcess(_) => "new_process",
+            Event::NetworkConnection(_) => "network_connection",
+        }
+    }
+}
+
+/// `event_data` is the event's own object, without a type tag.
+impl Serialize for Event<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Event::NewProcess(e) => e.serialize(s),
+            Event::NetworkConnection(e) => e.serialize(s),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewProcess<'a> {
+    #[serde(borrow)]
+    pub cmdl: Cow<'a, str>,
+    #[serde(borrow)]
+    pub user: Cow<'a, str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConnection<'a> {
+    /// Validated as an IP address, published as sent.
+    #[serde(borrow)]
+    pub source_ip: Cow<'a, str>,
+    #[serde(borrow)]
+    pub destination_ip: Cow<'a, str>,
+    #[serde(deserialize_with = "crate::submission::deserialize_port")]
+    pub destination_port: u16,
+}
+
+/// The JSON object published for one event.
+#[derive(Serialize)]
+struct EventRecord<'a> {
+    event_id: Uuid,
+    event_type: &'static str,
+    submission_id: Uuid,
+    device_id: Uuid,
+    sequence: usize,
+    event_count: usize,
+    time_created: &'a str,
+    time_processed: &'a str,
+    event_data: &'a Event<'a>,
+}
+
+/// A submission ready to publish: its records in `sequence` order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedSubmission {
+    pub submission_id: Uuid,
+    pub device_id: Uuid,
+    pub partition_key: Arc<str>,
+    pub records: Vec<Bytes>,
+}
+
+/// The deterministic id of the event at `sequence` in a submission.
+pub fn event_id(device_id: &Uuid, submission_id: &Uuid, sequence: usize) -> Uuid {
+    let mut name = String::with_capacity(36 + 1 + 36 + 1 + 20);
+    {
+        use std::fmt::Write as _;
+        // Writing to a String cannot fail.
+        let _ = write!(name, "{device_id}/{submission_id}/{sequence}");
+    }
+    Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes())
+}
+
+/// `time_processed`: RFC 3339, UTC, microseconds, `Z`.
+pub fn format_time_processed(now: OffsetDateTime) -> String {
+    let utc = now.to_offset(time::UtcOffset::UTC);
+    let format =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+    // Formatting a UTC date-time with numeric components only fails for years
+    // beyond 9999, which a clock does not produce; fall back to RFC 3339.
+    utc.format(&format)
+        .or_else(|_| utc.format(&time::format_description::well_known::Rfc3339))
+        .unwrap_or_default()
+}
+
+/// Builds the record of every event. Fails with `event_too_large` if any
+/// record would exceed Kinesis' 1 MiB limit, so that nothing of an
+/// unpublishable submission is sent.
+pub fn encode(
+    submission: &Submission<'_>,
+    key: PartitionKey,
+    time_processed: &str,
+) -> Result<EncodedSubmission, Rejection> {
+    let partition_key: Arc<str> = match key {
+        PartitionKey::SubmissionId => submission.submission_id.to_string().into(),
+        PartitionKey::DeviceId => submission.device_id.to_string().into(),
+    };
+    let event_count = submission.events.len();
+    let mut records = Vec::with_capacity(event_count);
+    for (sequence, event) in submission.events.iter().enumerate() {
+        let record = EventRecord {
+            event_id: event_id(&submission.device_id, &submission.submission_id, sequence),
+            event_type: event.event_type(),
+            submission_id: submission.submission_id,
+            device_id: submission.device_id,
+            sequence,
+            event_count,
+            time_created: &submission.time_created,
+            time_processed,
+            event_data: event,
+        };
+        let mut data = Vec::with_capacity(384);
+        serde_json::to_writer(&mut data, &record).map_err(|_| too_large(submission, sequence))?;
+        if data.len() + partition_key.len() > MAX_RECORD_BYTES {
+            return Err(too_large(submission, sequence));
+        }
+        records.push(Bytes::from(data));
+    }
+    Ok(EncodedSubmission {
+        submission_id: submission.submission_id,
+        device_id: submission.device_id,
+        partition_key,
+        records,
+    })
+}
+
+fn too_large(submission: &Submission<'_>, sequence: usize) -> Rejection {
+    Rejection {
+        reason: Reason::EventTooLarge,
+        detail: format!(
+            "event {sequence} exceeds the Kinesis record limit of {MAX_RECORD_BYTES} bytes"
+        ),
+        submission_id: Some(submission.submission_id.to_string()),
+        device_id: Some(submission.device_id.to_string()),
+    }
+}

@@ -1,0 +1,450 @@
+//! The batch handler: an SQS batch in, `batchItemFailures` out.
+//!
+//! The flow, top to bottom: decode and validate every message; drop the
+//! invalid ones (logged, counted, forwarded to the rejects queue if there is
+//! one); encode the valid ones into records; publish them lane by lane; and
+//! answer with the message ids of every submission that was not fully
+//! published, so SQS redelivers exactly those.
+//!
+//! For a FIFO queue a message group is one lane: once a message of a group
+//! fails, every later message of that group in the batch fails too, and
+//! nothing of them is published, so SQS redelivers the group in order.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use lambda_runtime::LambdaEvent;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use crate::config::Config;
+use crate::event::{self, EncodedSubmission};
+use crate::metrics::InvocationMetrics;
+use crate::publisher::{Outcome, PublishFailure, Publisher, RecordSink};
+use crate::rejects::{self, RejectSink, RejectedMessage};
+use crate::submission::{self, Limits, Rejection};
+
+/// The function: configuration plus its two outlets.
+pub struct Handler<K, R> {
+    config: Config,
+    publisher: Publisher,
+    kinesis: K,
+    rejects: Option<R>,
+    function_name: String,
+}
+
+/// Returned instead of a response when a message that must be retried has no
+/// `messageId` to name it by: the invocation fails, so SQS retries the whole
+/// batch rather than losing that message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnidentifiedFailure {
+    pub failed_without_id: usize,
+}
+
+impl fmt::Display for UnidentifiedFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} message(s) without a messageId could not be processed; failing the whole batch so SQS retries it",
+            self.failed_without_id
+        )
+    }
+}
+
+impl std::error::Error for UnidentifiedFailure {}
+
+impl From<UnidentifiedFailure> for lambda_runtime::Diagnostic {
+    fn from(e: UnidentifiedFailure) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: "UnidentifiedFailure".into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// What became of one SQS message.
+#[derive(Debug, Clone)]
+enum Fate {
+    /// Valid; its records are `encoded[index]`.
+    Valid(usize),
+    /// Invalid and acknowledged.
+    Rejected(Rejection),
+    /// Invalid, but the rejects queue could not take it, so it is retried.
+    RejectNotStored,
+    /// A repeat of an earlier message id in this batch; follows that message.
+    Duplicate(usize),
+}
+
+struct Message<'e> {
+    id: Option<&'e str>,
+    group: Option<&'e str>,
+    body: &'e str,
+    fate: Fate,
+    failed: bool,
+}
+
+impl<K: RecordSink, R: RejectSink> Handler<K, R> {
+    pub fn new(config: Config, kinesis: K, rejects: Option<R>) -> Self {
+        let function_name =
+            std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "edr-preprocessor".into());
+        Handler {
+            publisher: Publisher::from_config(&config),
+            config,
+            kinesis,
+            rejects,
+            function_name,
+        }
+    }
+
+    /// The Lambda entry point: takes the deadline from the invocation context.
+    pub async fn invoke(
+        &self,
+        event: LambdaEvent<SqsEvent>,
+    ) -> Result<SqsBatchResponse, UnidentifiedFailure> {
+        let deadline = deadline_instant(event.context.deadline);
+        self.handle(event.payload, deadline).await
+    }
+
+    /// Processes one batch; no PutRecords call is in flight after
+    /// `deadline - DEADLINE_MARGIN_MS`.
+    pub async fn handle(
+        &self,
+        event: SqsEvent,
+        deadline: Instant,
+    ) -> Result<SqsBatchResponse, UnidentifiedFailure> {
+        let started = Instant::now();
+        let (response, metrics) = self.process(&event.records, deadline).await;
+        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(
+            received = metrics.received,
+            valid = metrics.valid,
+            rejected = metrics.rejected_total(),
+            published = metrics.published,
+            failed = metrics.failed,
+            records = metrics.events_published,
+            calls = metrics.put_records_calls,
+            retries = metrics.records_retried,
+            duration_ms,
+            "batch processed"
+        );
+        metrics.emit(
+            &self.config.metrics_namespace,
+            &self.function_name,
+            unix_millis(),
+        );
+        response
+    }
+
+    async fn process(
+        &self,
+        records: &[SqsMessage],
+        deadline: Instant,
+    ) -> (
+        Result<SqsBatchResponse, UnidentifiedFailure>,
+        InvocationMetrics,
+    ) {
+        let mut metrics = InvocationMetrics {
+            received: records.len() as u64,
+            ..InvocationMetrics::default()
+        };
+        let time_processed = event::format_time_processed(OffsetDateTime::now_utc());
+        let fifo = records.iter().any(is_fifo);
+
+        // 1. Decode and validate every message.
+        let limits = Limits {
+            max_events: self.config.max_events_per_submission,
+        };
+        let mut encoded: Vec<EncodedSubmission> = Vec::new();
+        let mut first_with_id: HashMap<&str, usize> = HashMap::new();
+        let mut messages: Vec<Message<'_>> = Vec::with_capacity(records.len());
+        for (index, record) in records.iter().enumerate() {
+            let id = record.message_id.as_deref().filter(|id| !id.is_empty());
+            let body = record.body.as_deref().unwrap_or_default();
+            let fate = match id.and_then(|id| first_with_id.get(id)) {
+                Some(&first) => {
+                    tracing::warn!(
+                        message_id = id,
+                        "duplicate messageId in batch; processed once"
+                    );
+                    Fate::Duplicate(first)
+                }
+                None => match self.validate(body, limits, &time_processed) {
+                    Ok(submission) => {
+                        encoded.push(submission);
+                        Fate::Valid(encoded.len() - 1)
+                    }
+                    Err(rejection) => {
+                        log_rejection(id, &rejection);
+                        *metrics.rejected.entry(rejection.reason).or_default() += 1;
+                        Fate::Rejected(rejection)
+                    }
+                },
+            };
+            if let Some(id) = id {
+                first_with_id.entry(id).or_insert(index);
+            }
+            let group = if fifo {
+                record.attributes.get("MessageGroupId").map(String::as_str)
+            } else {
+                None
+            };
+            messages.push(Message {
+                id,
+                group,
+                body,
+                fate,
+                failed: false,
+            });
+        }
+
+        // 2. Keep the invalid ones in the rejects queue, if there is one.
+        self.store_rejects(&mut messages).await;
+
+        // 3. Publish, one lane per submission or per FIFO message group.
+        let publish_started = Instant::now();
+        let lanes = lanes(&mut messages, fifo);
+        let report = self
+            .publisher
+            .publish(&self.kinesis, &encoded, lanes, deadline)
+            .await;
+        metrics.publish_latency_ms = publish_started.elapsed().as_secs_f64() * 1000.0;
+        metrics.put_records_calls = report.stats.calls;
+        metrics.records_retried = report.stats.records_retried;
+        metrics.valid = encoded.len() as u64;
+        for (index, outcome) in report.outcomes.iter().enumerate() {
+            if let Some(Outcome::Published) = outcome {
+                metrics.published += 1;
+                metrics.events_published +=
+                    encoded.get(index).map_or(0, |e| e.records.len() as u64);
+            }
+        }
+        for message in &mut messages {
+            if let Fate::Valid(index) = message.fate {
+                match report.outcomes.get(index).cloned().flatten() {
+                    Some(Outcome::Published) => {}
+                    Some(Outcome::Failed(failure)) => {
+                        log_publish_failure(message.id, encoded.get(index), &failure);
+                        message.failed = true;
+                    }
+                    None => message.failed = true,
+                }
+            }
+        }
+
+        // 4. In a FIFO group nothing after a failed message may be acknowledged.
+        if fifo {
+            fail_rest_of_groups(&mut messages);
+        }
+        let response = respond(&messages);
+        metrics.failed = match &response {
+            Ok(r) => r.batch_item_failures.len() as u64,
+            Err(_) => metrics.received,
+        };
+        (response, metrics)
+    }
+
+    fn validate(
+        &self,
+        body: &str,
+        limits: Limits,
+        time_processed: &str,
+    ) -> Result<EncodedSubmission, Rejection> {
+        let decoded = submission::decode_body(body)?;
+        let submission = submission::parse_json(&decoded, limits)?;
+        event::encode(&submission, self.config.partition_key, time_processed)
+    }
+
+    async fn store_rejects(&self, messages: &mut [Message<'_>]) {
+        let Some(sink) = &self.rejects else { return };
+        let pending: Vec<(usize, RejectedMessage<'_>)> = messages
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| match &m.fate {
+                Fate::Rejected(r) => Some((
+                    i,
+                    RejectedMessage {
+                        body: m.body,
+                        reason: r.reason,
+                        detail: &r.detail,
+                        source_message_id: m.id.unwrap_or_default(),
+                        group_id: m.group,
+                    },
+                )),
+                _ => None,
+            })
+            .collect();
+        if pending.is_empty() {
+            return;
+        }
+        let (indices, outgoing): (Vec<usize>, Vec<RejectedMessage<'_>>) =
+            pending.into_iter().unzip();
+        let results = rejects::send_all(sink, &outgoing).await;
+        drop(outgoing);
+        for (i, result) in indices.into_iter().zip(results) {
+            if let Err(error) = result {
+                let Some(message) = messages.get_mut(i) else {
+                    continue;
+                };
+                if let Fate::Rejected(rejection) = &message.fate {
+                    tracing::warn!(
+                        message_id = message.id,
+                        reason = rejection.reason.as_str(),
+                        error = %error,
+                        "rejects queue did not take an invalid submission; it will be retried"
+                    );
+                    message.fate = Fate::RejectNotStored;
+                    message.failed = true;
+                }
+            }
+        }
+    }
+}
+
+/// Builds the lanes: each valid submission alone, or each FIFO group's
+/// valid submissions in batch order, cut at the first message that already
+/// failed (whose successors are then failed without being published).
+fn lanes(messages: &mut [Message<'_>], fifo: bool) -> Vec<Vec<usize>> {
+    if !fifo {
+        return messages
+            .iter()
+            .filter_map(|m| match m.fate {
+                Fate::Valid(i) => Some(vec![i]),
+                _ => None,
+            })
+            .collect();
+    }
+    let mut lanes: Vec<Vec<usize>> = Vec::new();
+    let mut lane_of_group: HashMap<&str, usize> = HashMap::new();
+    let mut blocked: HashSet<&str> = HashSet::new();
+    for m in messages.iter_mut() {
+        let Some(group) = m.group else {
+            // A FIFO message always has a group; without one it stands alone.
+            if let Fate::Valid(i) = m.fate {
+                lanes.push(vec![i]);
+            }
+            continue;
+        };
+        if blocked.contains(group) {
+            m.failed = true;
+            continue;
+        }
+        if m.failed {
+            blocked.insert(group);
+            continue;
+        }
+        if let Fate::Valid(i) = m.fate {
+            match lane_of_group
+                .get(group)
+                .and_then(|&lane| lanes.get_mut(lane))
+            {
+                Some(lane) => lane.push(i),
+                None => {
+                    lane_of_group.insert(group, lanes.len());
+                    lanes.push(vec![i]);
+                }
+            }
+        }
+    }
+    lanes
+}
+
+/// Marks every message of a group after its first failed message as failed.
+fn fail_rest_of_groups(messages: &mut [Message<'_>]) {
+    let mut failed_groups: HashSet<&str> = HashSet::new();
+    for m in messages.iter_mut() {
+        let failed = m.failed;
+        if let Some(group) = m.group {
+            if failed_groups.contains(group) {
+                m.failed = true;
+            } else if failed {
+                failed_groups.insert(group);
+            }
+        }
+    }
+}
+
+/// The answer to SQS: each failed message id once, in batch order. A
+/// duplicate shares the fate of the first message with its id.
+fn respond(messages: &[Message<'_>]) -> Result<SqsBatchResponse, UnidentifiedFailure> {
+    let failed = |m: &Message<'_>| match m.fate {
+        Fate::Duplicate(first) => messages.get(first).is_some_and(|f| f.failed),
+        _ => m.failed,
+    };
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut response = SqsBatchResponse::default();
+    let mut without_id = 0;
+    for m in messages.iter().filter(|m| failed(m)) {
+        match m.id {
+            Some(id) => {
+                if seen.insert(id) {
+                    let mut item = BatchItemFailure::default();
+                    item.item_identifier = id.to_owned();
+                    response.batch_item_failures.push(item);
+                }
+            }
+            None => without_id += 1,
+        }
+    }
+    if without_id > 0 {
+        tracing::error!(
+            failed_without_id = without_id,
+            "failing the whole batch: a failed message has no messageId"
+        );
+        return Err(UnidentifiedFailure {
+            failed_without_id: without_id,
+        });
+    }
+    Ok(response)
+}
+
+fn is_fifo(record: &SqsMessage) -> bool {
+    record
+        .event_source_arn
+        .as_deref()
+        .is_some_and(|arn| arn.ends_with(".fifo"))
+        || record.attributes.contains_key("MessageGroupId")
+}
+
+fn log_rejection(message_id: Option<&str>, rejection: &Rejection) {
+    tracing::warn!(
+        message_id,
+        reason = rejection.reason.as_str(),
+        detail = rejection.detail.as_str(),
+        submission_id = rejection.submission_id.as_deref(),
+        device_id = rejection.device_id.as_deref(),
+        "submission rejected"
+    );
+}
+
+fn log_publish_failure(
+    message_id: Option<&str>,
+    submission: Option<&EncodedSubmission>,
+    failure: &PublishFailure,
+) {
+    tracing::warn!(
+        message_id,
+        submission_id = submission.map(|s| s.submission_id.to_string()),
+        device_id = submission.map(|s| s.device_id.to_string()),
+        cause = failure.cause.as_str(),
+        first_unwritten_sequence = failure.sequence,
+        error_code = failure.code.as_deref(),
+        error_message = failure.message.as_deref(),
+        "submission not fully published; it will be retried"
+    );
+}
+
+/// Converts Lambda's deadline (milliseconds since the Unix epoch) into an
+/// instant of the tokio clock.
+pub fn deadline_instant(deadline_epoch_ms: u64) -> Instant {
+    let now_ms = unix_millis();
+    Instant::now() + Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms))
+}
+
+fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

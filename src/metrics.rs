@@ -1,0 +1,208 @@
+//! Per-invocation metrics in CloudWatch Embedded Metric Format (EMF).
+//!
+//! EMF documents are plain JSON lines on stdout that CloudWatch Logs turns
+//! into metrics, so metrics cost no API call and no latency in the handler.
+//! Every metric carries the `FunctionName` dimension; rejections are also
+//! broken down by `Reason`. The names here are the contract with dashboards
+//! and alarms: [`METRIC_NAMES`] lists them all.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+
+use serde_json::{Map, Value, json};
+
+use crate::submission::Reason;
+
+pub const SUBMISSIONS_RECEIVED: &str = "SubmissionsReceived";
+pub const SUBMISSIONS_REJECTED: &str = "SubmissionsRejected";
+pub const SUBMISSIONS_PUBLISHED: &str = "SubmissionsPublished";
+pub const SUBMISSIONS_FAILED: &str = "SubmissionsFailed";
+pub const EVENTS_PUBLISHED: &str = "EventsPublished";
+pub const PUT_RECORDS_CALLS: &str = "PutRecordsCalls";
+pub const RECORDS_RETRIED: &str = "RecordsRetried";
+pub const PUBLISH_LATENCY: &str = "PublishLatency";
+
+/// Every metric name the function emits.
+pub const METRIC_NAMES: [&str; 8] = [
+    SUBMISSIONS_RECEIVED,
+    SUBMISSIONS_REJECTED,
+    SUBMISSIONS_PUBLISHED,
+    SUBMISSIONS_FAILED,
+    EVENTS_PUBLISHED,
+    PUT_RECORDS_CALLS,
+    RECORDS_RETRIED,
+    PUBLISH_LATENCY,
+];
+
+/// The dimension every metric carries, and the one rejections add.
+pub const DIMENSION_FUNCTION: &str = "FunctionName";
+pub const DIMENSION_REASON: &str = "Reason";
+
+/// What one invocation did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InvocationMetrics {
+    pub received: u64,
+    /// Valid submissions (for the summary log; not a metric of its own).
+    pub valid: u64,
+    pub rejected: BTreeMap<Reason, u64>,
+    pub published: u64,
+    /// Messages reported in `batchItemFailures` (all of them when the whole
+    /// batch is failed).
+    pub failed: u64,
+    pub events_published: u64,
+    pub put_records_calls: u64,
+    pub records_retried: u64,
+    pub publish_latency_ms: f64,
+}
+
+impl InvocationMetrics {
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+
+    /// The EMF documents: one with the totals, one per rejection reason.
+    pub fn to_emf(&self, namespace: &str, function_name: &str, timestamp_ms: u64) -> Vec<Value> {
+        let counts = [
+            (SUBMISSIONS_RECEIVED, self.received),
+            (SUBMISSIONS_REJECTED, self.rejected_total()),
+            (SUBMISSIONS_PUBLISHED, self.published),
+            (SUBMISSIONS_FAILED, self.failed),
+            (EVENTS_PUBLISHED, self.events_published),
+            (PUT_RECORDS_CALLS, self.put_records_calls),
+            (RECORDS_RETRIED, self.records_retried),
+        ];
+        let mut definitions: Vec<Value> = counts
+            .iter()
+            .map(|(name, _)| json!({"Name": name, "Unit": "Count"}))
+            .collect();
+        definitions.push(json!({"Name": PUBLISH_LATENCY, "Unit": "Milliseconds"}));
+        let mut totals = document(namespace, timestamp_ms, &[DIMENSION_FUNCTION], definitions);
+        totals.insert(DIMENSION_FUNCTION.into(), function_name.into());
+        for (name, value) in counts {
+            totals.insert(name.into(), value.into());
+        }
+        totals.insert(PUBLISH_LATENCY.into(), json!(self.publish_latency_ms));
+
+        let mut documents = vec![Value::Object(totals)];
+        for (reason, count) in &self.rejected {
+            let definitions = vec![json!({"Name": SUBMISSIONS_REJECTED, "Unit": "Count"})];
+            let mut doc = document(
+                namespace,
+                timestamp_ms,
+                &[DIMENSION_FUNCTION, DIMENSION_REASON],
+                definitions,
+            );
+            doc.insert(DIMENSION_FUNCTION.into(), function_name.into());
+            doc.insert(DIMENSION_REASON.into(), reason.as_str().into());
+            doc.insert(SUBMISSIONS_REJECTED.into(), (*count).into());
+            documents.push(Value::Object(doc));
+        }
+        documents
+    }
+
+    /// Writes the EMF documents to stdout, one line each.
+    pub fn emit(&self, namespace: &str, function_name: &str, timestamp_ms: u64) {
+        let mut out = std::io::stdout().lock();
+        for doc in self.to_emf(namespace, function_name, timestamp_ms) {
+            // A closed stdout leaves nothing to report the failure to.
+            let _ = writeln!(out, "{doc}");
+        }
+        let _ = out.flush();
+    }
+}
+
+fn document(
+    namespace: &str,
+    timestamp_ms: u64,
+    dimensions: &[&str],
+    metrics: Vec<Value>,
+) -> Map<String, Value> {
+    let mut doc = Map::new();
+    doc.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [dimensions],
+                "Metrics": metrics,
+            }],
+        }),
+    );
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> InvocationMetrics {
+        InvocationMetrics {
+            received: 10,
+            valid: 7,
+            rejected: BTreeMap::from([
+                (Reason::InvalidDestinationIp, 2),
+                (Reason::InvalidSubmissionId, 1),
+            ]),
+            published: 6,
+            failed: 1,
+            events_published: 48,
+            put_records_calls: 8,
+            records_retried: 3,
+            publish_latency_ms: 12.5,
+        }
+    }
+
+    #[test]
+    fn totals_document_is_valid_emf_with_every_metric() {
+        let docs = sample().to_emf("Ns", "fn", 1_700_000_000_000);
+        let totals = &docs[0];
+        let directive = &totals["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(totals["_aws"]["Timestamp"], 1_700_000_000_000u64);
+        assert_eq!(directive["Namespace"], "Ns");
+        assert_eq!(directive["Dimensions"], json!([["FunctionName"]]));
+        let names: Vec<&str> = directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, METRIC_NAMES);
+        assert_eq!(totals["FunctionName"], "fn");
+        assert_eq!(totals[SUBMISSIONS_RECEIVED], 10);
+        assert_eq!(totals[SUBMISSIONS_REJECTED], 3);
+        assert_eq!(totals[SUBMISSIONS_PUBLISHED], 6);
+        assert_eq!(totals[SUBMISSIONS_FAILED], 1);
+        assert_eq!(totals[EVENTS_PUBLISHED], 48);
+        assert_eq!(totals[PUT_RECORDS_CALLS], 8);
+        assert_eq!(totals[RECORDS_RETRIED], 3);
+        assert_eq!(totals[PUBLISH_LATENCY], 12.5);
+        assert_eq!(directive["Metrics"][7]["Unit"], "Milliseconds");
+    }
+
+    #[test]
+    fn rejections_are_broken_down_by_reason() {
+        let docs = sample().to_emf("Ns", "fn", 1);
+        assert_eq!(docs.len(), 3);
+        let by_reason: Vec<(String, u64)> = docs[1..]
+            .iter()
+            .map(|d| {
+                assert_eq!(
+                    d["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+                    json!([["FunctionName", "Reason"]])
+                );
+                (
+                    d["Reason"].as_str().unwrap().to_owned(),
+                    d[SUBMISSIONS_REJECTED].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            by_reason,
+            [
+                ("invalid_submission_id".to_owned(), 1),
+                ("invalid_destination_ip".to_owned(), 2)
+            ]
+        );
+    }
+}

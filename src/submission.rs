@@ -1,0 +1,525 @@
+//! Turning an SQS message body into a validated [`Submission`], or a
+//! [`Rejection`] that says why not.
+//!
+//! Sensors in the field send broken data (ids that are not UUIDs, addresses
+//! that are not IPs, `null` command lines), and a broken submission must be
+//! dropped whole: nothing of it is published. So validation is all-or-nothing
+//! and runs before any event is encoded. The schema is closed: an unknown
+//! field or event type is an error, not something to pass through.
+//!
+//! Parsing borrows strings from the decoded body wherever JSON escapes allow,
+//! so a valid submission costs one allocation for the body and one for its
+//! event list.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::IpAddr;
+
+use base64::Engine as _;
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use time::format_description::well_known::Iso8601;
+use time::{OffsetDateTime, PrimitiveDateTime};
+use uuid::Uuid;
+
+use crate::event::{Event, NetworkConnection, NewProcess};
+
+/// Why a submission was rejected. The code (`as_str`) is what appears in the
+/// log line, the metric dimension and the rejects queue attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    InvalidBase64,
+    InvalidUtf8,
+    MalformedJson,
+    NotAnObject,
+    MissingField,
+    UnknownField,
+    DuplicateField,
+    NullValue,
+    WrongType,
+    InvalidSubmissionId,
+    InvalidDeviceId,
+    InvalidTimeCreated,
+    UnknownEventType,
+    InvalidSourceIp,
+    InvalidDestinationIp,
+    InvalidDestinationPort,
+    TooManyEvents,
+    EventTooLarge,
+}
+
+impl Reason {
+    /// Every reason, for documentation and exhaustive tests.
+    pub const ALL: [Reason; 18] = [
+        Reason::InvalidBase64,
+        Reason::InvalidUtf8,
+        Reason::MalformedJson,
+        Reason::NotAnObject,
+        Reason::MissingField,
+        Reason::UnknownField,
+        Reason::DuplicateField,
+        Reason::NullValue,
+        Reason::WrongType,
+        Reason::InvalidSubmissionId,
+        Reason::InvalidDeviceId,
+        Reason::InvalidTimeCreated,
+        Reason::UnknownEventType,
+        Reason::InvalidSourceIp,
+        Reason::InvalidDestinationIp,
+        Reason::InvalidDestinationPort,
+        Reason::TooManyEvents,
+        Reason::EventTooLarge,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::InvalidBase64 => "invalid_base64",
+            Reason::InvalidUtf8 => "invalid_utf8",
+            Reason::MalformedJson => "malformed_json",
+            Reason::NotAnObject => "not_an_object",
+            Reason::MissingField => "missing_field",
+            Reason::UnknownField => "unknown_field",
+            Reason::DuplicateField => "duplicate_field",
+            Reason::NullValue => "null_value",
+            Reason::WrongType => "wrong_type",
+            Reason::InvalidSubmissionId => "invalid_submission_id",
+            Reason::InvalidDeviceId => "invalid_device_id",
+            Reason::InvalidTimeCreated => "invalid_time_created",
+            Reason::UnknownEventType => "unknown_event_type",
+            Reason::InvalidSourceIp => "invalid_source_ip",
+            Reason::InvalidDestinationIp => "invalid_destination_ip",
+            Reason::InvalidDestinationPort => "invalid_destination_port",
+            Reason::TooManyEvents => "too_many_events",
+            Reason::EventTooLarge => "event_too_large",
+        }
+    }
+
+    fn from_code(code: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.as_str() == code)
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A submission that failed validation. `detail` is short, made by this
+/// crate (never a copy of the body), and safe to log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: Reason,
+    pub detail: String,
+    /// The ids as far as they could be read (bounded in length), for logs.
+    pub submission_id: Option<String>,
+    pub device_id: Option<String>,
+}
+
+impl Rejection {
+    fn new(reason: Reason, detail: impl Into<String>) -> Self {
+        Rejection {
+            reason,
+            detail: detail.into(),
+            submission_id: None,
+            device_id: None,
+        }
+    }
+}
+
+/// A valid submission. Strings borrow from the decoded body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submission<'a> {
+    pub submission_id: Uuid,
+    pub device_id: Uuid,
+    /// As the sensor sent it (validated as an ISO 8601 date-time).
+    pub time_created: Cow<'a, str>,
+    /// In document order: event lists in the order their keys appear in the
+    /// `events` object, then list order.
+    pub events: Vec<Event<'a>>,
+}
+
+/// Limits that depend on configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_events: usize,
+}
+
+/// Undoes the sensors' transport encoding: a body whose first non-blank
+/// character is `{` is JSON as is; anything else must be standard base64
+/// (RFC 4648 alphabet, padding optional, surrounding blanks ignored).
+pub fn decode_body(body: &str) -> Result<Cow<'_, [u8]>, Rejection> {
+    let trimmed = body.trim_matches(|c: char| c.is_ascii_whitespace());
+    if trimmed.starts_with('{') {
+        return Ok(Cow::Borrowed(trimmed.as_bytes()));
+    }
+    BASE64
+        .decode(trimmed)
+        .map(Cow::Owned)
+        .map_err(|e| Rejection::new(Reason::InvalidBase64, base64_detail(&e)))
+}
+
+const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
+fn base64_detail(e: &base64::DecodeError) -> String {
+    match e {
+        base64::DecodeError::InvalidByte(offset, _) => {
+            format!("invalid base64 character at offset {offset}")
+        }
+        base64::DecodeError::InvalidLength(_) => "invalid base64 length".into(),
+        base64::DecodeError::InvalidLastSymbol(offset, _) => {
+            format!("invalid last base64 symbol at offset {offset}")
+        }
+        base64::DecodeError::InvalidPadding => "invalid base64 padding".into(),
+    }
+}
+
+/// Validates a decoded submission document.
+pub fn parse_json(bytes: &[u8], limits: Limits) -> Result<Submission<'_>, Rejection> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        Rejection::new(
+            Reason::InvalidUtf8,
+            format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+        )
+    })?;
+    if !text.trim_start().starts_with('{') {
+        return Err(with_ids(
+            Rejection::new(Reason::NotAnObject, "the document is not a JSON object"),
+            text,
+        ));
+    }
+    let raw: RawSubmission<'_> =
+        serde_json::from_str(text).map_err(|e| with_ids(rejection_from_json(&e), text))?;
+    validate(raw, limits).map_err(|r| with_ids(r, text))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSubmission<'a> {
+    #[serde(borrow)]
+    submission_id: Cow<'a, str>,
+    #[serde(borrow)]
+    device_id: Cow<'a, str>,
+    #[serde(borrow)]
+    time_created: Cow<'a, str>,
+    #[serde(borrow)]
+    events: EventList<'a>,
+}
+
+fn validate<'a>(raw: RawSubmission<'a>, limits: Limits) -> Result<Submission<'a>, Rejection> {
+    let submission_id = parse_uuid(&raw.submission_id).ok_or_else(|| {
+        Rejection::new(
+            Reason::InvalidSubmissionId,
+            "submission_id is not a hyphenated UUID",
+        )
+    })?;
+    let device_id = parse_uuid(&raw.device_id).ok_or_else(|| {
+        Rejection::new(
+            Reason::InvalidDeviceId,
+            "device_id is not a hyphenated UUID",
+        )
+    })?;
+    if !is_iso8601_date_time(&raw.time_created) {
+        return Err(Rejection::new(
+            Reason::InvalidTimeCreated,
+            "time_created is not an ISO 8601 date-time",
+        ));
+    }
+    let events = raw.events.0;
+    if events.len() > limits.max_events {
+        return Err(Rejection::new(
+            Reason::TooManyEvents,
+            format!(
+                "{} events, at most {} allowed",
+                events.len(),
+                limits.max_events
+            ),
+        ));
+    }
+    for (sequence, event) in events.iter().enumerate() {
+        if let Event::NetworkConnection(c) = event {
+            if c.source_ip.parse::<IpAddr>().is_err() {
+                return Err(Rejection::new(
+                    Reason::InvalidSourceIp,
+                    format!("event {sequence}: source_ip is not an IP address"),
+                ));
+            }
+            if c.destination_ip.parse::<IpAddr>().is_err() {
+                return Err(Rejection::new(
+                    Reason::InvalidDestinationIp,
+                    format!("event {sequence}: destination_ip is not an IP address"),
+                ));
+            }
+        }
+    }
+    Ok(Submission {
+        submission_id,
+        device_id,
+        time_created: raw.time_created,
+        events,
+    })
+}
+
+/// Only the canonical 8-4-4-4-12 form (either case) is a sensor id; the
+/// other spellings `Uuid::try_parse` allows (braced, URN, no hyphens) are not.
+fn parse_uuid(text: &str) -> Option<Uuid> {
+    if text.len() != 36 {
+        return None;
+    }
+    Uuid::try_parse(text).ok()
+}
+
+/// An ISO 8601 date and time of day, with or without a UTC offset. A date
+/// alone is not enough: events are ordered by time downstream.
+fn is_iso8601_date_time(text: &str) -> bool {
+    text.len() <= 64
+        && (PrimitiveDateTime::parse(text, &Iso8601::DEFAULT).is_ok()
+            || OffsetDateTime::parse(text, &Iso8601::DEFAULT).is_ok())
+}
+
+/// Marks an error raised by our own visitors with its reason code, so it
+/// survives serde_json's error type and can be read back.
+const REASON_TAG: &str = "edr-reason:";
+
+fn tagged<E: de::Error>(reason: Reason) -> E {
+    E::custom(format_args!("{REASON_TAG}{}", reason.as_str()))
+}
+
+/// Maps serde_json's error to a reason. serde's data errors are identified by
+/// their documented message prefixes; the detail keeps only the kind, the
+/// field name for missing/unknown/duplicate fields (bounded) and the position.
+fn rejection_from_json(e: &serde_json::Error) -> Rejection {
+    use serde_json::error::Category;
+    let at = format!("line {} column {}", e.line(), e.column());
+    match e.classify() {
+        Category::Io | Category::Syntax | Category::Eof => {
+            Rejection::new(Reason::MalformedJson, format!("malformed JSON at {at}"))
+        }
+        Category::Data => {
+            let message = e.to_string();
+            if let Some(code) = message.strip_prefix(REASON_TAG) {
+                let code = code.split_whitespace().next().unwrap_or_default();
+                let reason = Reason::from_code(code).unwrap_or(Reason::WrongType);
+                return Rejection::new(reason, format!("{code} at {at}"));
+            }
+            let field = || {
+                let name = message.split('`').nth(1).unwrap_or_default();
+                bounded(name, 64)
+            };
+            let (reason, detail) = if message.starts_with("missing field") {
+                (Reason::MissingField, format!("missing field {:?}", field()))
+            } else if message.starts_with("unknown field") {
+                (
+                    Reason::UnknownField,
+                    format!("unknown field {:?} at {at}", field()),
+                )
+            } else if message.starts_with("duplicate field") {
+                (
+                    Reason::DuplicateField,
+                    format!("duplicate field {:?} at {at}", field()),
+                )
+            } else if message.starts_with("invalid type: null") {
+                (
+                    Reason::NullValue,
+                    format!("null where a value is required at {at}"),
+                )
+            } else {
+                (
+                    Reason::WrongType,
+                    format!("value of the wrong type at {at}"),
+                )
+            };
+            Rejection::new(reason, detail)
+        }
+    }
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary.
+pub fn bounded(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+/// Fills in the ids of a rejected submission for its log line, reading them
+/// leniently from whatever parses. Runs only on the rejection path.
+fn with_ids(mut rejection: Rejection, text: &str) -> Rejection {
+    #[derive(Deserialize)]
+    struct Ids {
+        #[serde(default)]
+        submission_id: Lenient,
+        #[serde(default)]
+        device_id: Lenient,
+    }
+    if let Ok(ids) = serde_json::from_str::<Ids>(text) {
+        rejection.submission_id = ids.submission_id.0;
+        rejection.device_id = ids.device_id.0;
+    }
+    rejection
+}
+
+/// Any JSON value; keeps a string (bounded to 64 bytes), drops the rest.
+#[derive(Default)]
+struct Lenient(Option<String>);
+
+impl<'de> Deserialize<'de> for Lenient {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct AnyValue;
+        impl<'de> Visitor<'de> for AnyValue {
+            type Value = Lenient;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Lenient, E> {
+                Ok(Lenient(Some(bounded(v, 64))))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Lenient, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Lenient, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Lenient, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Lenient, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Lenient, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Lenient, S::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(Lenient(None))
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Lenient, M::Error> {
+                while map
+                    .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Lenient(None))
+            }
+        }
+        d.deserialize_any(AnyValue)
+    }
+}
+
+/// The `events` object: keys are event types, values are lists of events.
+/// Flattened into one list in document order.
+struct EventList<'a>(Vec<Event<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for EventList<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(EventListVisitor)
+    }
+}
+
+struct EventListVisitor;
+
+impl<'de> Visitor<'de> for EventListVisitor {
+    type Value = EventList<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object of event lists")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        let mut events = Vec::new();
+        let (mut seen_process, mut seen_connection) = (false, false);
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let (kind, seen) = match key.as_ref() {
+                "new_process" => (Kind::NewProcess, &mut seen_process),
+                "network_connection" => (Kind::NetworkConnection, &mut seen_connection),
+                _ => return Err(tagged(Reason::UnknownEventType)),
+            };
+            if std::mem::replace(seen, true) {
+                return Err(tagged(Reason::DuplicateField));
+            }
+            map.next_value_seed(ListInto {
+                kind,
+                out: &mut events,
+            })?;
+        }
+        Ok(EventList(events))
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    NewProcess,
+    NetworkConnection,
+}
+
+/// Appends one event list to the shared vector, keeping document order
+/// without an intermediate vector per list.
+struct ListInto<'v, 'a> {
+    kind: Kind,
+    out: &'v mut Vec<Event<'a>>,
+}
+
+impl<'de: 'a, 'a> DeserializeSeed<'de> for ListInto<'_, 'a> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for ListInto<'_, 'a> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of events")
+    }
+
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
+        if let Some(n) = seq.size_hint() {
+            self.out.reserve(n);
+        }
+        match self.kind {
+            Kind::NewProcess => {
+                while let Some(e) = seq.next_element::<NewProcess<'de>>()? {
+                    self.out.push(Event::NewProcess(e));
+                }
+            }
+            Kind::NetworkConnection => {
+                while let Some(e) = seq.next_element::<NetworkConnection<'de>>()? {
+                    self.out.push(Event::NetworkConnection(e));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `destination_port`: a JSON integer from 0 to 65535. Fractions, exponents,
+/// negative numbers (`-0` included, which JSON parsers read as a float) and
+/// out-of-range values are rejected with `invalid_destination_port`.
+pub(crate) fn deserialize_port<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    struct PortVisitor;
+    impl Visitor<'_> for PortVisitor {
+        type Value = u16;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an integer from 0 to 65535")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u16, E> {
+            u16::try_from(v).map_err(|_| tagged(Reason::InvalidDestinationPort))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u16, E> {
+            u16::try_from(v).map_err(|_| tagged(Reason::InvalidDestinationPort))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<u16, E> {
+            Err(tagged(Reason::InvalidDestinationPort))
+        }
+    }
+    d.deserialize_any(PortVisitor)
+}
