@@ -170,3 +170,151 @@ fn too_large(submission: &Submission<'_>, sequence: usize) -> Rejection {
         device_id: Some(submission.device_id.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::submission::{Limits, parse_json};
+    use serde_json::{Value, json};
+
+    const SUBMISSION: &str = "4a1b3c5d-0000-4000-8000-000000000001";
+    const DEVICE: &str = "9f8e7d6c-0000-4000-8000-000000000002";
+    const PROCESSED: &str = "2026-11-22T18:47:44.758345Z";
+
+    fn sample() -> String {
+        json!({
+            "submission_id": SUBMISSION,
+            "device_id": DEVICE,
+            "time_created": "2021-03-29T12:06:09.576033",
+            "events": {
+                "new_process": [{"cmdl": "C:\\Windows\\calc.exe \"x\"", "user": "admin"}],
+                "network_connection": [{"source_ip": "192.168.0.1", "destination_ip": "2001:db8::1", "destination_port": 443}]
+            }
+        })
+        .to_string()
+    }
+
+    fn encoded(key: PartitionKey) -> EncodedSubmission {
+        let text = sample();
+        let submission = parse_json(text.as_bytes(), Limits { max_events: 10 }).unwrap();
+        encode(&submission, key, PROCESSED).unwrap()
+    }
+
+    fn records(key: PartitionKey) -> Vec<Value> {
+        encoded(key)
+            .records
+            .iter()
+            .map(|r| serde_json::from_slice(r).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn each_event_becomes_a_record_with_every_field() {
+        let records = records(PartitionKey::SubmissionId);
+        assert_eq!(records.len(), 2);
+        let first = records[0].as_object().unwrap();
+        let keys: Vec<&str> = first.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "event_id",
+                "event_type",
+                "submission_id",
+                "device_id",
+                "sequence",
+                "event_count",
+                "time_created",
+                "time_processed",
+                "event_data"
+            ]
+        );
+        assert_eq!(first["event_id"], "b8bae67c-9b80-575c-b226-8aae6abe54f8");
+        assert_eq!(first["event_type"], "new_process");
+        assert_eq!(first["submission_id"], SUBMISSION);
+        assert_eq!(first["device_id"], DEVICE);
+        assert_eq!(first["sequence"], 0);
+        assert_eq!(first["event_count"], 2);
+        assert_eq!(first["time_created"], "2021-03-29T12:06:09.576033");
+        assert_eq!(first["time_processed"], PROCESSED);
+        assert_eq!(
+            first["event_data"],
+            json!({"cmdl": "C:\\Windows\\calc.exe \"x\"", "user": "admin"})
+        );
+
+        let second = &records[1];
+        assert_eq!(second["event_id"], "e9df8d64-8eac-5403-a69a-863a5e6764f1");
+        assert_eq!(second["event_type"], "network_connection");
+        assert_eq!(second["sequence"], 1);
+        assert_eq!(second["event_count"], 2);
+        assert_eq!(
+            second["event_data"],
+            json!({"source_ip": "192.168.0.1", "destination_ip": "2001:db8::1", "destination_port": 443})
+        );
+    }
+
+    #[test]
+    fn event_ids_are_uuid5_of_device_submission_and_sequence() {
+        let device = Uuid::parse_str(DEVICE).unwrap();
+        let submission = Uuid::parse_str(SUBMISSION).unwrap();
+        let id = event_id(&device, &submission, 7);
+        assert_eq!(id.get_version_num(), 5);
+        assert_eq!(
+            id,
+            Uuid::new_v5(
+                &EVENT_ID_NAMESPACE,
+                format!("{DEVICE}/{SUBMISSION}/7").as_bytes()
+            )
+        );
+        assert_eq!(id, event_id(&device, &submission, 7), "deterministic");
+        assert_ne!(id, event_id(&device, &submission, 8));
+        assert_ne!(id, event_id(&submission, &device, 7));
+    }
+
+    #[test]
+    fn ids_are_published_in_lowercase_whatever_the_sensor_sent() {
+        let text = sample().replace(DEVICE, &DEVICE.to_uppercase());
+        let submission = parse_json(text.as_bytes(), Limits { max_events: 10 }).unwrap();
+        let e = encode(&submission, PartitionKey::DeviceId, PROCESSED).unwrap();
+        let record: Value = serde_json::from_slice(&e.records[0]).unwrap();
+        assert_eq!(record["device_id"], DEVICE);
+        assert_eq!(record["event_id"], "b8bae67c-9b80-575c-b226-8aae6abe54f8");
+        assert_eq!(&*e.partition_key, DEVICE);
+    }
+
+    #[test]
+    fn partition_key_follows_the_setting() {
+        assert_eq!(
+            &*encoded(PartitionKey::SubmissionId).partition_key,
+            SUBMISSION
+        );
+        assert_eq!(&*encoded(PartitionKey::DeviceId).partition_key, DEVICE);
+    }
+
+    #[test]
+    fn time_processed_is_rfc3339_utc_with_microseconds_and_z() {
+        let t = time::macros::datetime!(2026-11-22 20:47:44.758345678 +02:00);
+        assert_eq!(format_time_processed(t), "2026-11-22T18:47:44.758345Z");
+        let now = format_time_processed(OffsetDateTime::now_utc());
+        assert_eq!(now.len(), PROCESSED.len());
+        assert!(now.ends_with('Z'));
+        assert!(
+            OffsetDateTime::parse(&now, &time::format_description::well_known::Rfc3339).is_ok()
+        );
+    }
+
+    #[test]
+    fn a_record_over_one_mebibyte_rejects_the_submission() {
+        let fits = MAX_RECORD_BYTES - 36 - 600;
+        for (len, ok) in [(fits, true), (MAX_RECORD_BYTES, false)] {
+            let text = sample().replace("admin", &"a".repeat(len));
+            let submission = parse_json(text.as_bytes(), Limits { max_events: 10 }).unwrap();
+            let result = encode(&submission, PartitionKey::SubmissionId, PROCESSED);
+            assert_eq!(result.is_ok(), ok, "user of {len} bytes");
+            if let Ok(e) = result {
+                assert!(e.records[0].len() + e.partition_key.len() <= MAX_RECORD_BYTES);
+            } else {
+                assert_eq!(result.unwrap_err().reason, Reason::EventTooLarge);
+            }
+        }
+    }
+}

@@ -98,6 +98,15 @@ impl<K: RecordSink, R: RejectSink> Handler<K, R> {
         }
     }
 
+    /// The Kinesis outlet (for tests that inspect what was sent).
+    pub fn kinesis(&self) -> &K {
+        &self.kinesis
+    }
+
+    pub fn rejects(&self) -> Option<&R> {
+        self.rejects.as_ref()
+    }
+
     /// The Lambda entry point: takes the deadline from the invocation context.
     pub async fn invoke(
         &self,

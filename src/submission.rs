@@ -523,3 +523,377 @@ pub(crate) fn deserialize_port<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D
     }
     d.deserialize_any(PortVisitor)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    const LIMITS: Limits = Limits { max_events: 100 };
+    const SUBMISSION: &str = "4a1b3c5d-0000-4000-8000-000000000001";
+    const DEVICE: &str = "9f8e7d6c-0000-4000-8000-000000000002";
+
+    fn valid() -> Value {
+        json!({
+            "submission_id": SUBMISSION,
+            "device_id": DEVICE,
+            "time_created": "2021-03-29T12:06:09.576033",
+            "events": {
+                "new_process": [{"cmdl": "calc.exe", "user": "admin"}],
+                "network_connection": [{"source_ip": "192.168.0.1", "destination_ip": "142.250.74.110", "destination_port": 443}]
+            }
+        })
+    }
+
+    fn check(doc: &Value) -> Result<usize, Rejection> {
+        let text = doc.to_string();
+        parse_json(text.as_bytes(), LIMITS).map(|s| s.events.len())
+    }
+
+    fn reason_of(doc: &Value) -> Reason {
+        check(doc).expect_err("must be rejected").reason
+    }
+
+    fn with(path: &[&str], value: Value) -> Value {
+        let mut doc = valid();
+        let mut node = &mut doc;
+        for key in &path[..path.len() - 1] {
+            node = match key.parse::<usize>() {
+                Ok(i) => &mut node[i],
+                Err(_) => &mut node[*key],
+            };
+        }
+        let last = path[path.len() - 1];
+        match last.parse::<usize>() {
+            Ok(i) => node[i] = value,
+            Err(_) => node[last] = value,
+        }
+        doc
+    }
+
+    fn without(path: &[&str]) -> Value {
+        let mut doc = valid();
+        let mut node = &mut doc;
+        for key in &path[..path.len() - 1] {
+            node = match key.parse::<usize>() {
+                Ok(i) => &mut node[i],
+                Err(_) => &mut node[*key],
+            };
+        }
+        node.as_object_mut().unwrap().remove(path[path.len() - 1]);
+        doc
+    }
+
+    #[test]
+    fn a_valid_submission_parses_in_document_order() {
+        let text = valid().to_string();
+        let s = parse_json(text.as_bytes(), LIMITS).unwrap();
+        assert_eq!(s.submission_id.to_string(), SUBMISSION);
+        assert_eq!(s.device_id.to_string(), DEVICE);
+        assert_eq!(s.time_created, "2021-03-29T12:06:09.576033");
+        assert_eq!(s.events.len(), 2);
+        assert_eq!(s.events[0].event_type(), "new_process");
+        assert_eq!(s.events[1].event_type(), "network_connection");
+    }
+
+    #[test]
+    fn event_lists_keep_the_order_of_their_keys() {
+        let text = format!(
+            r#"{{"submission_id":"{SUBMISSION}","device_id":"{DEVICE}","time_created":"2021-03-29T12:06:09",
+            "events":{{"network_connection":[{{"source_ip":"::1","destination_ip":"10.0.0.1","destination_port":1}},
+                                            {{"source_ip":"::1","destination_ip":"10.0.0.2","destination_port":2}}],
+                       "new_process":[{{"cmdl":"a","user":"u"}}]}}}}"#
+        );
+        let s = parse_json(text.as_bytes(), LIMITS).unwrap();
+        let types: Vec<&str> = s.events.iter().map(Event::event_type).collect();
+        assert_eq!(
+            types,
+            ["network_connection", "network_connection", "new_process"]
+        );
+        match &s.events[1] {
+            Event::NetworkConnection(c) => assert_eq!(c.destination_port, 2),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn either_list_may_be_empty_or_absent() {
+        assert_eq!(check(&without(&["events", "new_process"])).unwrap(), 1);
+        assert_eq!(
+            check(&without(&["events", "network_connection"])).unwrap(),
+            1
+        );
+        assert_eq!(check(&with(&["events"], json!({}))).unwrap(), 0);
+        assert_eq!(
+            check(&with(&["events", "new_process"], json!([]))).unwrap(),
+            1
+        );
+    }
+
+    #[test]
+    fn ids_must_be_hyphenated_uuids() {
+        assert_eq!(
+            reason_of(&with(&["submission_id"], json!("not-an-uuid"))),
+            Reason::InvalidSubmissionId
+        );
+        assert_eq!(
+            reason_of(&with(&["device_id"], json!("not-an-uuid"))),
+            Reason::InvalidDeviceId
+        );
+        // Other spellings uuid accepts are not sensor ids.
+        assert_eq!(
+            reason_of(&with(
+                &["device_id"],
+                json!("9f8e7d6c00004000800000000000000")
+            )),
+            Reason::InvalidDeviceId
+        );
+        assert_eq!(
+            reason_of(&with(&["device_id"], json!(format!("{{{DEVICE}}}")))),
+            Reason::InvalidDeviceId
+        );
+        assert_eq!(
+            reason_of(&with(&["submission_id"], json!(42))),
+            Reason::WrongType
+        );
+        // Upper case is the same UUID.
+        assert!(check(&with(&["device_id"], json!(DEVICE.to_uppercase()))).is_ok());
+    }
+
+    #[test]
+    fn destination_and_source_must_be_ip_addresses() {
+        let bad = with(
+            &["events", "network_connection", "0", "destination_ip"],
+            json!("not-an-ip"),
+        );
+        assert_eq!(reason_of(&bad), Reason::InvalidDestinationIp);
+        let bad = with(
+            &["events", "network_connection", "0", "source_ip"],
+            json!("300.1.1.1"),
+        );
+        assert_eq!(reason_of(&bad), Reason::InvalidSourceIp);
+        let v6 = with(
+            &["events", "network_connection", "0", "destination_ip"],
+            json!("2001:db8::1"),
+        );
+        assert!(check(&v6).is_ok());
+    }
+
+    #[test]
+    fn null_command_line_is_rejected() {
+        assert_eq!(
+            reason_of(&with(&["events", "new_process", "0", "cmdl"], Value::Null)),
+            Reason::NullValue
+        );
+        assert_eq!(
+            reason_of(&with(&["events", "new_process", "0", "user"], json!(7))),
+            Reason::WrongType
+        );
+    }
+
+    #[test]
+    fn ports_must_be_integers_in_range() {
+        for ok in [json!(0), json!(65535)] {
+            assert!(
+                check(&with(
+                    &["events", "network_connection", "0", "destination_port"],
+                    ok
+                ))
+                .is_ok()
+            );
+        }
+        for bad in ["65536", "-1", "443.0", "4.43e2", "-0", "1e400"] {
+            let text = valid().to_string().replace("443", bad);
+            let got = parse_json(text.as_bytes(), LIMITS).expect_err(bad).reason;
+            let expected = if bad == "1e400" {
+                Reason::MalformedJson
+            } else {
+                Reason::InvalidDestinationPort
+            };
+            assert_eq!(got, expected, "port {bad}");
+        }
+        let text = valid().to_string().replace("443", "\"443\"");
+        assert_eq!(
+            parse_json(text.as_bytes(), LIMITS).unwrap_err().reason,
+            Reason::WrongType
+        );
+    }
+
+    #[test]
+    fn the_schema_is_closed() {
+        assert_eq!(reason_of(&with(&["extra"], json!(1))), Reason::UnknownField);
+        assert_eq!(
+            reason_of(&with(&["events", "new_process", "0", "pid"], json!(1))),
+            Reason::UnknownField
+        );
+        assert_eq!(
+            reason_of(&with(&["events", "file_write"], json!([]))),
+            Reason::UnknownEventType
+        );
+        assert_eq!(reason_of(&without(&["device_id"])), Reason::MissingField);
+        assert_eq!(reason_of(&without(&["events"])), Reason::MissingField);
+        assert_eq!(
+            reason_of(&without(&["events", "new_process", "0", "user"])),
+            Reason::MissingField
+        );
+        assert_eq!(
+            reason_of(&with(&["events", "new_process"], json!({"cmdl": "x"}))),
+            Reason::WrongType
+        );
+        assert_eq!(
+            reason_of(&with(&["events", "new_process"], Value::Null)),
+            Reason::NullValue
+        );
+        assert_eq!(reason_of(&with(&["events"], json!([]))), Reason::WrongType);
+    }
+
+    #[test]
+    fn duplicate_keys_are_rejected() {
+        let text = valid()
+            .to_string()
+            .replacen('{', &format!("{{\"device_id\":\"{DEVICE}\","), 1);
+        assert_eq!(
+            parse_json(text.as_bytes(), LIMITS).unwrap_err().reason,
+            Reason::DuplicateField
+        );
+        let text = valid()
+            .to_string()
+            .replace("\"new_process\":", "\"new_process\":[],\"new_process\":");
+        assert_eq!(
+            parse_json(text.as_bytes(), LIMITS).unwrap_err().reason,
+            Reason::DuplicateField
+        );
+    }
+
+    #[test]
+    fn time_created_must_be_an_iso8601_date_time() {
+        for ok in [
+            "2021-03-29T12:06:09.576033",
+            "2021-03-29T12:06:09",
+            "2021-03-29T12:06:09Z",
+            "2021-03-29T12:06:09.5+02:00",
+        ] {
+            assert!(check(&with(&["time_created"], json!(ok))).is_ok(), "{ok}");
+        }
+        for bad in [
+            "2021-03-29",
+            "yesterday",
+            "2021-02-30T00:00:00",
+            "2021-03-29 12:06:09",
+            "",
+            "12:06:09",
+        ] {
+            assert_eq!(
+                reason_of(&with(&["time_created"], json!(bad))),
+                Reason::InvalidTimeCreated,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn too_many_events_are_rejected() {
+        let many: Vec<Value> = (0..101)
+            .map(|_| json!({"cmdl": "a", "user": "b"}))
+            .collect();
+        let doc = with(&["events", "new_process"], Value::Array(many));
+        assert_eq!(reason_of(&doc), Reason::TooManyEvents);
+        let exactly: Vec<Value> = (0..99).map(|_| json!({"cmdl": "a", "user": "b"})).collect();
+        assert_eq!(
+            check(&with(&["events", "new_process"], Value::Array(exactly))).unwrap(),
+            100
+        );
+    }
+
+    #[test]
+    fn broken_documents_are_rejected_by_kind() {
+        let reason = |bytes: &[u8]| parse_json(bytes, LIMITS).unwrap_err().reason;
+        assert_eq!(reason(b"{\"submission_id\": "), Reason::MalformedJson);
+        assert_eq!(reason(b"[1, 2]"), Reason::NotAnObject);
+        assert_eq!(reason(b"\"text\""), Reason::NotAnObject);
+        assert_eq!(reason(b""), Reason::NotAnObject);
+        assert_eq!(reason(b"{\"a\": \"\xff\"}"), Reason::InvalidUtf8);
+        let deep = format!(
+            "{{\"submission_id\":{}{}}}",
+            "[".repeat(5000),
+            "]".repeat(5000)
+        );
+        assert!(matches!(
+            reason(deep.as_bytes()),
+            Reason::MalformedJson | Reason::WrongType
+        ));
+    }
+
+    #[test]
+    fn bodies_are_base64_or_plain_json() {
+        let json = valid().to_string();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&json);
+        assert_eq!(decode_body(&b64).unwrap().as_ref(), json.as_bytes());
+        assert_eq!(
+            decode_body(&format!("  {b64}\n")).unwrap().as_ref(),
+            json.as_bytes()
+        );
+        assert_eq!(
+            decode_body(b64.trim_end_matches('=')).unwrap().as_ref(),
+            json.as_bytes(),
+            "padding is optional"
+        );
+        assert_eq!(
+            decode_body(&format!(" {json}")).unwrap().as_ref(),
+            json.as_bytes()
+        );
+        assert_eq!(
+            decode_body("not base64!").unwrap_err().reason,
+            Reason::InvalidBase64
+        );
+        let url_safe = base64::engine::general_purpose::URL_SAFE.encode([0xfb, 0xff]);
+        assert_eq!(
+            decode_body(&url_safe).unwrap_err().reason,
+            Reason::InvalidBase64,
+            "URL-safe alphabet is refused"
+        );
+    }
+
+    #[test]
+    fn rejections_carry_the_ids_they_could_read_but_no_content() {
+        let doc = with(
+            &["events", "network_connection", "0", "destination_ip"],
+            json!("not-an-ip"),
+        );
+        let r = check(&doc).unwrap_err();
+        assert_eq!(r.submission_id.as_deref(), Some(SUBMISSION));
+        assert_eq!(r.device_id.as_deref(), Some(DEVICE));
+        let secret = with(
+            &["events", "new_process", "0", "pid"],
+            json!("s3cr3t-command-line"),
+        );
+        let r = check(&secret).unwrap_err();
+        assert_eq!(r.reason, Reason::UnknownField);
+        assert!(!r.detail.contains("s3cr3t"), "{}", r.detail);
+        let long = with(&["submission_id"], json!("x".repeat(10_000)));
+        let r = check(&long).unwrap_err();
+        assert_eq!(
+            r.submission_id.map(|s| s.len()),
+            Some(64),
+            "ids in logs are bounded"
+        );
+        let port = valid().to_string().replace("443", "\"s3cr3t\"");
+        let r = parse_json(port.as_bytes(), LIMITS).unwrap_err();
+        assert!(!r.detail.contains("s3cr3t"), "{}", r.detail);
+    }
+
+    #[test]
+    fn every_reason_has_a_distinct_snake_case_code() {
+        let codes: std::collections::HashSet<&str> =
+            Reason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(codes.len(), Reason::ALL.len());
+        for r in Reason::ALL {
+            assert!(
+                r.as_str()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            );
+            assert_eq!(Reason::from_code(r.as_str()), Some(r));
+        }
+    }
+}

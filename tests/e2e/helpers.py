@@ -1,0 +1,158 @@
+"""Helpers of the end-to-end tests (see conftest.py for the fixtures)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import sensor_fleet  # noqa: E402
+
+REGION = "us-east-1"
+
+
+@dataclass
+class Aws:
+    endpoint: str
+    sqs: object
+    kinesis: object
+    lambda_: object
+    iam: object
+
+
+@dataclass
+class Stack:
+    """One deployment: queue (+ rejects queue), stream, function, mapping."""
+    aws: Aws
+    name: str
+    queue_url: str
+    queue_arn: str
+    stream: str
+    function: str
+    rejects_url: str | None = None
+    esm_uuid: str | None = None
+    sent: list = field(default_factory=list)
+
+    def send(self, entries: list[dict]) -> list[dict]:
+        sensor_fleet.send(self.aws.sqs, self.queue_url, entries)
+        self.sent.extend(entries)
+        return entries
+
+    def send_bodies(self, bodies: list[str]) -> list[str]:
+        entries = [{"body": b} for b in bodies]
+        sensor_fleet.send(self.aws.sqs, self.queue_url, entries)
+        return [e["message_id"] for e in entries]
+
+    def wait_drained(self, timeout: float = 90) -> float:
+        return sensor_fleet.wait_drained(self.aws.sqs, self.queue_url, timeout, quiet_polls=3)
+
+    def depth(self) -> int:
+        return sensor_fleet.queue_depth(self.aws.sqs, self.queue_url)
+
+    def records(self) -> list[dict]:
+        return sensor_fleet.read_stream(self.aws.kinesis, self.stream)
+
+    def rejects(self) -> list[dict]:
+        assert self.rejects_url
+        return sensor_fleet.drain_queue(self.aws.sqs, self.rejects_url)
+
+    def invoke(self, event: dict) -> tuple[dict | str, str | None]:
+        """Synchronous Invoke through MiniStack's Lambda API and the Runtime API."""
+        resp = self.aws.lambda_.invoke(FunctionName=self.function, Payload=json.dumps(event).encode())
+        raw = resp["Payload"].read().decode()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = raw
+        return body, resp.get("FunctionError")
+
+
+class Deployer:
+    def __init__(self, aws: Aws, role_arn: str, zip_bytes: bytes):
+        self.aws, self.role_arn, self.zip_bytes = aws, role_arn, zip_bytes
+        self.stacks: list[Stack] = []
+
+    def __call__(self, *, env: dict | None = None, batch_size: int = 10, visibility_timeout: int = 30,
+                 timeout: int = 10, shards: int = 2, rejects: bool = True, mapping: bool = True,
+                 stream_as_arn: bool = False, fifo: bool = False) -> Stack:
+        name = f"e2e-{uuid.uuid4().hex[:8]}"
+        sqs, kin, lam = self.aws.sqs, self.aws.kinesis, self.aws.lambda_
+        qname = f"{name}-submissions" + (".fifo" if fifo else "")
+        attrs = {"VisibilityTimeout": str(visibility_timeout)}
+        if fifo:
+            attrs.update(FifoQueue="true", ContentBasedDeduplication="true")
+        queue_url = sqs.create_queue(QueueName=qname, Attributes=attrs)["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        rejects_url = None
+        if rejects:
+            rname = f"{name}-rejects" + (".fifo" if fifo else "")
+            rattrs = {"FifoQueue": "true", "ContentBasedDeduplication": "true"} if fifo else {}
+            rejects_url = sqs.create_queue(QueueName=rname, Attributes=rattrs)["QueueUrl"]
+        stream = f"{name}-events"
+        kin.create_stream(StreamName=stream, ShardCount=shards)
+        kin.get_waiter("stream_exists").wait(StreamName=stream)
+        stream_ref = kin.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"][
+            "StreamARN"] if stream_as_arn else stream
+        variables = {"STREAM_NAME": stream_ref}
+        if rejects_url:
+            variables["REJECTS_QUEUE_URL"] = rejects_url
+        variables.update(env or {})
+        variables = {k: v for k, v in variables.items() if v is not None}
+        function = f"{name}-fn"
+        lam.create_function(FunctionName=function, Runtime="provided.al2023", Handler="bootstrap",
+                            Architectures=["x86_64"], Role=self.role_arn, Code={"ZipFile": self.zip_bytes},
+                            Timeout=timeout, MemorySize=128, Environment={"Variables": variables})
+        lam.get_waiter("function_active_v2").wait(FunctionName=function)
+        stack = Stack(self.aws, name, queue_url, queue_arn, stream, function, rejects_url)
+        if mapping:
+            stack.esm_uuid = lam.create_event_source_mapping(
+                FunctionName=function, EventSourceArn=queue_arn, BatchSize=batch_size,
+                FunctionResponseTypes=["ReportBatchItemFailures"])["UUID"]
+        self.stacks.append(stack)
+        return stack
+
+    def teardown(self) -> None:
+        for s in self.stacks:
+            lam = self.aws.lambda_
+            try:
+                if s.esm_uuid:
+                    lam.delete_event_source_mapping(UUID=s.esm_uuid)
+                lam.delete_function(FunctionName=s.function)
+                for url in filter(None, [s.queue_url, s.rejects_url]):
+                    self.aws.sqs.delete_queue(QueueUrl=url)
+                self.aws.kinesis.delete_stream(StreamName=s.stream, EnforceConsumerDeletion=True)
+            except Exception as e:  # noqa: BLE001 - best effort; the emulator goes at session end
+                print(f"teardown of {s.name}: {e}")
+
+
+def fleet(seed: int, devices: int = 4, submissions: int = 12, broken: int = 0) -> list[dict]:
+    return sensor_fleet.make_batch(seed, devices, submissions, broken)
+
+
+def sqs_event(bodies: list[str], queue_arn: str = "arn:aws:sqs:us-east-1:000000000000:submissions") -> dict:
+    """An SQS event as the event source mapping builds it, for direct invokes."""
+    now = str(int(time.time() * 1000))
+    return {"Records": [{
+        "messageId": str(uuid.uuid4()), "receiptHandle": f"rh-{i}", "body": body,
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": now, "SenderId": "000000000000",
+                       "ApproximateFirstReceiveTimestamp": now},
+        "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": queue_arn,
+        "awsRegion": REGION} for i, body in enumerate(bodies)]}
+
+
+def esm_log_lines(emulator, function: str) -> list[str]:
+    """MiniStack's log lines about batches of one function (partial failures are counted there)."""
+    return [line for line in emulator.log_text().splitlines() if f"Lambda {function} " in line]
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, text=True, capture_output=True, **kw)
+

@@ -1,0 +1,599 @@
+//! The batch handler against a scripted Kinesis: every guarantee of the
+//! README, one scenario at a time. Time is paused, so backoffs and deadlines
+//! are exact and the tests do not depend on the speed of the machine.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use edr_preprocessor::handler::Handler;
+use serde_json::json;
+use support::*;
+
+fn sub_id(n: usize) -> String {
+    uuid(0x5b, n)
+}
+
+#[tokio::test(start_paused = true)]
+async fn all_succeed_every_event_is_published_in_order_and_nothing_fails() {
+    let kinesis = ScriptedKinesis::healthy();
+    let h = handler(kinesis, &[]);
+    let event = batch(
+        (0..3)
+            .map(|n| message(&format!("m{n}"), &b64(&submission(n, 3, 2))))
+            .collect(),
+    );
+    let response = h.handle(event, far_deadline()).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let k = h.kinesis();
+    for n in 0..3 {
+        assert_eq!(k.written_sequences(&sub_id(n)), [0, 1, 2, 3, 4]);
+    }
+    // Strict mode: one call per event position, heads of all submissions packed together.
+    assert_eq!(k.calls(), 5);
+    assert!(k.state().calls.iter().all(|c| c.len() == 3));
+    assert!(k.state().order_violations.is_empty());
+    // Document order and the record fields the consumer relies on.
+    let state = k.state();
+    let records: Vec<_> = state
+        .written
+        .iter()
+        .filter(|s| s.submission_id == sub_id(1))
+        .collect();
+    assert_eq!(records[0].json["event_type"], "new_process");
+    assert_eq!(records[3].json["event_type"], "network_connection");
+    assert_eq!(
+        records[3].json["event_data"],
+        json!({"source_ip": "10.0.0.5", "destination_ip": "192.0.2.0", "destination_port": 443})
+    );
+    assert!(
+        records
+            .iter()
+            .all(|r| r.partition_key == sub_id(1) && r.event_count == 5)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_record_failing_mid_submission_is_retried_before_its_successors_are_sent() {
+    let mut failures_left = 2;
+    let target = sub_id(1);
+    let kinesis = ScriptedKinesis::per_record(move |s| {
+        if s.submission_id == target && s.sequence == 2 && failures_left > 0 {
+            failures_left -= 1;
+            throttled()
+        } else {
+            written()
+        }
+    });
+    let h = handler(kinesis, &[]);
+    let event = batch(
+        (0..3)
+            .map(|n| message(&format!("m{n}"), &b64(&submission(n, 4, 2))))
+            .collect(),
+    );
+    let response = h.handle(event, far_deadline()).await.unwrap();
+    assert!(
+        failed_ids(&response).is_empty(),
+        "retries succeed within the invocation"
+    );
+    let k = h.kinesis();
+    assert_eq!(
+        k.written_sequences(&sub_id(1)),
+        [0, 1, 2, 3, 4, 5],
+        "first copies in sequence order"
+    );
+    assert!(
+        k.state().order_violations.is_empty(),
+        "{:?}",
+        k.state().order_violations
+    );
+    // The other submissions were not held back by the retries of the first.
+    assert_eq!(k.written_sequences(&sub_id(0)), [0, 1, 2, 3, 4, 5]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_whole_request_is_retried_and_then_succeeds() {
+    let kinesis = ScriptedKinesis::scripted(|call, seen| {
+        if call == 0 {
+            Answer::Call(call_error(true, "ServiceUnavailable"))
+        } else {
+            Answer::Entries(seen.iter().map(|_| written()).collect())
+        }
+    });
+    let h = handler(kinesis, &[]);
+    let event = batch(
+        (0..4)
+            .map(|n| message(&format!("m{n}"), &b64(&submission(n, 2, 0))))
+            .collect(),
+    );
+    let response = h.handle(event, far_deadline()).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    for n in 0..4 {
+        assert_eq!(h.kinesis().written_sequences(&sub_id(n)), [0, 1]);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_emulator_answer_with_every_entry_failed_fails_every_submission() {
+    // LocalStack's answer to a failing PutRecords: every entry failed, whatever FailedRecordCount says.
+    let kinesis = ScriptedKinesis::scripted(|_, seen| {
+        Answer::Entries(seen.iter().map(|_| internal()).collect())
+    });
+    let h = handler(kinesis, &[("MAX_ATTEMPTS", "3")]);
+    let event = batch(
+        (0..3)
+            .map(|n| message(&format!("m{n}"), &b64(&submission(n, 2, 1))))
+            .collect(),
+    );
+    let response = h.handle(event, far_deadline()).await.unwrap();
+    assert_eq!(failed_ids(&response), ["m0", "m1", "m2"]);
+    let state = h.kinesis().state();
+    for n in 0..3 {
+        let sends = state
+            .calls
+            .iter()
+            .flatten()
+            .filter(|s| s.submission_id == sub_id(n))
+            .count();
+        assert_eq!(
+            sends, 3,
+            "MAX_ATTEMPTS sends of the first record, nothing after it"
+        );
+    }
+    assert!(state.written.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_non_retryable_error_fails_the_submission_at_once() {
+    let target = sub_id(1);
+    let kinesis = ScriptedKinesis::per_record(move |s| {
+        if s.submission_id == target && s.sequence == 1 {
+            kms_denied()
+        } else {
+            written()
+        }
+    });
+    let h = handler(kinesis, &[]);
+    let event = batch(
+        (0..3)
+            .map(|n| message(&format!("m{n}"), &b64(&submission(n, 3, 0))))
+            .collect(),
+    );
+    let response = h.handle(event, far_deadline()).await.unwrap();
+    assert_eq!(failed_ids(&response), ["m1"]);
+    let k = h.kinesis();
+    assert_eq!(
+        k.written_sequences(&sub_id(1)),
+        [0],
+        "nothing after the failed record"
+    );
+    let sends_of_failed: usize = k
+        .state()
+        .calls
+        .iter()
+        .flatten()
+        .filter(|s| s.submission_id == sub_id(1) && s.sequence == 1)
+        .count();
+    assert_eq!(sends_of_failed, 1, "not retried");
+    assert_eq!(k.written_sequences(&sub_id(2)), [0, 1, 2]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_non_retryable_request_error_fails_everything_in_the_call() {
+    let kinesis =
+        ScriptedKinesis::scripted(|_, _| Answer::Call(call_error(false, "AccessDeniedException")));
+    let h = handler(kinesis, &[]);
+    let event = batch(vec![
+        message("a", &b64(&submission(0, 2, 0))),
+        message("b", &b64(&submission(1, 2, 0))),
+    ]);
+    let response = h.handle(event, far_deadline()).await.unwrap();
+    assert_eq!(failed_ids(&response), ["a", "b"]);
+    assert_eq!(h.kinesis().calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttling_until_the_deadline_reports_everything_unfinished_in_time() {
+    let kinesis = ScriptedKinesis::per_record(|s| {
+        if s.sequence >= 1 {
+            throttled()
+        } else {
+            written()
+        }
+    })
+    .with_delay(Duration::from_millis(40));
+    let h = handler(
+        kinesis,
+        &[("MAX_ATTEMPTS", "100"), ("DEADLINE_MARGIN_MS", "500")],
+    );
+    let event = batch(
+        (0..5)
+            .map(|n| message(&format!("m{n}"), &b64(&submission(n, 3, 0))))
+            .collect(),
+    );
+    let start = tokio::time::Instant::now();
+    let deadline = start + Duration::from_secs(3);
+    let response = h.handle(event, deadline).await.unwrap();
+    let finished = tokio::time::Instant::now();
+    assert!(
+        finished <= deadline - Duration::from_millis(500),
+        "returned {:?} after start",
+        finished - start
+    );
+    assert!(
+        finished >= deadline - Duration::from_millis(500) - Duration::from_secs(2),
+        "kept retrying until near the deadline"
+    );
+    assert_eq!(failed_ids(&response), ["m0", "m1", "m2", "m3", "m4"]);
+    let k = h.kinesis();
+    assert!(k.calls() > 5, "retried: {} calls", k.calls());
+    for n in 0..5 {
+        assert_eq!(k.written_sequences(&sub_id(n)), [0]);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_that_hangs_is_abandoned_before_the_deadline() {
+    let kinesis = ScriptedKinesis::healthy().with_delay(Duration::from_secs(3600));
+    let h = handler(kinesis, &[("DEADLINE_MARGIN_MS", "250")]);
+    let start = tokio::time::Instant::now();
+    let deadline = start + Duration::from_secs(10);
+    let response = h
+        .handle(
+            batch(vec![message("a", &b64(&submission(0, 1, 0)))]),
+            deadline,
+        )
+        .await
+        .unwrap();
+    assert_eq!(failed_ids(&response), ["a"]);
+    assert!(tokio::time::Instant::now() <= deadline - Duration::from_millis(250));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_already_past_sends_nothing_and_fails_every_valid_submission() {
+    let h = handler(ScriptedKinesis::healthy(), &[]);
+    let event = batch(vec![
+        message("a", &b64(&submission(0, 1, 0))),
+        message("bad", "not-base64!"),
+    ]);
+    let response = h.handle(event, tokio::time::Instant::now()).await.unwrap();
+    assert_eq!(failed_ids(&response), ["a"]);
+    assert_eq!(h.kinesis().calls(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn invalid_submissions_are_dropped_and_valid_ones_published() {
+    let mut bad_id = submission(10, 1, 0);
+    bad_id["device_id"] = json!("not-an-uuid");
+    let mut bad_ip = submission(11, 0, 2);
+    bad_ip["events"]["network_connection"][1]["destination_ip"] = json!("not-an-ip");
+    let mut null_cmdl = submission(12, 2, 0);
+    null_cmdl["events"]["new_process"][0]["cmdl"] = json!(null);
+    let event = batch(vec![
+        message("ok-0", &b64(&submission(0, 2, 1))),
+        message("bad-id", &b64(&bad_id)),
+        message("bad-ip", &b64(&bad_ip)),
+        message("ok-1", &submission(1, 1, 1).to_string()),
+        message("null-cmdl", &b64(&null_cmdl)),
+        message("garbage", "%%%"),
+    ]);
+    let h = handler(ScriptedKinesis::healthy(), &[]);
+    let response = h.handle(event, far_deadline()).await.unwrap();
+    assert!(
+        failed_ids(&response).is_empty(),
+        "invalid ones are acknowledged, not retried"
+    );
+    let k = h.kinesis();
+    assert_eq!(k.written_sequences(&sub_id(0)), [0, 1, 2]);
+    assert_eq!(
+        k.written_sequences(&sub_id(1)),
+        [0, 1],
+        "a plain JSON body is accepted"
+    );
+    for n in 10..13 {
+        assert!(
+            k.written_sequences(&sub_id(n)).is_empty(),
+            "nothing of an invalid submission is published"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn invalid_submissions_go_to_the_rejects_queue_with_their_reason() {
+    let mut bad_ip = submission(11, 0, 1);
+    bad_ip["events"]["network_connection"][0]["destination_ip"] = json!("not-an-ip");
+    let body = b64(&bad_ip);
+    let event = batch(vec![
+        message("ok", &b64(&submission(0, 1, 0))),
+        message("bad-ip", &body),
+        message("garbage", "%%%"),
+    ]);
+    let h = Handler::new(
+        config(&[]),
+        ScriptedKinesis::healthy(),
+        Some(RecordingRejects::default()),
+    );
+    let response = h.handle(event, far_deadline()).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let mut sent = h.rejects().unwrap().sent.lock().unwrap().clone();
+    sent.sort();
+    assert_eq!(
+        sent,
+        [
+            (
+                "bad-ip".to_owned(),
+                "invalid_destination_ip".to_owned(),
+                body
+            ),
+            (
+                "garbage".to_owned(),
+                "invalid_base64".to_owned(),
+                "%%%".to_owned()
+            ),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_invalid_submission_the_rejects_queue_refuses_is_retried() {
+    let event = batch(vec![
+        message("ok", &b64(&submission(0, 1, 0))),
+        message("garbage", "%%%"),
+    ]);
+    let rejects = RecordingRejects {
+        refuse: true,
+        ..RecordingRejects::default()
+    };
+    let h = Handler::new(config(&[]), ScriptedKinesis::healthy(), Some(rejects));
+    let response = h.handle(event, far_deadline()).await.unwrap();
+    assert_eq!(failed_ids(&response), ["garbage"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_a_fifo_group_everything_after_a_failure_fails_unpublished() {
+    let target = sub_id(1);
+    let kinesis = ScriptedKinesis::per_record(move |s| {
+        if s.submission_id == target {
+            kms_denied()
+        } else {
+            written()
+        }
+    });
+    let h = handler(kinesis, &[]);
+    let event = batch(vec![
+        fifo_message("g1-a", "g1", &b64(&submission(0, 2, 0))),
+        fifo_message("g2-a", "g2", &b64(&submission(5, 2, 0))),
+        fifo_message("g1-b", "g1", &b64(&submission(1, 2, 0))),
+        fifo_message("g1-c", "g1", &b64(&submission(2, 2, 0))),
+        fifo_message("g1-invalid", "g1", "%%%"),
+        fifo_message("g2-b", "g2", &b64(&submission(6, 2, 0))),
+    ]);
+    let response = h.handle(event, far_deadline()).await.unwrap();
+    assert_eq!(failed_ids(&response), ["g1-b", "g1-c", "g1-invalid"]);
+    let k = h.kinesis();
+    assert_eq!(k.written_sequences(&sub_id(0)), [0, 1]);
+    assert!(
+        k.state()
+            .calls
+            .iter()
+            .flatten()
+            .all(|s| s.submission_id != sub_id(2)),
+        "a later message of a failed group is never sent"
+    );
+    assert_eq!(k.written_sequences(&sub_id(5)), [0, 1]);
+    assert_eq!(k.written_sequences(&sub_id(6)), [0, 1]);
+    // Within a group, a message starts only after its predecessor is fully written.
+    let state = k.state();
+    let first_of_6 = state
+        .written
+        .iter()
+        .position(|s| s.submission_id == sub_id(6))
+        .unwrap();
+    let last_of_5 = state
+        .written
+        .iter()
+        .rposition(|s| s.submission_id == sub_id(5))
+        .unwrap();
+    assert!(last_of_5 < first_of_6);
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_a_fifo_group_a_refused_reject_blocks_the_rest_of_the_group() {
+    let rejects = RecordingRejects {
+        refuse: true,
+        ..RecordingRejects::default()
+    };
+    let h = Handler::new(config(&[]), ScriptedKinesis::healthy(), Some(rejects));
+    let event = batch(vec![
+        fifo_message("a", "g", &b64(&submission(0, 1, 0))),
+        fifo_message("bad", "g", "%%%"),
+        fifo_message("b", "g", &b64(&submission(1, 1, 0))),
+        fifo_message("other", "h", &b64(&submission(2, 1, 0))),
+    ]);
+    let response = h.handle(event, far_deadline()).await.unwrap();
+    assert_eq!(failed_ids(&response), ["bad", "b"]);
+    assert!(h.kinesis().written_sequences(&sub_id(1)).is_empty());
+    assert_eq!(h.kinesis().written_sequences(&sub_id(2)), [0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn duplicate_message_ids_are_published_once_and_reported_once() {
+    let body = b64(&submission(0, 2, 0));
+    let event = batch(vec![
+        message("dup", &body),
+        message("dup", &body),
+        message("other", &b64(&submission(1, 1, 0))),
+    ]);
+    let h = handler(ScriptedKinesis::healthy(), &[]);
+    let response = h.handle(event, far_deadline()).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        h.kinesis().written_sequences(&sub_id(0)),
+        [0, 1],
+        "published once"
+    );
+
+    let failing = ScriptedKinesis::per_record(|_| kms_denied());
+    let h = handler(failing, &[]);
+    let event = batch(vec![message("dup", &body), message("dup", &body)]);
+    let response = h.handle(event, far_deadline()).await.unwrap();
+    assert_eq!(failed_ids(&response), ["dup"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_message_without_id_never_yields_an_empty_identifier() {
+    let mut no_id = message("x", &b64(&submission(0, 1, 0)));
+    no_id.message_id = None;
+    let mut empty_id = message("x", "%%%");
+    empty_id.message_id = Some(String::new());
+    // Published or rejected: fine, nothing to report.
+    let h = handler(ScriptedKinesis::healthy(), &[]);
+    let response = h
+        .handle(batch(vec![no_id.clone(), empty_id]), far_deadline())
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(h.kinesis().written_sequences(&sub_id(0)), [0]);
+    // Failed: it cannot be named, so the whole batch fails instead of losing it.
+    let h = handler(ScriptedKinesis::per_record(|_| kms_denied()), &[]);
+    let result = h
+        .handle(
+            batch(vec![no_id, message("named", &b64(&submission(1, 1, 0)))]),
+            far_deadline(),
+        )
+        .await;
+    assert_eq!(result.unwrap_err().failed_without_id, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn relaxed_mode_sends_runs_and_resends_from_the_first_failed_record() {
+    let mut failed_once = false;
+    let kinesis = ScriptedKinesis::per_record(move |s| {
+        if s.sequence == 2 && !failed_once {
+            failed_once = true;
+            internal()
+        } else {
+            written()
+        }
+    })
+    .relaxed();
+    let h = handler(kinesis, &[("ORDERING", "relaxed")]);
+    let response = h
+        .handle(
+            batch(vec![message("a", &b64(&submission(0, 5, 0)))]),
+            far_deadline(),
+        )
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let k = h.kinesis();
+    assert_eq!(k.calls(), 2);
+    assert_eq!(
+        k.written_sequences(&sub_id(0)),
+        [0, 1, 3, 4, 2, 3, 4],
+        "successors of the failed record are sent again"
+    );
+    let written = k.written_sequences(&sub_id(0));
+    let last_copies: Vec<usize> = (0..5)
+        .map(|seq| written.iter().rposition(|&s| s == seq).unwrap())
+        .collect();
+    assert!(
+        last_copies.windows(2).all(|w| w[0] < w[1]),
+        "last copies in order"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn calls_respect_the_record_count_and_size_limits() {
+    // 1,200 one-event submissions: three calls of at most 500 records.
+    let h = handler(ScriptedKinesis::healthy(), &[]);
+    let event = batch(
+        (0..1200)
+            .map(|n| message(&format!("m{n}"), &b64(&submission(n, 1, 0))))
+            .collect(),
+    );
+    let response = h.handle(event, far_deadline()).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let sizes: Vec<usize> = h.kinesis().state().calls.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [500, 500, 200]);
+
+    // Twelve records of ~600 KiB each: at most 5 MiB per call.
+    let big = "x".repeat(600 * 1024);
+    let event = batch(
+        (0..12)
+            .map(|n| {
+                let mut s = submission(n, 1, 0);
+                s["events"]["new_process"][0]["cmdl"] = json!(big);
+                message(&format!("m{n}"), &s.to_string())
+            })
+            .collect(),
+    );
+    let h = handler(ScriptedKinesis::healthy(), &[]);
+    h.handle(event, far_deadline()).await.unwrap();
+    let state = h.kinesis().state();
+    for call in &state.calls {
+        let bytes: usize = call
+            .iter()
+            .map(|s| s.json.to_string().len() + s.partition_key.len())
+            .sum();
+        assert!(bytes <= 5 * 1024 * 1024, "{bytes} bytes in one call");
+    }
+    let sizes: Vec<usize> = state.calls.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [8, 4], "eight ~600 KiB records fill 5 MiB");
+    assert_eq!(state.written.len(), 12);
+}
+
+#[tokio::test(start_paused = true)]
+async fn device_partition_key_is_used_when_configured() {
+    let h = handler(
+        ScriptedKinesis::healthy(),
+        &[("PARTITION_KEY", "device_id")],
+    );
+    h.handle(
+        batch(vec![message("a", &b64(&submission(4, 2, 0)))]),
+        far_deadline(),
+    )
+    .await
+    .unwrap();
+    let state = h.kinesis().state();
+    let keys: HashSet<&str> = state
+        .written
+        .iter()
+        .map(|s| s.partition_key.as_str())
+        .collect();
+    assert_eq!(keys, HashSet::from([uuid(0xde, 1).as_str()]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_empty_submission_is_acknowledged_without_a_call() {
+    let h = handler(ScriptedKinesis::healthy(), &[]);
+    let response = h
+        .handle(
+            batch(vec![message("a", &b64(&submission(0, 0, 0)))]),
+            far_deadline(),
+        )
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(h.kinesis().calls(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn several_calls_are_in_flight_at_once() {
+    // 2,000 one-event submissions with a 100 ms call: four calls in flight take one round trip.
+    let kinesis = ScriptedKinesis::healthy().with_delay(Duration::from_millis(100));
+    let h = handler(kinesis, &[("MAX_IN_FLIGHT_CALLS", "4")]);
+    let event = batch(
+        (0..2000)
+            .map(|n| message(&format!("m{n}"), &b64(&submission(n, 1, 0))))
+            .collect(),
+    );
+    let start = tokio::time::Instant::now();
+    h.handle(event, far_deadline()).await.unwrap();
+    assert_eq!(h.kinesis().calls(), 4);
+    assert_eq!(
+        tokio::time::Instant::now() - start,
+        Duration::from_millis(100)
+    );
+}

@@ -1,0 +1,303 @@
+//! Test doubles and builders shared by the integration tests: a Kinesis that
+//! answers from a script and remembers every call, a rejects queue that
+//! remembers or refuses, and builders for submissions and SQS batches.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use base64::Engine as _;
+use edr_preprocessor::config::Config;
+use edr_preprocessor::handler::Handler;
+use edr_preprocessor::publisher::{CallError, EntryResult, OutboundRecord, RecordSink};
+use edr_preprocessor::rejects::{RejectSink, RejectedMessage};
+use serde_json::{Value, json};
+
+/// One record as the fake saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub partition_key: String,
+    pub submission_id: String,
+    pub sequence: u64,
+    pub event_count: u64,
+    pub json: Value,
+}
+
+impl Seen {
+    fn from(record: &OutboundRecord) -> Seen {
+        let json: Value = serde_json::from_slice(&record.data).expect("records are JSON");
+        Seen {
+            partition_key: record.partition_key.to_string(),
+            submission_id: json["submission_id"].as_str().unwrap().to_owned(),
+            sequence: json["sequence"].as_u64().unwrap(),
+            event_count: json["event_count"].as_u64().unwrap(),
+            json,
+        }
+    }
+}
+
+/// What the script decides for one call.
+pub enum Answer {
+    Entries(Vec<EntryResult>),
+    Call(CallError),
+}
+
+type Script = Box<dyn FnMut(usize, &[Seen]) -> Answer + Send>;
+
+/// A Kinesis stand-in: answers each call from a script, appends written
+/// records to a stream log in the order they were acknowledged, and checks
+/// the strict-order rule on every call it receives.
+pub struct ScriptedKinesis {
+    state: Mutex<State>,
+    delay: Duration,
+    pub check_strict_order: bool,
+}
+
+#[derive(Default)]
+pub struct State {
+    script: Option<Script>,
+    pub calls: Vec<Vec<Seen>>,
+    /// Every acknowledged record, in acknowledgement order.
+    pub written: Vec<Seen>,
+    acked: HashSet<(String, u64)>,
+    /// Strict-order violations seen: a record sent before its predecessor was acknowledged.
+    pub order_violations: Vec<String>,
+}
+
+pub fn written() -> EntryResult {
+    EntryResult::Written
+}
+
+pub fn throttled() -> EntryResult {
+    EntryResult::Failed {
+        code: "ProvisionedThroughputExceededException".into(),
+        message: "Rate exceeded for shard shardId-000000000000".into(),
+    }
+}
+
+pub fn internal() -> EntryResult {
+    EntryResult::Failed {
+        code: "InternalFailure".into(),
+        message: "Internal service failure.".into(),
+    }
+}
+
+pub fn kms_denied() -> EntryResult {
+    EntryResult::Failed {
+        code: "KMSAccessDeniedException".into(),
+        message: "denied".into(),
+    }
+}
+
+pub fn call_error(retryable: bool, code: &str) -> CallError {
+    CallError {
+        retryable,
+        code: code.into(),
+        message: format!("{code} (scripted)"),
+    }
+}
+
+impl ScriptedKinesis {
+    /// Every entry written.
+    pub fn healthy() -> Self {
+        Self::scripted(|_, seen| Answer::Entries(seen.iter().map(|_| written()).collect()))
+    }
+
+    pub fn scripted(script: impl FnMut(usize, &[Seen]) -> Answer + Send + 'static) -> Self {
+        ScriptedKinesis {
+            state: Mutex::new(State {
+                script: Some(Box::new(script)),
+                ..State::default()
+            }),
+            delay: Duration::ZERO,
+            check_strict_order: true,
+        }
+    }
+
+    /// Answers each entry by a function of the record.
+    pub fn per_record(mut f: impl FnMut(&Seen) -> EntryResult + Send + 'static) -> Self {
+        Self::scripted(move |_, seen| Answer::Entries(seen.iter().map(&mut f).collect()))
+    }
+
+    pub fn with_delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    pub fn relaxed(mut self) -> Self {
+        self.check_strict_order = false;
+        self
+    }
+
+    pub fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap()
+    }
+
+    /// Written records of one submission, in acknowledgement order.
+    pub fn written_sequences(&self, submission_id: &str) -> Vec<u64> {
+        self.state()
+            .written
+            .iter()
+            .filter(|s| s.submission_id == submission_id)
+            .map(|s| s.sequence)
+            .collect()
+    }
+
+    pub fn calls(&self) -> usize {
+        self.state().calls.len()
+    }
+}
+
+impl RecordSink for ScriptedKinesis {
+    async fn put_records(
+        &self,
+        records: Vec<OutboundRecord>,
+    ) -> Result<Vec<EntryResult>, CallError> {
+        let seen: Vec<Seen> = records.iter().map(Seen::from).collect();
+        let answer = {
+            let mut state = self.state.lock().unwrap();
+            if self.check_strict_order {
+                let mut violations = Vec::new();
+                let mut in_call: HashSet<&str> = HashSet::new();
+                for s in &seen {
+                    if !in_call.insert(&s.submission_id) {
+                        violations.push(format!("{} has two records in one call", s.submission_id));
+                    }
+                    if s.sequence > 0
+                        && !state
+                            .acked
+                            .contains(&(s.submission_id.clone(), s.sequence - 1))
+                    {
+                        violations.push(format!(
+                            "{} seq {} sent before seq {} was acknowledged",
+                            s.submission_id,
+                            s.sequence,
+                            s.sequence - 1
+                        ));
+                    }
+                }
+                state.order_violations.extend(violations);
+            }
+            let index = state.calls.len();
+            state.calls.push(seen.clone());
+            let mut script = state.script.take().unwrap();
+            let answer = script(index, &seen);
+            state.script = Some(script);
+            answer
+        };
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        match answer {
+            Answer::Call(e) => Err(e),
+            Answer::Entries(entries) => {
+                let mut state = self.state.lock().unwrap();
+                for (s, e) in seen.iter().zip(&entries) {
+                    if matches!(e, EntryResult::Written) {
+                        state.acked.insert((s.submission_id.clone(), s.sequence));
+                        state.written.push(s.clone());
+                    }
+                }
+                Ok(entries)
+            }
+        }
+    }
+}
+
+/// A rejects queue that remembers what it was sent, or refuses everything.
+#[derive(Default)]
+pub struct RecordingRejects {
+    pub sent: Mutex<Vec<(String, String, String)>>,
+    pub refuse: bool,
+}
+
+impl RejectSink for RecordingRejects {
+    async fn send(&self, m: &RejectedMessage<'_>) -> Result<(), String> {
+        if self.refuse {
+            return Err("AWS.SimpleQueueService.NonExistentQueue: scripted".into());
+        }
+        self.sent.lock().unwrap().push((
+            m.source_message_id.to_owned(),
+            m.reason.as_str().to_owned(),
+            m.body.to_owned(),
+        ));
+        Ok(())
+    }
+}
+
+pub const STREAM: &str = "events";
+
+pub fn config(pairs: &[(&str, &str)]) -> Config {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain([("STREAM_NAME".to_string(), STREAM.to_string())])
+        .collect();
+    Config::from_lookup(|k| map.get(k).cloned()).unwrap()
+}
+
+pub fn handler<K: RecordSink>(kinesis: K, pairs: &[(&str, &str)]) -> Handler<K, RecordingRejects> {
+    Handler::new(config(pairs), kinesis, None)
+}
+
+/// The `n`-th test UUID of a kind (stable, readable in failures).
+pub fn uuid(kind: u8, n: usize) -> String {
+    format!("{kind:08x}-0000-4000-8000-{n:012x}")
+}
+
+/// A submission with `processes` new_process events then `connections`
+/// network_connection events.
+pub fn submission(n: usize, processes: usize, connections: usize) -> Value {
+    let new_process: Vec<Value> = (0..processes)
+        .map(|i| json!({"cmdl": format!("proc-{n}-{i}.exe --flag"), "user": "alice"}))
+        .collect();
+    let network_connection: Vec<Value> = (0..connections)
+        .map(|i| json!({"source_ip": "10.0.0.5", "destination_ip": format!("192.0.2.{}", i % 250), "destination_port": 443 + i}))
+        .collect();
+    json!({
+        "submission_id": uuid(0x5b, n),
+        "device_id": uuid(0xde, n % 3),
+        "time_created": "2021-03-29T12:06:09.576033",
+        "events": {"new_process": new_process, "network_connection": network_connection}
+    })
+}
+
+pub fn b64(doc: &Value) -> String {
+    base64::engine::general_purpose::STANDARD.encode(doc.to_string())
+}
+
+pub fn message(id: &str, body: &str) -> SqsMessage {
+    let mut m = SqsMessage::default();
+    m.message_id = Some(id.to_owned());
+    m.body = Some(body.to_owned());
+    m.event_source = Some("aws:sqs".into());
+    m.event_source_arn = Some("arn:aws:sqs:eu-west-1:123456789012:submissions".into());
+    m
+}
+
+pub fn fifo_message(id: &str, group: &str, body: &str) -> SqsMessage {
+    let mut m = message(id, body);
+    m.event_source_arn = Some("arn:aws:sqs:eu-west-1:123456789012:submissions.fifo".into());
+    m.attributes.insert("MessageGroupId".into(), group.into());
+    m
+}
+
+pub fn batch(messages: Vec<SqsMessage>) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = messages;
+    event
+}
+
+pub fn failed_ids(response: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+pub fn far_deadline() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(300)
+}

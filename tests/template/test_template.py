@@ -1,0 +1,536 @@
+"""Invariants of template.yaml, samconfig.toml and their documentation.
+
+Each test reads the files as they are and fails if the template loses one of
+the properties issue 4 asks for: partial batch responses, the visibility
+timeout guidance, parameters for every knob, rules for the combinations AWS
+refuses, least-privilege IAM, alarms, outputs, and documentation of every
+parameter and make target."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import (
+    DEPLOY_MK,
+    DOCS,
+    ROOT,
+    Evaluator,
+    function,
+    parse_overrides,
+    satisfies_constraints,
+)
+
+# The function's environment variables (its configuration contract) and the
+# parameter that sets each.
+ENV_PARAMETERS = {
+    "PARTITION_KEY": "PartitionKey",
+    "ORDERING": "Ordering",
+    "METRICS_NAMESPACE": "MetricsNamespace",
+    "MAX_EVENTS_PER_SUBMISSION": "MaxEventsPerSubmission",
+    "MAX_IN_FLIGHT_CALLS": "MaxInFlightCalls",
+    "MAX_ATTEMPTS": "MaxAttempts",
+    "RETRY_BASE_DELAY_MS": "RetryBaseDelayMs",
+    "RETRY_MAX_DELAY_MS": "RetryMaxDelayMs",
+    "DEADLINE_MARGIN_MS": "DeadlineMarginMs",
+    "KINESIS_CONNECT_TIMEOUT_MS": "KinesisConnectTimeoutMs",
+    "KINESIS_CALL_TIMEOUT_MS": "KinesisCallTimeoutMs",
+}
+
+SQS_POLLER_ACTIONS = {
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:ChangeMessageVisibility",
+}
+
+
+def refs(node) -> set[str]:
+    """Names of every Ref/GetAtt target and ${...} in a template expression."""
+    found: set[str] = set()
+    if isinstance(node, list):
+        for n in node:
+            found |= refs(n)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref":
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                found.add(value[0])
+            elif key == "Fn::Sub":
+                text = value[0] if isinstance(value, list) else value
+                local = set(value[1]) if isinstance(value, list) else set()
+                found |= {m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", text)} - local
+                if isinstance(value, list):
+                    found |= refs(value[1])
+            elif key == "Fn::If":
+                found |= refs(value[1:])
+            else:
+                found |= refs(value)
+    return found
+
+
+def literal_strings(node) -> list[str]:
+    """Literal strings of an expression, leaving out condition names of Fn::If
+    and separators of Fn::Split/Fn::Join."""
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, list):
+        return [s for n in node for s in literal_strings(n)]
+    if isinstance(node, dict):
+        out = []
+        for key, value in node.items():
+            if key in ("Ref", "Fn::GetAtt"):
+                continue
+            if key == "Fn::If":
+                out += literal_strings(value[1:])
+            elif key in ("Fn::Split", "Fn::Join", "Fn::Select"):
+                out += literal_strings(value[1:])
+            else:
+                out += literal_strings(value)
+        return out
+    return []
+
+
+# --- The function ------------------------------------------------------------
+
+
+def test_function_is_the_rust_bootstrap_on_al2023(resources, parameters):
+    fn = function(resources)
+    props = fn["Properties"]
+    assert fn["Metadata"]["BuildMethod"] == "rust-cargolambda"
+    assert fn["Metadata"]["BuildProperties"]["Binary"] == "bootstrap"
+    assert props["Runtime"] == "provided.al2023"
+    assert props["Handler"] == "bootstrap"
+    assert props["CodeUri"] == "."
+    assert props["Architectures"] == [{"Ref": "Architecture"}]
+    assert parameters["Architecture"]["Default"] == "arm64"
+    assert set(parameters["Architecture"]["AllowedValues"]) == {"arm64", "x86_64"}
+    assert props["MemorySize"] == {"Ref": "MemorySize"}
+    assert parameters["MemorySize"]["Default"] == 128
+    assert props["Timeout"] == {"Ref": "FunctionTimeout"}
+
+
+def test_logs_are_json_in_a_log_group_with_retention(resources, parameters):
+    logging = function(resources)["Properties"]["LoggingConfig"]
+    assert logging["LogFormat"] == "JSON"
+    assert logging["ApplicationLogLevel"] == {"Ref": "LogLevel"}
+    group = resources[logging["LogGroup"]["Ref"]]
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionInDays"}
+    assert parameters["LogRetentionInDays"]["Default"] in parameters["LogRetentionInDays"]["AllowedValues"]
+
+
+def test_every_setting_of_the_function_is_a_parameter(resources, parameters):
+    env = function(resources)["Properties"]["Environment"]["Variables"]
+    for variable, parameter in ENV_PARAMETERS.items():
+        assert env.get(variable) == {"Ref": parameter}, variable
+        assert parameter in parameters
+    assert "STREAM_NAME" in env and "REJECTS_QUEUE_URL" in env
+    # Lambda derives AWS_LAMBDA_LOG_LEVEL from LoggingConfig; RUST_LOG would override it.
+    assert "RUST_LOG" not in env
+
+
+def test_parameter_ranges_match_what_the_function_accepts(parameters):
+    """Defaults and bounds of the environment parameters are those of
+    src/config.rs, so the stack never starts a function that refuses its
+    configuration."""
+    source = (ROOT / "src" / "config.rs").read_text()
+    found = {
+        name: (int(d.replace("_", "")), int(lo.replace("_", "")), int(hi.replace("_", "")))
+        for name, d, lo, hi in re.findall(
+            r'(?:number|millis)\(\s*"([A-Z_]+)",\s*([\d_]+),\s*([\d_]+),\s*([\d_]+)\s*\)', source
+        )
+    }
+    numeric = {v: p for v, p in ENV_PARAMETERS.items() if parameters[p]["Type"] == "Number"}
+    if not found:
+        pytest.skip("src/config.rs no longer declares its ranges as number(\"VAR\", default, min, max)")
+    assert set(found) == set(numeric), "environment variables of src/config.rs vs the template"
+    for variable, (default, low, high) in found.items():
+        p = parameters[numeric[variable]]
+        assert (p["Default"], p["MinValue"], p["MaxValue"]) == (default, low, high), variable
+
+
+# --- The SQS trigger ---------------------------------------------------------
+
+
+def sqs_event(resources) -> dict:
+    (event,) = [e for e in function(resources)["Properties"]["Events"].values() if e["Type"] == "SQS"]
+    return event["Properties"]
+
+
+def test_sqs_trigger_reports_batch_item_failures(resources):
+    assert sqs_event(resources)["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_sqs_trigger_settings_are_parameters(resources):
+    event = sqs_event(resources)
+    assert event["BatchSize"] == {"Ref": "BatchSize"}
+    assert event["MaximumBatchingWindowInSeconds"] == {
+        "Fn::If": ["IsFifo", {"Ref": "AWS::NoValue"}, {"Ref": "MaximumBatchingWindowInSeconds"}]
+    }
+    assert event["ScalingConfig"] == {
+        "Fn::If": ["CapConcurrency", {"MaximumConcurrency": {"Ref": "MaximumConcurrency"}}, {"Ref": "AWS::NoValue"}]
+    }
+    assert event["Queue"] == {
+        "Fn::If": ["CreateQueue", {"Fn::GetAtt": ["SubmissionsQueue", "Arn"]}, {"Ref": "ExistingQueueArn"}]
+    }
+
+
+def test_batch_size_and_visibility_timeout_have_documented_ranges(parameters):
+    batch, visibility = parameters["BatchSize"], parameters["VisibilityTimeout"]
+    assert (batch["MinValue"], batch["MaxValue"]) == (1, 10000)
+    assert (visibility["MinValue"], visibility["MaxValue"]) == (1, 43200)
+    window = parameters["MaximumBatchingWindowInSeconds"]
+    assert (window["MinValue"], window["MaxValue"]) == (0, 300)
+
+
+def test_default_visibility_timeout_is_six_function_timeouts_plus_window(defaults, resources):
+    queue = resources["SubmissionsQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] == {"Ref": "VisibilityTimeout"}
+    needed = 6 * int(defaults["FunctionTimeout"]) + int(defaults["MaximumBatchingWindowInSeconds"])
+    assert int(defaults["VisibilityTimeout"]) >= needed
+
+
+@pytest.mark.parametrize("env", ["default", "high-throughput"])
+def test_samconfig_environments_are_valid_and_follow_the_guidance(env, samconfig, template, defaults, parameters):
+    config = samconfig[env]
+    deploy = config["deploy"]["parameters"]
+    assert config["global"]["parameters"]["stack_name"]
+    assert "CAPABILITY_IAM" in deploy["capabilities"]
+    assert deploy["resolve_s3"] is True
+    overrides = parse_overrides(deploy["parameter_overrides"])
+    assert overrides, "an environment without parameter overrides"
+    unknown = set(overrides) - set(parameters)
+    assert not unknown, f"overrides of parameters the template does not have: {unknown}"
+    values = {**defaults, **overrides}
+    bad = [name for name, value in values.items() if not satisfies_constraints(parameters[name], value)]
+    assert not bad, f"values CloudFormation would refuse: {bad}"
+    assert Evaluator(template, values).rule_failures() == []
+    needed = 6 * int(values["FunctionTimeout"]) + int(values["MaximumBatchingWindowInSeconds"])
+    assert int(values["VisibilityTimeout"]) >= needed
+    assert config["build"]["parameters"].get("cached") is not True, "SAM's cache would hash target/ and .venv"
+
+
+def test_second_environment_overrides_batch_size_and_visibility_timeout(samconfig):
+    default = parse_overrides(samconfig["default"]["deploy"]["parameters"]["parameter_overrides"])
+    other = parse_overrides(samconfig["high-throughput"]["deploy"]["parameters"]["parameter_overrides"])
+    assert other["BatchSize"] != default.get("BatchSize")
+    assert other["VisibilityTimeout"] != default.get("VisibilityTimeout")
+    assert "Architecture" not in default and "Architecture" not in other, "make deploy passes Architecture=$(ARCH)"
+
+
+# --- Rules: combinations AWS refuses -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides, refused",
+    [
+        ({}, False),
+        ({"BatchSize": "10", "MaximumBatchingWindowInSeconds": "0"}, False),
+        ({"BatchSize": "11", "MaximumBatchingWindowInSeconds": "0"}, True),
+        ({"BatchSize": "10000", "MaximumBatchingWindowInSeconds": "0"}, True),
+        ({"BatchSize": "100", "MaximumBatchingWindowInSeconds": "1"}, False),
+        ({"BatchSize": "10000", "MaximumBatchingWindowInSeconds": "300"}, False),
+        ({"FifoQueue": "true", "BatchSize": "10", "MaximumBatchingWindowInSeconds": "0"}, False),
+        ({"FifoQueue": "true", "BatchSize": "1", "MaximumBatchingWindowInSeconds": "0"}, False),
+        ({"FifoQueue": "true", "BatchSize": "11", "MaximumBatchingWindowInSeconds": "1"}, True),
+        ({"FifoQueue": "true", "BatchSize": "10", "MaximumBatchingWindowInSeconds": "1"}, True),
+        ({"FifoQueue": "true", "BatchSize": "5", "MaximumBatchingWindowInSeconds": "30"}, True),
+        ({"MaximumConcurrency": "0"}, False),
+        ({"MaximumConcurrency": "1"}, True),
+        ({"MaximumConcurrency": "2"}, False),
+    ],
+)
+def test_rules_refuse_what_aws_refuses(template, defaults, overrides, refused):
+    failures = Evaluator(template, {**defaults, **overrides}).rule_failures()
+    assert bool(failures) == refused, failures
+
+
+@pytest.mark.parametrize(
+    "name, good, bad",
+    [
+        ("ExistingQueueArn", ["", "arn:aws:sqs:eu-west-1:123456789012:submissions", "arn:aws:sqs:eu-west-1:123456789012:s.fifo"], ["submissions", "arn:aws:sns:eu-west-1:123456789012:t", "*"]),
+        ("ExistingStreamArn", ["", "arn:aws:kinesis:eu-west-1:123456789012:stream/events"], ["events", "arn:aws:kinesis:eu-west-1:123456789012:stream/*", "*"]),
+        ("RejectsQueue", ["create", "none", "arn:aws-cn:sqs:cn-north-1:123456789012:rejects"], ["", "arn:aws:sqs:eu-west-1:123456789012:rejects.fifo", "*"]),
+        ("AlarmTopicArn", ["", "arn:aws:sns:eu-west-1:123456789012:oncall"], ["oncall", "*"]),
+        ("BatchSize", ["1", "10000"], ["0", "10001"]),
+        ("VisibilityTimeout", ["1", "43200"], ["0", "43201"]),
+        ("MaximumBatchingWindowInSeconds", ["0", "300"], ["301"]),
+        ("MaximumConcurrency", ["0", "2", "1000"], ["1001"]),
+        ("MaxReceiveCount", ["1", "1000"], ["0", "1001"]),
+        ("Architecture", ["arm64", "x86_64"], ["aarch64", "amd64"]),
+        ("StreamMode", ["PROVISIONED", "ON_DEMAND"], ["on-demand"]),
+    ],
+)
+def test_parameter_constraints(parameters, name, good, bad):
+    for value in good:
+        assert satisfies_constraints(parameters[name], value), f"{name}={value!r} refused"
+    for value in bad:
+        assert not satisfies_constraints(parameters[name], value), f"{name}={value!r} accepted"
+
+
+def test_every_default_satisfies_its_own_constraints(parameters, defaults):
+    for name, p in parameters.items():
+        assert "Default" in p, f"{name} has no default: sam deploy would prompt for it"
+        assert satisfies_constraints(p, defaults[name]), name
+        assert p.get("Description"), f"{name} has no description"
+
+
+# --- Queue, dead-letter queue, stream, rejects queue -------------------------
+
+
+def test_queue_has_a_dead_letter_queue_with_parameterised_max_receive_count(resources):
+    queue, dlq = resources["SubmissionsQueue"], resources["SubmissionsDeadLetterQueue"]
+    assert queue["Condition"] == dlq["Condition"] == "CreateQueue"
+    assert queue["Properties"]["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["SubmissionsDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": {"Ref": "MaxReceiveCount"},
+    }
+    # A FIFO queue needs a FIFO dead-letter queue.
+    assert queue["Properties"]["FifoQueue"] == dlq["Properties"]["FifoQueue"]
+    # The DLQ keeps messages longer than the queue can (14 days, the maximum).
+    assert dlq["Properties"]["MessageRetentionPeriod"] == 1209600
+
+
+def test_stream_is_created_with_shards_or_on_demand(resources):
+    stream = resources["EventsStream"]
+    assert stream["Type"] == "AWS::Kinesis::Stream"
+    assert stream["Condition"] == "CreateStream"
+    props = stream["Properties"]
+    assert props["StreamModeDetails"] == {"StreamMode": {"Ref": "StreamMode"}}
+    assert props["ShardCount"] == {"Fn::If": ["StreamOnDemand", {"Ref": "AWS::NoValue"}, {"Ref": "StreamShardCount"}]}
+
+
+@pytest.mark.parametrize(
+    "overrides, stream, rejects_url",
+    [
+        ({}, "created-stream-arn", "created-rejects-url"),
+        ({"RejectsQueue": "none"}, "created-stream-arn", None),
+        (
+            {
+                "ExistingStreamArn": "arn:aws:kinesis:eu-west-1:123456789012:stream/events",
+                "RejectsQueue": "arn:aws:sqs:eu-west-1:123456789012:edr-rejects",
+            },
+            "arn:aws:kinesis:eu-west-1:123456789012:stream/events",
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/edr-rejects",
+        ),
+    ],
+)
+def test_function_environment_follows_existing_resource_parameters(resources, template, defaults, overrides, stream, rejects_url):
+    created = {"EventsStream.Arn": "created-stream-arn", "RejectsQueueResource": "created-rejects-url"}
+    evaluator = Evaluator(template, {**defaults, **overrides, **created})
+    env = function(resources)["Properties"]["Environment"]["Variables"]
+    assert evaluator.eval(env["STREAM_NAME"]) == stream
+    assert evaluator.eval(env["REJECTS_QUEUE_URL"]) == rejects_url
+
+
+def test_existing_queue_replaces_the_created_one(template, defaults):
+    created = Evaluator(template, defaults)
+    existing = Evaluator(template, {**defaults, "ExistingQueueArn": "arn:aws:sqs:eu-west-1:123456789012:q"})
+    assert created.condition("CreateQueue") and not existing.condition("CreateQueue")
+    outputs = template["Outputs"]
+    assert existing.eval(outputs["QueueName"]["Value"]) == "q"
+    assert existing.eval(outputs["QueueUrl"]["Value"]) == "https://sqs.eu-west-1.amazonaws.com/123456789012/q"
+    alarm = template["Resources"]["OldestMessageAgeAlarm"]["Properties"]["Dimensions"][0]["Value"]
+    assert existing.eval(alarm) == "q"
+
+
+# --- IAM ---------------------------------------------------------------------
+
+
+def role_statements(resources) -> dict[str, tuple[dict, str | None]]:
+    """Statements of the function's role, by policy name, with the condition
+    that includes the policy (if any)."""
+    role_ref = function(resources)["Properties"]["Role"]
+    assert role_ref == {"Fn::GetAtt": ["FunctionRole", "Arn"]}, "the function must use the role written out here"
+    out = {}
+    for policy in resources["FunctionRole"]["Properties"]["Policies"]:
+        condition = None
+        if "Fn::If" in policy:
+            condition, policy, no = policy["Fn::If"]
+            assert no == {"Ref": "AWS::NoValue"}
+        (statement,) = policy["PolicyDocument"]["Statement"]
+        out[policy["PolicyName"]] = (statement, condition)
+    return out
+
+
+def test_iam_grants_exactly_what_the_function_needs(resources):
+    granted = {}
+    for statement, condition in role_statements(resources).values():
+        assert statement["Effect"] == "Allow"
+        actions = statement["Action"]
+        actions = [actions] if isinstance(actions, str) else actions
+        granted[frozenset(actions)] = (statement["Resource"], condition)
+    assert granted == {
+        frozenset({"logs:CreateLogStream", "logs:PutLogEvents"}): ({"Fn::GetAtt": ["FunctionLogGroup", "Arn"]}, None),
+        frozenset(SQS_POLLER_ACTIONS): (
+            {"Fn::If": ["CreateQueue", {"Fn::GetAtt": ["SubmissionsQueue", "Arn"]}, {"Ref": "ExistingQueueArn"}]},
+            None,
+        ),
+        frozenset({"kinesis:PutRecords"}): (
+            {"Fn::If": ["CreateStream", {"Fn::GetAtt": ["EventsStream", "Arn"]}, {"Ref": "ExistingStreamArn"}]},
+            None,
+        ),
+        frozenset({"sqs:SendMessage"}): (
+            {"Fn::If": ["CreateRejectsQueue", {"Fn::GetAtt": ["RejectsQueueResource", "Arn"]}, {"Ref": "RejectsQueue"}]},
+            "HasRejectsQueue",
+        ),
+    }
+
+
+def test_iam_resources_are_the_stacks_own_and_never_wildcards(template, resources):
+    """Every Resource of every IAM statement in the template names a resource
+    of this stack or a parameter holding an ARN; no literal ARN, no "*"."""
+    allowed = set(resources) | set(template["Parameters"])
+    checked = 0
+    for name, resource in resources.items():
+        if resource["Type"] not in ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            continue
+        assert "ManagedPolicyArns" not in resource["Properties"], f"{name}: managed policies are broader than needed"
+        policies = resource["Properties"].get("Policies", [resource["Properties"].get("PolicyDocument")])
+        for policy in policies:
+            if "Fn::If" in policy:
+                policy = policy["Fn::If"][1]
+            document = policy.get("PolicyDocument", policy)
+            for statement in document["Statement"]:
+                for action in [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]:
+                    assert "*" not in action, f"{name}: wildcard action {action}"
+                resource_expr = statement["Resource"]
+                assert not any("*" in s for s in literal_strings(resource_expr)), f"{name}: wildcard resource"
+                assert not literal_strings(resource_expr), f"{name}: literal resource {resource_expr}"
+                targets = refs(resource_expr)
+                assert targets and targets <= allowed, f"{name}: resource refers to {targets - allowed}"
+                checked += 1
+    assert checked >= 4
+
+
+def test_sam_transform_adds_no_wildcard_permissions(template, monkeypatch):
+    """What CloudFormation deploys is the SAM-transformed template: check that
+    SAM adds no role or managed policy (it would, with Resource "*", if the
+    function had Policies instead of Role)."""
+    import copy
+
+    from samtranslator.translator.transform import transform
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    raw = copy.deepcopy(template)
+    function(raw["Resources"])["Properties"]["CodeUri"] = "s3://bucket/key"
+
+    class NoManagedPolicies:
+        def load(self):
+            return {}
+
+    out = transform(raw, {}, NoManagedPolicies())
+    roles = {k: v for k, v in out["Resources"].items() if v["Type"].startswith("AWS::IAM::")}
+    assert set(roles) == {"FunctionRole"}
+    assert "ManagedPolicyArns" not in roles["FunctionRole"]["Properties"]
+    mappings = [v for v in out["Resources"].values() if v["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert len(mappings) == 1
+    assert mappings[0]["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert "Rules" in out, "the SAM transform must keep the Rules"
+
+
+# --- Alarms and outputs ------------------------------------------------------
+
+
+def test_alarms_cover_dlq_oldest_message_and_function_errors(resources):
+    alarms = {
+        (r["Properties"]["Namespace"], r["Properties"]["MetricName"]): (name, r)
+        for name, r in resources.items()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    dlq_name, dlq = alarms[("AWS/SQS", "ApproximateNumberOfMessagesVisible")]
+    assert dlq["Properties"]["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["SubmissionsDeadLetterQueue", "QueueName"]}
+    assert dlq["Properties"]["Threshold"] == 1
+    _, age = alarms[("AWS/SQS", "ApproximateAgeOfOldestMessage")]
+    assert age["Properties"]["Threshold"] == {"Ref": "OldestMessageAgeAlarmSeconds"}
+    _, errors = alarms[("AWS/Lambda", "Errors")]
+    assert errors["Properties"]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "PreprocessorFunction"}}]
+    notify = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    for _, alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"] == notify
+        assert alarm["Properties"]["OKActions"] == notify
+        assert alarm["Properties"]["TreatMissingData"] == "notBreaching"
+
+
+def test_outputs_name_every_resource_a_user_needs(template):
+    outputs = template["Outputs"]
+    for name in [
+        "FunctionName",
+        "FunctionArn",
+        "QueueName",
+        "QueueArn",
+        "QueueUrl",
+        "DeadLetterQueueName",
+        "DeadLetterQueueArn",
+        "DeadLetterQueueUrl",
+        "StreamName",
+        "StreamArn",
+        "RejectsQueueUrl",
+        "RejectsQueueArn",
+    ]:
+        assert name in outputs, name
+        assert outputs[name].get("Description"), name
+
+
+def test_stateful_resources_say_what_happens_on_delete(resources):
+    for name, r in resources.items():
+        if r["Type"] in ("AWS::SQS::Queue", "AWS::Kinesis::Stream", "AWS::Logs::LogGroup"):
+            assert r.get("DeletionPolicy") and r.get("UpdateReplacePolicy"), name
+
+
+# --- Documentation -----------------------------------------------------------
+
+
+def documentation() -> str:
+    """docs/deploy.md, and README.md's "## Deploy" section once it is merged there."""
+    text = ""
+    for path in DOCS:
+        if path.exists():
+            content = path.read_text()
+            if path.name == "README.md":
+                match = re.search(r"^## Deploy.*?(?=^## (?!#)|\Z)", content, re.M | re.S)
+                content = match.group(0) if match else ""
+            text += content + "\n"
+    assert text.strip(), "neither README.md (## Deploy) nor docs/deploy.md documents the deployment"
+    return text
+
+
+def test_every_parameter_is_documented_with_its_default(parameters):
+    docs = documentation()
+    missing = []
+    for name, p in parameters.items():
+        default = p.get("Default", "")
+        shown = '`""`' if default == "" else f"`{default}`"
+        rows = [line for line in docs.splitlines() if re.match(rf"\|\s*`{name}`\s*\|", line)]
+        if not any(shown in row.split("|")[2] for row in rows):
+            missing.append(f"{name} (default {shown})")
+    assert not missing, f"parameters without a README row '| `Name` | default | ...': {missing}"
+
+
+def test_every_make_target_is_documented():
+    docs = documentation()
+    phony = re.search(r"^\.PHONY:(.*)$", DEPLOY_MK.read_text(), re.M).group(1).split()
+    assert {"build", "validate", "sam-build", "deploy", "invoke", "watch", "clean", "test-template"} <= set(phony)
+    missing = [t for t in phony if f"make {t}" not in docs]
+    assert not missing, f"make targets not in the README: {missing}"
+
+
+def test_docs_give_the_exact_deploy_commands_and_the_arm64_caveat():
+    docs = documentation()
+    assert "sam build && sam deploy" in docs
+    assert "sam deploy --config-env high-throughput" in docs
+    assert "arm64" in docs and "x86_64" in docs
+
+
+def test_tools_are_pinned():
+    pins = {}
+    for line in (ROOT / "requirements" / "tools.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, sep, version = line.partition("==")
+            assert sep and version, f"not pinned: {line}"
+            pins[name.lower()] = version
+    assert {"aws-sam-cli", "cfn-lint", "cargo-lambda", "pytest", "pyyaml"} <= set(pins)
