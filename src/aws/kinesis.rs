@@ -6,7 +6,7 @@
 //! entry failed). Whole-request errors are sorted into retryable (throttling,
 //! server errors, timeouts, connection failures) and not.
 
-use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::operation::put_records::{PutRecordsError, PutRecordsOutput};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
@@ -93,45 +93,41 @@ pub fn classify(error: SdkError<PutRecordsError>) -> CallError {
         SdkError::DispatchFailure(_) => (true, "DispatchFailure".into()),
         SdkError::ResponseError(_) => (true, code.unwrap_or_else(|| "ResponseError".into())),
         SdkError::ServiceError(service) => {
-            let retryable = match service.err() {
-                PutRecordsError::ProvisionedThroughputExceededException(_)
-                | PutRecordsError::KmsThrottlingException(_) => true,
-                PutRecordsError::AccessDeniedException(_)
-                | PutRecordsError::ResourceNotFoundException(_)
-                | PutRecordsError::InvalidArgumentException(_)
-                | PutRecordsError::KmsAccessDeniedException(_)
-                | PutRecordsError::KmsDisabledException(_)
-                | PutRecordsError::KmsInvalidStateException(_)
-                | PutRecordsError::KmsNotFoundException(_)
-                | PutRecordsError::KmsOptInRequired(_) => false,
+            let (retryable, modeled) = match service.err() {
+                PutRecordsError::ProvisionedThroughputExceededException(_) => {
+                    (true, "ProvisionedThroughputExceededException")
+                }
+                PutRecordsError::KmsThrottlingException(_) => (true, "KMSThrottlingException"),
+                PutRecordsError::AccessDeniedException(_) => (false, "AccessDeniedException"),
+                PutRecordsError::ResourceNotFoundException(_) => {
+                    (false, "ResourceNotFoundException")
+                }
+                PutRecordsError::InvalidArgumentException(_) => (false, "InvalidArgumentException"),
+                PutRecordsError::KmsAccessDeniedException(_) => (false, "KMSAccessDeniedException"),
+                PutRecordsError::KmsDisabledException(_) => (false, "KMSDisabledException"),
+                PutRecordsError::KmsInvalidStateException(_) => (false, "KMSInvalidStateException"),
+                PutRecordsError::KmsNotFoundException(_) => (false, "KMSNotFoundException"),
+                PutRecordsError::KmsOptInRequired(_) => (false, "KMSOptInRequired"),
                 _ => {
-                    status.is_some_and(|s| s >= 500 || s == 429)
+                    let retryable = status.is_some_and(|s| s >= 500 || s == 429)
                         || code.as_deref().is_some_and(|c| {
                             c.contains("Throttl")
                                 || c == "InternalFailure"
                                 || c == "ServiceUnavailable"
-                        })
+                        });
+                    (retryable, "")
                 }
             };
-            (
-                retryable,
-                code.unwrap_or_else(|| format!("HTTP{}", status.unwrap_or_default())),
-            )
+            let code = match code {
+                Some(code) => code,
+                None if !modeled.is_empty() => modeled.to_owned(),
+                None => format!("HTTP{}", status.unwrap_or_default()),
+            };
+            (retryable, code)
         }
         _ => (true, code.unwrap_or_else(|| "Unknown".into())),
     };
-    let detail = message.unwrap_or_else(|| {
-        let mut text = String::new();
-        let mut source: Option<&dyn std::error::Error> = Some(&error);
-        while let Some(e) = source {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&e.to_string());
-            source = e.source();
-        }
-        text
-    });
+    let detail = message.unwrap_or_else(|| DisplayErrorContext(&error).to_string());
     CallError {
         retryable,
         code,

@@ -5,7 +5,7 @@
 //! For a FIFO rejects queue the source message id de-duplicates and the
 //! source group (or `rejects`) is the group.
 
-use aws_sdk_sqs::error::ProvideErrorMetadata;
+use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::MessageAttributeValue;
 
 use crate::rejects::{RejectSink, RejectedMessage};
@@ -51,13 +51,10 @@ impl RejectSink for SqsRejectSink {
                 .message_group_id(message.group_id.unwrap_or("rejects"))
                 .message_deduplication_id(message.source_message_id);
         }
-        request.send().await.map(|_| ()).map_err(|e| {
-            let code = e.code().unwrap_or("SendMessageFailed").to_owned();
-            let text = e
-                .message()
-                .map(str::to_owned)
-                .unwrap_or_else(|| e.to_string());
-            crate::submission::bounded(&format!("{code}: {text}"), 256)
-        })
+        request
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| crate::submission::bounded(&DisplayErrorContext(&e).to_string(), 256))
     }
 }

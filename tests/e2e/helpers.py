@@ -80,8 +80,11 @@ class Deployer:
         self.stacks: list[Stack] = []
 
     def __call__(self, *, env: dict | None = None, batch_size: int = 10, visibility_timeout: int = 30,
-                 timeout: int = 10, shards: int = 2, rejects: bool = True, mapping: bool = True,
+                 timeout: int | None = None, shards: int = 2, rejects: bool = True, mapping: bool = True,
                  stream_as_arn: bool = False, fifo: bool = False) -> Stack:
+        # As AWS requires: the queue hides a message at least as long as the function may run.
+        timeout = timeout or min(10, visibility_timeout)
+        assert timeout <= visibility_timeout
         name = f"e2e-{uuid.uuid4().hex[:8]}"
         sqs, kin, lam = self.aws.sqs, self.aws.kinesis, self.aws.lambda_
         qname = f"{name}-submissions" + (".fifo" if fifo else "")

@@ -23,7 +23,7 @@ FAST_GIVE_UP = {"MAX_ATTEMPTS": "2", "RETRY_BASE_DELAY_MS": "10", "RETRY_MAX_DEL
 
 def deploy_behind(deploy, proxy, ordering="strict", **kw):
     env = {"AWS_ENDPOINT_URL_KINESIS": proxy.endpoint, "ORDERING": ordering, **FAST_GIVE_UP}
-    return deploy(env=env, visibility_timeout=2, **kw)
+    return deploy(env=env, visibility_timeout=4, **kw)
 
 
 def assert_all_published(stack, entries, copies="first"):

@@ -1,0 +1,269 @@
+//! The AWS SDK adapters against scripted SDK outcomes (aws-smithy-mocks):
+//! how a real PutRecords answer is read entry by entry, how request errors
+//! are sorted into retryable or not, and what the rejects queue is sent.
+
+use std::sync::Arc;
+
+use aws_sdk_kinesis::operation::put_records::{PutRecordsError, PutRecordsOutput};
+use aws_sdk_kinesis::types::PutRecordsResultEntry;
+use aws_sdk_kinesis::types::error::{
+    AccessDeniedException, ProvisionedThroughputExceededException, ResourceNotFoundException,
+};
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use aws_smithy_runtime_api::http::{Response, StatusCode};
+use aws_smithy_types::body::SdkBody;
+use bytes::Bytes;
+use edr_preprocessor::aws::{KinesisSink, SqsRejectSink};
+use edr_preprocessor::config::StreamRef;
+use edr_preprocessor::publisher::{
+    CallError, EntryResult, MISSING_SEQUENCE_NUMBER, OutboundRecord, RecordSink,
+};
+use edr_preprocessor::rejects::{RejectSink, RejectedMessage};
+use edr_preprocessor::submission::Reason;
+
+fn records(n: usize) -> Vec<OutboundRecord> {
+    (0..n)
+        .map(|i| OutboundRecord {
+            partition_key: Arc::from("4a1b3c5d-0000-4000-8000-000000000001"),
+            data: Bytes::from(format!("{{\"sequence\":{i}}}")),
+        })
+        .collect()
+}
+
+fn ok_entry(seq: &str) -> PutRecordsResultEntry {
+    PutRecordsResultEntry::builder()
+        .sequence_number(seq)
+        .shard_id("shardId-000000000000")
+        .build()
+}
+
+fn failed_entry(code: &str) -> PutRecordsResultEntry {
+    PutRecordsResultEntry::builder()
+        .error_code(code)
+        .error_message("scripted")
+        .build()
+}
+
+#[tokio::test]
+async fn entries_are_read_one_by_one_whatever_failed_record_count_says() {
+    let rule = mock!(aws_sdk_kinesis::Client::put_records)
+        .match_requests(|req| {
+            req.stream_name() == Some("events")
+                && req.records().len() == 4
+                && req.records()[2].data().as_ref() == b"{\"sequence\":2}"
+                && req.records()[2].partition_key() == Some("4a1b3c5d-0000-4000-8000-000000000001")
+        })
+        .then_output(|| {
+            PutRecordsOutput::builder()
+                // Lies: says nothing failed.
+                .failed_record_count(0)
+                .records(ok_entry("1"))
+                .records(failed_entry("ProvisionedThroughputExceededException"))
+                .records(PutRecordsResultEntry::builder().build())
+                .records(failed_entry("InternalFailure"))
+                .build()
+                .unwrap()
+        });
+    let client = mock_client!(aws_sdk_kinesis, [&rule]);
+    let sink = KinesisSink::new(client, StreamRef::Name("events".into()));
+    let result = sink.put_records(records(4)).await.unwrap();
+    assert_eq!(rule.num_calls(), 1);
+    assert_eq!(result[0], EntryResult::Written);
+    assert!(
+        matches!(&result[1], EntryResult::Failed { code, .. } if code == "ProvisionedThroughputExceededException")
+    );
+    assert!(
+        matches!(&result[2], EntryResult::Failed { code, .. } if code == MISSING_SEQUENCE_NUMBER),
+        "no sequence number is not a success"
+    );
+    assert!(matches!(&result[3], EntryResult::Failed { code, .. } if code == "InternalFailure"));
+}
+
+#[tokio::test]
+async fn every_entry_failed_with_failed_record_count_one_is_every_entry_failed() {
+    // LocalStack's answer when Kinesis errors are injected.
+    let rule = mock!(aws_sdk_kinesis::Client::put_records).then_output(|| {
+        PutRecordsOutput::builder()
+            .failed_record_count(1)
+            .records(failed_entry("ProvisionedThroughputExceededException"))
+            .records(failed_entry("ProvisionedThroughputExceededException"))
+            .records(failed_entry("ProvisionedThroughputExceededException"))
+            .build()
+            .unwrap()
+    });
+    let client = mock_client!(aws_sdk_kinesis, [&rule]);
+    let sink = KinesisSink::new(client, StreamRef::Name("events".into()));
+    let result = sink.put_records(records(3)).await.unwrap();
+    assert!(
+        result
+            .iter()
+            .all(|e| matches!(e, EntryResult::Failed { .. }))
+    );
+}
+
+#[tokio::test]
+async fn a_stream_arn_is_sent_as_the_arn() {
+    let arn = "arn:aws:kinesis:eu-west-1:123456789012:stream/events";
+    let rule = mock!(aws_sdk_kinesis::Client::put_records)
+        .match_requests(move |req| req.stream_arn() == Some(arn) && req.stream_name().is_none())
+        .then_output(|| {
+            PutRecordsOutput::builder()
+                .records(ok_entry("1"))
+                .build()
+                .unwrap()
+        });
+    let client = mock_client!(aws_sdk_kinesis, [&rule]);
+    let sink = KinesisSink::new(client, StreamRef::Arn(arn.into()));
+    assert_eq!(
+        sink.put_records(records(1)).await.unwrap(),
+        [EntryResult::Written]
+    );
+}
+
+async fn request_error(rule: aws_smithy_mocks::Rule) -> CallError {
+    let client = mock_client!(aws_sdk_kinesis, RuleMode::Sequential, [&rule]);
+    let sink = KinesisSink::new(client, StreamRef::Name("events".into()));
+    sink.put_records(records(2)).await.unwrap_err()
+}
+
+#[tokio::test]
+async fn throttling_and_server_errors_are_retryable() {
+    let e = request_error(mock!(aws_sdk_kinesis::Client::put_records).then_error(|| {
+        PutRecordsError::ProvisionedThroughputExceededException(
+            ProvisionedThroughputExceededException::builder()
+                .message("slow down")
+                .build(),
+        )
+    }))
+    .await;
+    assert!(e.retryable);
+    assert_eq!(e.code, "ProvisionedThroughputExceededException");
+
+    let e = request_error(
+        mock!(aws_sdk_kinesis::Client::put_records).then_http_response(|| {
+            Response::new(
+                StatusCode::try_from(500).unwrap(),
+                SdkBody::from(r#"{"__type":"InternalFailure","message":"boom"}"#),
+            )
+        }),
+    )
+    .await;
+    assert!(e.retryable, "{e:?}");
+    assert_eq!(e.code, "InternalFailure");
+
+    let e = request_error(
+        mock!(aws_sdk_kinesis::Client::put_records).then_http_response(|| {
+            Response::new(
+                StatusCode::try_from(503).unwrap(),
+                SdkBody::from("<html>unavailable</html>"),
+            )
+        }),
+    )
+    .await;
+    assert!(e.retryable, "{e:?}");
+}
+
+#[tokio::test]
+async fn access_and_configuration_errors_are_not_retryable() {
+    let e = request_error(mock!(aws_sdk_kinesis::Client::put_records).then_error(|| {
+        PutRecordsError::AccessDeniedException(
+            AccessDeniedException::builder().message("no").build(),
+        )
+    }))
+    .await;
+    assert!(!e.retryable);
+    assert_eq!(e.code, "AccessDeniedException");
+    let e = request_error(mock!(aws_sdk_kinesis::Client::put_records).then_error(|| {
+        PutRecordsError::ResourceNotFoundException(
+            ResourceNotFoundException::builder().message("gone").build(),
+        )
+    }))
+    .await;
+    assert!(!e.retryable);
+}
+
+#[tokio::test]
+async fn the_rejects_queue_gets_the_body_unchanged_and_the_reason() {
+    let rule = mock!(aws_sdk_sqs::Client::send_message)
+        .match_requests(|req| {
+            let attr = |name: &str| {
+                req.message_attributes()
+                    .and_then(|a| a.get(name))
+                    .and_then(|v| v.string_value())
+                    .map(str::to_owned)
+            };
+            req.queue_url() == Some("https://sqs.eu-west-1.amazonaws.com/1/rejects")
+                && req.message_body() == Some("%%% original body")
+                && attr("reason").as_deref() == Some("invalid_base64")
+                && attr("source_message_id").as_deref() == Some("m-1")
+                && req.message_group_id().is_none()
+        })
+        .then_output(|| {
+            aws_sdk_sqs::operation::send_message::SendMessageOutput::builder()
+                .message_id("r-1")
+                .build()
+        });
+    let client = mock_client!(aws_sdk_sqs, [&rule]);
+    let sink = SqsRejectSink::new(
+        client,
+        "https://sqs.eu-west-1.amazonaws.com/1/rejects".into(),
+    );
+    let message = RejectedMessage {
+        body: "%%% original body",
+        reason: Reason::InvalidBase64,
+        detail: "invalid base64 character at offset 0",
+        source_message_id: "m-1",
+        group_id: None,
+    };
+    sink.send(&message).await.unwrap();
+    assert_eq!(rule.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_fifo_rejects_queue_gets_a_group_and_deduplication_id() {
+    let rule = mock!(aws_sdk_sqs::Client::send_message)
+        .match_requests(|req| {
+            req.message_group_id() == Some("device-7")
+                && req.message_deduplication_id() == Some("m-2")
+        })
+        .then_output(|| aws_sdk_sqs::operation::send_message::SendMessageOutput::builder().build());
+    let client = mock_client!(aws_sdk_sqs, [&rule]);
+    let sink = SqsRejectSink::new(
+        client,
+        "https://sqs.eu-west-1.amazonaws.com/1/rejects.fifo".into(),
+    );
+    let message = RejectedMessage {
+        body: "{}",
+        reason: Reason::MissingField,
+        detail: "missing field",
+        source_message_id: "m-2",
+        group_id: Some("device-7"),
+    };
+    sink.send(&message).await.unwrap();
+    assert_eq!(rule.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_refused_send_is_an_error_with_the_code() {
+    let rule = mock!(aws_sdk_sqs::Client::send_message).then_error(|| {
+        aws_sdk_sqs::operation::send_message::SendMessageError::QueueDoesNotExist(
+            aws_sdk_sqs::types::error::QueueDoesNotExist::builder()
+                .message("no queue")
+                .build(),
+        )
+    });
+    let client = mock_client!(aws_sdk_sqs, [&rule]);
+    let sink = SqsRejectSink::new(
+        client,
+        "https://sqs.eu-west-1.amazonaws.com/1/rejects".into(),
+    );
+    let message = RejectedMessage {
+        body: "x",
+        reason: Reason::MalformedJson,
+        detail: "",
+        source_message_id: "m-3",
+        group_id: None,
+    };
+    let error = sink.send(&message).await.unwrap_err();
+    assert!(error.contains("QueueDoesNotExist"), "{error}");
+}
