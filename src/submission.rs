@@ -306,9 +306,17 @@ fn rejection_from_json(e: &serde_json::Error) -> Rejection {
                 let reason = Reason::from_code(code).unwrap_or(Reason::WrongType);
                 return Rejection::new(reason, format!("{code} at {at}"));
             }
+            // Field names come from the input: shown only when they look
+            // like schema identifiers, so a log line cannot carry content.
             let field = || {
                 let name = message.split('`').nth(1).unwrap_or_default();
-                bounded(name, 64)
+                let identifier = (1..=64).contains(&name.len())
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                if identifier {
+                    name.to_owned()
+                } else {
+                    "<not an identifier>".to_owned()
+                }
             };
             let (reason, detail) = if message.starts_with("missing field") {
                 (Reason::MissingField, format!("missing field {:?}", field()))

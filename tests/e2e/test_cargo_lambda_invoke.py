@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -23,7 +24,8 @@ import local_emulator
 import sensor_fleet
 
 EVENTS = sorted((ROOT / "events").glob("*.json"))
-CARGO_LAMBDA_BIN = ROOT / ".venv-cargo-lambda" / "bin"
+# cargo-lambda from mk/deploy.mk's virtual environment (requirements/tools.txt).
+CARGO_LAMBDA_BIN = Path(os.environ.get("E2E_CARGO_LAMBDA_BIN") or ROOT / ".venv" / "bin")
 
 # The documented response of each sample event with Kinesis reachable: nothing
 # to retry (invalid submissions are dropped, and sent to the rejects queue).
@@ -65,12 +67,14 @@ def stop_group(proc: subprocess.Popen) -> None:
 def watch():
     """`cargo lambda watch --only-lambda-apis` on a free loopback port."""
     if not (CARGO_LAMBDA_BIN / "cargo-lambda").exists():
-        pytest.fail("cargo-lambda not installed: `make test-e2e` installs it into .venv-cargo-lambda")
+        pytest.fail(f"no cargo-lambda in {CARGO_LAMBDA_BIN}: `make test-e2e` installs it (make tools)")
     port = local_emulator.free_port()
+    log = ROOT / ".cache" / "e2e" / "cargo-lambda-watch.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         ["cargo", "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", str(port)],
-        cwd=ROOT, env=cargo_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        start_new_session=True)
+        cwd=ROOT, env=cargo_env(), stdin=subprocess.DEVNULL, stdout=log.open("wb"),
+        stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_port(port)
         yield port
@@ -82,6 +86,7 @@ class Function:
     """The release binary polling the watch server's Runtime API."""
 
     def __init__(self, binary: Path, port: int, env: dict):
+        self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [str(binary)], env={
                 "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -90,11 +95,14 @@ class Function:
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "4096",
                 "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
                 **env},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def stop(self) -> str:
         stop_group(self.proc)
-        return self.proc.stdout.read().decode(errors="replace")
+        self.log.seek(0)
+        text = self.log.read().decode(errors="replace")
+        self.log.close()
+        return text[-4000:]
 
 
 def invoke(port: int, event_file: Path) -> dict:
@@ -107,15 +115,15 @@ def invoke(port: int, event_file: Path) -> dict:
 
 
 def decoded_submission_id(body: str) -> str | None:
-    for text in (body,):
+    """The submission id of an accepted body: base64 of JSON, or plain JSON."""
+    try:
+        doc = json.loads(base64.b64decode(body, validate=True))
+    except ValueError:
         try:
-            doc = json.loads(base64.b64decode(text, validate=True))
+            doc = json.loads(body)
         except ValueError:
-            try:
-                doc = json.loads(text)
-            except ValueError:
-                return None
-        return doc.get("submission_id") if isinstance(doc, dict) else None
+            return None
+    return doc.get("submission_id") if isinstance(doc, dict) else None
 
 
 @pytest.mark.skipif(not EVENTS, reason="no sample events in events/")
