@@ -15,6 +15,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+#[cfg(feature = "lambda")]
 use lambda_runtime::LambdaEvent;
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -24,7 +25,8 @@ use crate::event::{self, EncodedSubmission};
 use crate::metrics::InvocationMetrics;
 use crate::publisher::{Outcome, PublishFailure, Publisher, RecordSink};
 use crate::rejects::{self, RejectSink, RejectedMessage};
-use crate::submission::{self, Limits, Rejection};
+use crate::submission::{Limits, Rejection};
+use crate::transform::transform;
 
 /// The function: configuration plus its two outlets.
 pub struct Handler<K, R> {
@@ -55,6 +57,7 @@ impl fmt::Display for UnidentifiedFailure {
 
 impl std::error::Error for UnidentifiedFailure {}
 
+#[cfg(feature = "lambda")]
 impl From<UnidentifiedFailure> for lambda_runtime::Diagnostic {
     fn from(e: UnidentifiedFailure) -> Self {
         lambda_runtime::Diagnostic {
@@ -108,6 +111,7 @@ impl<K: RecordSink, R: RejectSink> Handler<K, R> {
     }
 
     /// The Lambda entry point: takes the deadline from the invocation context.
+    #[cfg(feature = "lambda")]
     pub async fn invoke(
         &self,
         event: LambdaEvent<SqsEvent>,
@@ -179,7 +183,7 @@ impl<K: RecordSink, R: RejectSink> Handler<K, R> {
                     );
                     Fate::Duplicate(first)
                 }
-                None => match self.validate(body, limits, &time_processed) {
+                None => match transform(body, limits, self.config.partition_key, &time_processed) {
                     Ok(submission) => {
                         encoded.push(submission);
                         Fate::Valid(encoded.len() - 1)
@@ -252,17 +256,6 @@ impl<K: RecordSink, R: RejectSink> Handler<K, R> {
             Err(_) => metrics.received,
         };
         (response, metrics)
-    }
-
-    fn validate(
-        &self,
-        body: &str,
-        limits: Limits,
-        time_processed: &str,
-    ) -> Result<EncodedSubmission, Rejection> {
-        let decoded = submission::decode_body(body)?;
-        let submission = submission::parse_json(&decoded, limits)?;
-        event::encode(&submission, self.config.partition_key, time_processed)
     }
 
     async fn store_rejects(&self, messages: &mut [Message<'_>]) {

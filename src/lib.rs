@@ -9,9 +9,11 @@
 //! - [`event`]: the event model and the JSON record each event becomes
 //! - [`publisher`]: PutRecords with packing, ordering, retries and the deadline
 //! - [`rejects`]: where invalid submissions are kept
+//! - [`transform`]: body → records, the pure path the handler runs per message
 //! - [`handler`]: the batch, from SQS records to `batchItemFailures`
 //! - [`config`], [`metrics`], [`logging`], [`backoff`]: the supporting cast
-//! - [`aws`]: the AWS SDK adapters behind the publisher's and rejects' seams
+//! - `aws` (feature `lambda`, on by default): the AWS SDK adapters behind the
+//!   publisher's and rejects' seams
 
 #![cfg_attr(
     not(test),
@@ -23,6 +25,7 @@
     )
 )]
 
+#[cfg(feature = "lambda")]
 pub mod aws;
 pub mod backoff;
 pub mod config;
@@ -33,3 +36,4 @@ pub mod metrics;
 pub mod publisher;
 pub mod rejects;
 pub mod submission;
+pub mod transform;

@@ -3,6 +3,8 @@
 //! remembers or refuses, and builders for submissions and SQS batches.
 #![allow(dead_code)]
 
+pub mod runtime_api;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;

@@ -1,0 +1,22 @@
+//! Body in, records out: the pure part of the function.
+//!
+//! Everything between an SQS message body and the Kinesis records of its
+//! events, with no I/O: the handler calls it per message, and the fuzz
+//! target and the benchmarks call it directly, so what they exercise is
+//! exactly what runs in production.
+
+use crate::config::PartitionKey;
+use crate::event::{self, EncodedSubmission};
+use crate::submission::{self, Limits, Rejection};
+
+/// Decodes, validates and encodes one submission.
+pub fn transform(
+    body: &str,
+    limits: Limits,
+    key: PartitionKey,
+    time_processed: &str,
+) -> Result<EncodedSubmission, Rejection> {
+    let decoded = submission::decode_body(body)?;
+    let submission = submission::parse_json(&decoded, limits)?;
+    event::encode(&submission, key, time_processed)
+}

@@ -1,0 +1,171 @@
+//! The real `bootstrap` binary under a stub Lambda Runtime API: it refuses to
+//! start half-configured, serves invocations through the real runtime loop
+//! and SDK client, and a panic inside one invocation fails that invocation
+//! only, while the process goes on serving.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::runtime_api::RuntimeApiStub;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_bootstrap");
+
+fn lambda_env(command: &mut Command, runtime_api: &str) {
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "edr-preprocessor")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/edr-preprocessor")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+}
+
+#[test]
+fn the_binary_refuses_to_start_with_a_bad_setting() {
+    for (name, value) in [
+        ("STREAM_NAME", ""),
+        ("ORDERING", "sometimes"),
+        ("MAX_ATTEMPTS", "0"),
+    ] {
+        let mut command = Command::new(BINARY);
+        lambda_env(&mut command, "127.0.0.1:9");
+        if name != "STREAM_NAME" {
+            command.env("STREAM_NAME", "events");
+        }
+        command.env(name, value);
+        let output = command.output().unwrap();
+        assert!(
+            !output.status.success(),
+            "{name}={value} must stop the process"
+        );
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(all.contains(name), "the error names {name}: {all}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_publishes_a_sensor_batch_through_the_runtime_loop() {
+    let stub = RuntimeApiStub::default();
+    let address = stub.start().await;
+    let event: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/events/sensor-batch.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    stub.push(event.clone());
+    stub.push(event);
+
+    let mut command = Command::new(BINARY);
+    lambda_env(&mut command, &address);
+    command
+        .env("STREAM_NAME", "events")
+        .env("AWS_ENDPOINT_URL", format!("http://{address}"));
+    let mut child = command.spawn().unwrap();
+    let answers = stub.answers(2).await;
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+
+    for (id, kind, body) in &answers {
+        assert_eq!(kind, "response", "{id}: {body}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(body).unwrap(),
+            serde_json::json!({"batchItemFailures": []})
+        );
+    }
+    let state = stub.state.lock().unwrap();
+    let submissions: std::collections::HashSet<&str> = state
+        .records
+        .iter()
+        .filter_map(|r| r["submission_id"].as_str())
+        .collect();
+    assert_eq!(submissions.len(), 5);
+    // Logs and metrics are JSON lines on stdout.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("\"batch processed\"") && l.contains("\"published\":5")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(
+            |l| l.contains("\"CloudWatchMetrics\"") && l.contains("\"SubmissionsPublished\":5")
+        )
+    );
+    assert!(
+        stdout
+            .lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "every stdout line is JSON"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invocation_past_its_deadline_reports_failures_in_time() {
+    // Kinesis does not answer (a port nothing listens on refuses): every call fails,
+    // retries stop at the deadline, and the answer names every valid message.
+    let stub = RuntimeApiStub {
+        timeout: Duration::from_secs(2),
+        ..RuntimeApiStub::default()
+    };
+    let address = stub.start().await;
+    let event: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/events/sensor-batch.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let ids: Vec<String> = event["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["messageId"].as_str().unwrap().to_owned())
+        .collect();
+    stub.push(event);
+    let mut command = Command::new(BINARY);
+    lambda_env(&mut command, &address);
+    command
+        .env("STREAM_NAME", "events")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("MAX_ATTEMPTS", "100")
+        .env("DEADLINE_MARGIN_MS", "300");
+    let started = std::time::Instant::now();
+    let mut child = command.spawn().unwrap();
+    let answers = stub.answers(1).await;
+    let took = started.elapsed();
+    child.kill().unwrap();
+    let _ = child.wait();
+    let (_, kind, body) = &answers[0];
+    assert_eq!(kind, "response");
+    let failed: Vec<String> =
+        serde_json::from_str::<serde_json::Value>(body).unwrap()["batchItemFailures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["itemIdentifier"].as_str().unwrap().to_owned())
+            .collect();
+    assert_eq!(failed, ids);
+    assert!(
+        took < Duration::from_secs(2),
+        "answered within the 2 s deadline: {took:?}"
+    );
+}

@@ -1,0 +1,189 @@
+//! A minimal Lambda Runtime API (and Kinesis PutRecords endpoint) on the
+//! loopback, for tests that run the real runtime loop: it hands out queued
+//! events on `/next`, records what the function answers, and acknowledges
+//! every PutRecords entry while remembering the records.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+#[derive(Default)]
+pub struct StubState {
+    pub events: VecDeque<Value>,
+    /// (request id, "response" | "error" | "init-error", body)
+    pub answers: Vec<(String, String, String)>,
+    /// Decoded data of every record put, as JSON.
+    pub records: Vec<Value>,
+    invocation: usize,
+}
+
+#[derive(Clone, Default)]
+pub struct RuntimeApiStub {
+    pub state: Arc<Mutex<StubState>>,
+    /// How long an invocation may run (sets Lambda-Runtime-Deadline-Ms).
+    pub timeout: Duration,
+}
+
+impl RuntimeApiStub {
+    /// Starts serving on an ephemeral loopback port; returns `host:port`.
+    pub async fn start(&self) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let stub = self.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let stub = stub.clone();
+                tokio::spawn(async move { stub.serve(socket).await });
+            }
+        });
+        address
+    }
+
+    pub fn push(&self, event: Value) {
+        self.state.lock().unwrap().events.push_back(event);
+    }
+
+    /// Waits until `n` answers arrived (or panics after 60 s of real time).
+    pub async fn answers(&self, n: usize) -> Vec<(String, String, String)> {
+        for _ in 0..6000 {
+            {
+                let state = self.state.lock().unwrap();
+                if state.answers.len() >= n {
+                    return state.answers.clone();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no {n} answers: {:?}", self.state.lock().unwrap().answers);
+    }
+
+    async fn serve(&self, socket: tokio::net::TcpStream) {
+        let (read, mut write) = socket.into_split();
+        let mut reader = BufReader::new(read);
+        loop {
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).await.unwrap_or(0) == 0 {
+                return;
+            }
+            let mut length = 0usize;
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                let header = header.trim_end();
+                if header.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).await.is_err() {
+                return;
+            }
+            let mut parts = request_line.split_whitespace();
+            let (method, path) = (
+                parts.next().unwrap_or_default().to_owned(),
+                parts.next().unwrap_or_default().to_owned(),
+            );
+            let response = self.route(&method, &path, &body).await;
+            if write.write_all(response.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn route(&self, method: &str, path: &str, body: &[u8]) -> String {
+        let text = String::from_utf8_lossy(body).into_owned();
+        if method == "GET" && path.ends_with("/runtime/invocation/next") {
+            loop {
+                let next = {
+                    let mut state = self.state.lock().unwrap();
+                    state.events.pop_front().map(|e| {
+                        state.invocation += 1;
+                        (format!("request-{}", state.invocation), e)
+                    })
+                };
+                if let Some((id, event)) = next {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap();
+                    let timeout = if self.timeout.is_zero() {
+                        Duration::from_secs(30)
+                    } else {
+                        self.timeout
+                    };
+                    let deadline = (now + timeout).as_millis();
+                    let body = event.to_string();
+                    return format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: {id}\r\n\
+                         Lambda-Runtime-Deadline-Ms: {deadline}\r\n\
+                         Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:eu-west-1:123456789012:function:edr-preprocessor\r\n\
+                         Lambda-Runtime-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1\r\n\
+                         Content-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        if method == "POST" && path.contains("/runtime/invocation/") {
+            let id = path.split('/').nth(4).unwrap_or_default().to_owned();
+            let kind = if path.ends_with("/error") {
+                "error"
+            } else {
+                "response"
+            };
+            self.state
+                .lock()
+                .unwrap()
+                .answers
+                .push((id, kind.into(), text));
+            return accepted();
+        }
+        if method == "POST" && path.ends_with("/runtime/init/error") {
+            self.state
+                .lock()
+                .unwrap()
+                .answers
+                .push((String::new(), "init-error".into(), text));
+            return accepted();
+        }
+        if method == "POST" && path == "/" {
+            // Kinesis PutRecords (AWS JSON 1.1): acknowledge every entry.
+            let request: Value = serde_json::from_str(&text).unwrap_or_default();
+            let entries = request["Records"].as_array().cloned().unwrap_or_default();
+            let mut results = Vec::new();
+            let mut state = self.state.lock().unwrap();
+            for entry in entries {
+                let data = base64::engine::general_purpose::STANDARD
+                    .decode(entry["Data"].as_str().unwrap_or_default())
+                    .unwrap_or_default();
+                state
+                    .records
+                    .push(serde_json::from_slice(&data).unwrap_or_default());
+                results.push(json!({"SequenceNumber": format!("{}", state.records.len()), "ShardId": "shardId-000000000000"}));
+            }
+            let body = json!({"FailedRecordCount": 0, "Records": results}).to_string();
+            return format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into()
+    }
+}
+
+fn accepted() -> String {
+    "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{\"status\":\"OK\"}\n".into()
+}
