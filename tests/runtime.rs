@@ -169,3 +169,63 @@ async fn an_invocation_past_its_deadline_reports_failures_in_time() {
         "answered within the 2 s deadline: {took:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kinesis_that_accepts_but_never_answers_cannot_eat_the_invocation() {
+    // A black hole: accepts connections, reads, never answers. The SDK's
+    // per-attempt timeout ends each call; the publisher retries until the deadline.
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hole_address = hole.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hole.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+
+    let stub = RuntimeApiStub {
+        timeout: Duration::from_secs(3),
+        ..RuntimeApiStub::default()
+    };
+    let address = stub.start().await;
+    let event: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/events/sensor-batch.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    stub.push(event);
+    let mut command = Command::new(BINARY);
+    lambda_env(&mut command, &address);
+    command
+        .env("STREAM_NAME", "events")
+        .env("AWS_ENDPOINT_URL", format!("http://{hole_address}"))
+        .env("KINESIS_CALL_TIMEOUT_MS", "400")
+        .env("RETRY_MAX_DELAY_MS", "100")
+        .env("MAX_ATTEMPTS", "100");
+    let started = std::time::Instant::now();
+    let mut child = command.spawn().unwrap();
+    let answers = stub.answers(1).await;
+    let took = started.elapsed();
+    child.kill().unwrap();
+    let _ = child.wait();
+    let failed =
+        serde_json::from_str::<serde_json::Value>(&answers[0].2).unwrap()["batchItemFailures"]
+            .as_array()
+            .unwrap()
+            .len();
+    assert_eq!(failed, 5, "{:?}", answers[0]);
+    assert!(
+        took < Duration::from_secs(3),
+        "answered within the deadline: {took:?}"
+    );
+    assert!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "a hung call was abandoned and retried"
+    );
+}
