@@ -437,11 +437,31 @@ fn log_publish_failure(
     );
 }
 
+/// The longest a Lambda invocation can run.
+pub const MAX_INVOCATION: Duration = Duration::from_secs(15 * 60);
+
 /// Converts Lambda's deadline (milliseconds since the Unix epoch) into an
 /// instant of the tokio clock.
+///
+/// Lambda's deadline is always in the future when an invocation starts. One
+/// that is not comes from a local runtime emulator (`cargo lambda watch`
+/// sends a fixed 600000, i.e. 1970): it is treated as no deadline at all, and
+/// the invocation gets Lambda's maximum of 15 minutes.
 pub fn deadline_instant(deadline_epoch_ms: u64) -> Instant {
-    let now_ms = unix_millis();
-    Instant::now() + Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms))
+    deadline_at(deadline_epoch_ms, unix_millis(), Instant::now())
+}
+
+fn deadline_at(deadline_epoch_ms: u64, now_epoch_ms: u64, now: Instant) -> Instant {
+    match deadline_epoch_ms.checked_sub(now_epoch_ms) {
+        Some(left) if left > 0 => now + Duration::from_millis(left).min(MAX_INVOCATION),
+        _ => {
+            tracing::warn!(
+                deadline_epoch_ms,
+                "the invocation's deadline is already past; assuming a local runtime and no deadline"
+            );
+            now + MAX_INVOCATION
+        }
+    }
 }
 
 fn unix_millis() -> u64 {
@@ -449,4 +469,32 @@ fn unix_millis() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deadline_is_taken_from_the_context() {
+        let now = Instant::now();
+        assert_eq!(
+            deadline_at(1_700_000_030_000, 1_700_000_000_000, now),
+            now + Duration::from_secs(30)
+        );
+    }
+
+    #[test]
+    fn a_deadline_in_the_past_means_a_local_runtime_without_one() {
+        let now = Instant::now();
+        // What `cargo lambda watch` sends.
+        assert_eq!(
+            deadline_at(600_000, 1_700_000_000_000, now),
+            now + MAX_INVOCATION
+        );
+        assert_eq!(
+            deadline_at(1_700_000_000_000, 1_700_000_000_000, now),
+            now + MAX_INVOCATION
+        );
+    }
 }

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from conftest import (
+from template_support import (
     DEPLOY_MK,
     DOCS,
     ROOT,

@@ -1,0 +1,168 @@
+"""Helpers of the template tests: a YAML loader that understands
+CloudFormation's short tags (!Ref, !GetAtt, !Sub, ...), and small evaluators
+for the intrinsic functions, rules and parameter constraints the tests run."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+SAMCONFIG = ROOT / "samconfig.toml"
+DEPLOY_MK = ROOT / "mk" / "deploy.mk"
+DOCS = [ROOT / "README.md", ROOT / "docs" / "deploy.md"]
+
+
+class CfnLoader(yaml.SafeLoader):
+    """SafeLoader that turns `!Ref X` into {"Ref": "X"}, `!GetAtt A.B` into
+    {"Fn::GetAtt": ["A", "B"]} and every other `!Fn` into {"Fn::Fn": ...}."""
+
+
+def _construct(loader: CfnLoader, tag_suffix: str, node: yaml.Node):
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if tag_suffix == "Ref":
+        return {"Ref": value}
+    if tag_suffix == "Condition":
+        return {"Condition": value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{tag_suffix}": value}
+
+
+CfnLoader.add_multi_constructor("!", _construct)
+
+
+def load_template(text: str) -> dict:
+    return yaml.load(text, Loader=CfnLoader)
+
+
+def parse_overrides(value) -> dict[str, str]:
+    """samconfig's parameter_overrides ("K=V K2=V2", or a list) as a dict."""
+    if isinstance(value, list):
+        value = " ".join(value)
+    pairs = re.findall(r'(\w+)=("[^"]*"|\S*)', value)
+    return {k: v.strip('"') for k, v in pairs}
+
+
+def function(resources: dict) -> dict:
+    (fn,) = [r for r in resources.values() if r["Type"] == "AWS::Serverless::Function"]
+    return fn
+
+
+# --- Intrinsic functions ---------------------------------------------------
+
+
+class Evaluator:
+    """Evaluates the intrinsic functions of conditions, rules and simple
+    values for given parameter values (strings, as CloudFormation has them)."""
+
+    def __init__(self, template: dict, values: dict[str, str], pseudo: dict[str, str] | None = None):
+        self.template = template
+        self.values = dict(values)
+        self.values.update(
+            pseudo
+            or {
+                "AWS::Region": "eu-west-1",
+                "AWS::AccountId": "123456789012",
+                "AWS::Partition": "aws",
+                "AWS::URLSuffix": "amazonaws.com",
+                "AWS::StackName": "edr",
+            }
+        )
+        self._conditions: dict[str, bool] = {}
+
+    def condition(self, name: str) -> bool:
+        if name not in self._conditions:
+            self._conditions[name] = bool(self.eval(self.template["Conditions"][name]))
+        return self._conditions[name]
+
+    def eval(self, node):
+        if isinstance(node, list):
+            return [self.eval(n) for n in node]
+        if not isinstance(node, dict):
+            return node if isinstance(node, (bool, type(None))) else str(node)
+        if len(node) != 1:
+            return {k: self.eval(v) for k, v in node.items()}
+        ((fn, arg),) = node.items()
+        if fn == "Ref":
+            if arg == "AWS::NoValue":
+                return None
+            if arg not in self.values:
+                raise KeyError(f"Ref {arg}: not a parameter, pseudo parameter or stubbed resource")
+            return self.values[arg]
+        if fn == "Fn::GetAtt":
+            # Attributes of resources: whatever the test put in `values`.
+            return self.values[f"{arg[0]}.{arg[1]}"]
+        if fn == "Condition":
+            return self.condition(arg)
+        if fn == "Fn::Equals":
+            a, b = self.eval(arg)
+            return a == b
+        if fn == "Fn::Not":
+            (a,) = arg
+            return not self.eval(a)
+        if fn == "Fn::And":
+            return all(self.eval(a) for a in arg)
+        if fn == "Fn::Or":
+            return any(self.eval(a) for a in arg)
+        if fn == "Fn::Contains":
+            haystack, needle = self.eval(arg)
+            return needle in haystack
+        if fn == "Fn::If":
+            name, yes, no = arg
+            return self.eval(yes if self.condition(name) else no)
+        if fn == "Fn::Select":
+            index, items = arg
+            items = self.eval(items)
+            return items[int(self.eval(index))]
+        if fn == "Fn::Split":
+            sep, value = arg
+            return self.eval(value).split(sep)
+        if fn == "Fn::Join":
+            sep, items = arg
+            return sep.join(self.eval(items))
+        if fn == "Fn::Sub":
+            if isinstance(arg, list):
+                text, extra = arg
+                names = {**self.values, **{k: self.eval(v) for k, v in extra.items()}}
+            else:
+                text, names = arg, self.values
+            return re.sub(r"\$\{([^}]+)\}", lambda m: names[m.group(1)], text)
+        raise NotImplementedError(fn)
+
+    def rule_failures(self) -> list[str]:
+        """AssertDescriptions of the Rules assertions these values break."""
+        failed = []
+        for rule in self.template.get("Rules", {}).values():
+            if "RuleCondition" in rule and not self.eval(rule["RuleCondition"]):
+                continue
+            for assertion in rule["Assertions"]:
+                if not self.eval(assertion["Assert"]):
+                    failed.append(assertion["AssertDescription"])
+        return failed
+
+
+def satisfies_constraints(param: dict, value: str) -> bool:
+    """Whether CloudFormation would accept `value` for this parameter."""
+    if "AllowedValues" in param and value not in [str(v) for v in param["AllowedValues"]]:
+        return False
+    if "AllowedPattern" in param and not re.fullmatch(param["AllowedPattern"], value):
+        return False
+    if param["Type"] == "Number":
+        try:
+            number = float(value)
+        except ValueError:
+            return False
+        if "MinValue" in param and number < float(param["MinValue"]):
+            return False
+        if "MaxValue" in param and number > float(param["MaxValue"]):
+            return False
+    return True
