@@ -562,15 +562,21 @@ mod tests {
         check(doc).expect_err("must be rejected").reason
     }
 
-    fn with(path: &[&str], value: Value) -> Value {
-        let mut doc = valid();
-        let mut node = &mut doc;
+    /// The object or array holding the last element of `path`, in `doc`.
+    fn parent<'d>(doc: &'d mut Value, path: &[&str]) -> &'d mut Value {
+        let mut node = doc;
         for key in &path[..path.len() - 1] {
             node = match key.parse::<usize>() {
                 Ok(i) => &mut node[i],
                 Err(_) => &mut node[*key],
             };
         }
+        node
+    }
+
+    fn with(path: &[&str], value: Value) -> Value {
+        let mut doc = valid();
+        let node = parent(&mut doc, path);
         let last = path[path.len() - 1];
         match last.parse::<usize>() {
             Ok(i) => node[i] = value,
@@ -581,14 +587,10 @@ mod tests {
 
     fn without(path: &[&str]) -> Value {
         let mut doc = valid();
-        let mut node = &mut doc;
-        for key in &path[..path.len() - 1] {
-            node = match key.parse::<usize>() {
-                Ok(i) => &mut node[i],
-                Err(_) => &mut node[*key],
-            };
-        }
-        node.as_object_mut().unwrap().remove(path[path.len() - 1]);
+        parent(&mut doc, path)
+            .as_object_mut()
+            .unwrap()
+            .remove(path[path.len() - 1]);
         doc
     }
 

@@ -53,41 +53,20 @@ fn kind() -> impl Strategy<Value = Kind> {
     ]
 }
 
-fn case() -> impl Strategy<Value = Case> {
-    (
-        prop::collection::vec((kind(), 0u8..3), 1..25),
-        any::<bool>(),
-        any::<bool>(),
-        1usize..5,
-        1u32..6,
-        prop::collection::vec(0u8..10, 1..64),
-        prop::collection::vec(0u8..10, 1..16),
-        prop_oneof![Just(0u64), 1u64..80],
-        prop_oneof![Just(600_000u64), 300u64..5_000],
-    )
-        .prop_map(
-            |(
-                messages,
-                fifo,
-                relaxed,
-                max_in_flight,
-                max_attempts,
-                entry_outcomes,
-                call_outcomes,
-                call_delay_ms,
-                deadline_ms,
-            )| Case {
-                messages,
-                fifo,
-                relaxed,
-                max_in_flight,
-                max_attempts,
-                entry_outcomes,
-                call_outcomes,
-                call_delay_ms,
-                deadline_ms,
-            },
-        )
+prop_compose! {
+    fn case()(
+        messages in prop::collection::vec((kind(), 0u8..3), 1..25),
+        fifo in any::<bool>(),
+        relaxed in any::<bool>(),
+        max_in_flight in 1usize..5,
+        max_attempts in 1u32..6,
+        entry_outcomes in prop::collection::vec(0u8..10, 1..64),
+        call_outcomes in prop::collection::vec(0u8..10, 1..16),
+        call_delay_ms in prop_oneof![Just(0u64), 1u64..80],
+        deadline_ms in prop_oneof![Just(600_000u64), 300u64..5_000],
+    ) -> Case {
+        Case { messages, fifo, relaxed, max_in_flight, max_attempts, entry_outcomes, call_outcomes, call_delay_ms, deadline_ms }
+    }
 }
 
 fn body(n: usize, kind: &Kind) -> String {

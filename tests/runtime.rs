@@ -30,6 +30,56 @@ fn lambda_env(command: &mut Command, runtime_api: &str) {
         .stderr(Stdio::piped());
 }
 
+fn sensor_batch() -> serde_json::Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/events/sensor-batch.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Runs the binary for one invocation of the sensor batch with `timeout` to
+/// its deadline and the given settings; returns the answer's body, the ids
+/// it reports failed, and how long the answer took.
+async fn invoke_once(
+    timeout: Duration,
+    settings: &[(&str, String)],
+) -> (String, Vec<String>, Duration) {
+    let stub = RuntimeApiStub {
+        timeout,
+        ..RuntimeApiStub::default()
+    };
+    let address = stub.start().await;
+    stub.push(sensor_batch());
+    let mut command = Command::new(BINARY);
+    lambda_env(&mut command, &address);
+    command.env("STREAM_NAME", "events");
+    for (name, value) in settings {
+        command.env(name, value);
+    }
+    let started = std::time::Instant::now();
+    let mut child = command.spawn().unwrap();
+    let answers = stub.answers(1).await;
+    let took = started.elapsed();
+    child.kill().unwrap();
+    let _ = child.wait();
+    let (_, kind, body) = answers[0].clone();
+    assert_eq!(kind, "response", "{body}");
+    let failed = serde_json::from_str::<serde_json::Value>(&body).unwrap()["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap().to_owned())
+        .collect();
+    (body, failed, took)
+}
+
+fn message_ids() -> Vec<String> {
+    sensor_batch()["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["messageId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 #[test]
 fn the_binary_refuses_to_start_with_a_bad_setting() {
     for (name, value) in [
@@ -61,14 +111,7 @@ fn the_binary_refuses_to_start_with_a_bad_setting() {
 async fn the_binary_publishes_a_sensor_batch_through_the_runtime_loop() {
     let stub = RuntimeApiStub::default();
     let address = stub.start().await;
-    let event: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/events/sensor-batch.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let event = sensor_batch();
     stub.push(event.clone());
     stub.push(event);
 
@@ -119,51 +162,15 @@ async fn the_binary_publishes_a_sensor_batch_through_the_runtime_loop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invocation_past_its_deadline_reports_failures_in_time() {
-    // Kinesis does not answer (a port nothing listens on refuses): every call fails,
+    // Kinesis refuses connections (nothing listens on port 9): every call fails,
     // retries stop at the deadline, and the answer names every valid message.
-    let stub = RuntimeApiStub {
-        timeout: Duration::from_secs(2),
-        ..RuntimeApiStub::default()
-    };
-    let address = stub.start().await;
-    let event: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/events/sensor-batch.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let ids: Vec<String> = event["Records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["messageId"].as_str().unwrap().to_owned())
-        .collect();
-    stub.push(event);
-    let mut command = Command::new(BINARY);
-    lambda_env(&mut command, &address);
-    command
-        .env("STREAM_NAME", "events")
-        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-        .env("MAX_ATTEMPTS", "100")
-        .env("DEADLINE_MARGIN_MS", "300");
-    let started = std::time::Instant::now();
-    let mut child = command.spawn().unwrap();
-    let answers = stub.answers(1).await;
-    let took = started.elapsed();
-    child.kill().unwrap();
-    let _ = child.wait();
-    let (_, kind, body) = &answers[0];
-    assert_eq!(kind, "response");
-    let failed: Vec<String> =
-        serde_json::from_str::<serde_json::Value>(body).unwrap()["batchItemFailures"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["itemIdentifier"].as_str().unwrap().to_owned())
-            .collect();
-    assert_eq!(failed, ids);
+    let settings = [
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9".to_owned()),
+        ("MAX_ATTEMPTS", "100".to_owned()),
+        ("DEADLINE_MARGIN_MS", "300".to_owned()),
+    ];
+    let (_, failed, took) = invoke_once(Duration::from_secs(2), &settings).await;
+    assert_eq!(failed, message_ids());
     assert!(
         took < Duration::from_secs(2),
         "answered within the 2 s deadline: {took:?}"
@@ -186,40 +193,14 @@ async fn a_kinesis_that_accepts_but_never_answers_cannot_eat_the_invocation() {
         }
     });
 
-    let stub = RuntimeApiStub {
-        timeout: Duration::from_secs(3),
-        ..RuntimeApiStub::default()
-    };
-    let address = stub.start().await;
-    let event: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/events/sensor-batch.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    stub.push(event);
-    let mut command = Command::new(BINARY);
-    lambda_env(&mut command, &address);
-    command
-        .env("STREAM_NAME", "events")
-        .env("AWS_ENDPOINT_URL", format!("http://{hole_address}"))
-        .env("KINESIS_CALL_TIMEOUT_MS", "400")
-        .env("RETRY_MAX_DELAY_MS", "100")
-        .env("MAX_ATTEMPTS", "100");
-    let started = std::time::Instant::now();
-    let mut child = command.spawn().unwrap();
-    let answers = stub.answers(1).await;
-    let took = started.elapsed();
-    child.kill().unwrap();
-    let _ = child.wait();
-    let failed =
-        serde_json::from_str::<serde_json::Value>(&answers[0].2).unwrap()["batchItemFailures"]
-            .as_array()
-            .unwrap()
-            .len();
-    assert_eq!(failed, 5, "{:?}", answers[0]);
+    let settings = [
+        ("AWS_ENDPOINT_URL", format!("http://{hole_address}")),
+        ("KINESIS_CALL_TIMEOUT_MS", "400".to_owned()),
+        ("RETRY_MAX_DELAY_MS", "100".to_owned()),
+        ("MAX_ATTEMPTS", "100".to_owned()),
+    ];
+    let (body, failed, took) = invoke_once(Duration::from_secs(3), &settings).await;
+    assert_eq!(failed, message_ids(), "{body}");
     assert!(
         took < Duration::from_secs(3),
         "answered within the deadline: {took:?}"
