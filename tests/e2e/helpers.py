@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 import uuid
@@ -154,8 +153,3 @@ def sqs_event(bodies: list[str], queue_arn: str = "arn:aws:sqs:us-east-1:0000000
 def esm_log_lines(emulator, function: str) -> list[str]:
     """MiniStack's log lines about batches of one function (partial failures are counted there)."""
     return [line for line in emulator.log_text().splitlines() if f"Lambda {function} " in line]
-
-
-def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, text=True, capture_output=True, **kw)
-

@@ -185,3 +185,26 @@ def test_bad_configuration_stops_the_function_at_start(deploy):
     stack = deploy(mapping=False, env={"ORDERING": "sometimes"})
     body, error = stack.invoke(sqs_event(["{}"]))
     assert error and "ORDERING" in json.dumps(body)
+
+
+def test_fifo_queue_keeps_device_order(deploy):
+    """A FIFO source queue (one message group per device): the mapping delivers
+    the group in order and every submission arrives complete."""
+    stack = deploy(fifo=True)
+    entries = fleet(seed=9, devices=3, submissions=9, broken=1)
+    for start in range(0, len(entries), 10):
+        chunk = entries[start:start + 10]
+        resp = stack.aws.sqs.send_message_batch(QueueUrl=stack.queue_url, Entries=[
+            {"Id": str(i), "MessageBody": e["body"], "MessageGroupId": e["device"]} for i, e in enumerate(chunk)])
+        assert not resp.get("Failed"), resp
+        for ok in resp["Successful"]:
+            chunk[int(ok["Id"])]["message_id"] = ok["MessageId"]
+    stack.wait_drained()
+    by_sid = sensor_fleet.group_by_submission(stack.records())
+    for e in entries:
+        if not e["broken"]:
+            assert sensor_fleet.check_submission(e["submission"], by_sid.get(e["submission"]["submission_id"])) == []
+    rejected = stack.rejects()
+    assert [m["Body"] for m in rejected] == [e["body"] for e in entries if e["broken"]]
+    assert rejected[0]["MessageAttributes"]["reason"]["StringValue"] == sensor_fleet.BROKEN_KINDS[
+        next(e["broken"] for e in entries if e["broken"])]

@@ -1,0 +1,85 @@
+# mk/local.mk: the function on a local AWS emulator (MiniStack), no Docker, no account.
+#
+# Included by the top-level Makefile, and self-contained: `make -f mk/local.mk demo`
+# works too. Python tools live in project-local virtual environments, each
+# installed from its pinned requirements file by the first target that needs it:
+#   .venv-emulator  requirements/emulator.txt  MiniStack (it pins botocore exactly)
+#   .venv-aws       requirements/awscli.txt    AWS CLI, awslocal, boto3, pytest
+# cargo-lambda (for the `cargo lambda invoke` tests) comes from mk/deploy.mk's
+# $(VENV), requirements/tools.txt. README.md ("Run it locally") describes every target.
+
+PYTHON ?= python3
+VENV ?= .venv
+# Standalone (make -f mk/local.mk): bring in the $(VENV) rule from mk/deploy.mk.
+ifeq ($(filter %deploy.mk,$(MAKEFILE_LIST)),)
+include $(dir $(lastword $(MAKEFILE_LIST)))deploy.mk
+endif
+LOCAL_EMULATOR_VENV := .venv-emulator
+LOCAL_AWS_VENV := .venv-aws
+# The function is built the way `sam build` builds it (cargo lambda build
+# --release, glibc 2.26, with mk/deploy.mk's tools), so the two share compiled
+# crates, but for this machine's architecture, as a zip holding `bootstrap`:
+# the same package a LocalStack user deploys.
+LOCAL_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
+LOCAL_TRIPLE := $(if $(filter arm64,$(LOCAL_ARCH)),aarch64,x86_64)-unknown-linux-gnu
+LOCAL_ZIP := target/lambda/bootstrap/bootstrap.zip
+LOCAL_BIN := target/$(LOCAL_TRIPLE)/release/bootstrap
+# Event source mapping and queue settings of `make demo` / `make deploy-local`.
+BATCH_SIZE ?= 10
+VISIBILITY_TIMEOUT ?= 30
+FUNCTION_TIMEOUT ?= 10
+EMULATOR_PORT ?= 4566
+# Sensor fleet of `make demo`.
+DEMO_DEVICES ?= 4
+DEMO_SUBMISSIONS ?= 12
+DEMO_BROKEN ?= 3
+# Extra pytest arguments for `make test-e2e` (e.g. E2E_ARGS='-k faults -x').
+E2E_ARGS ?=
+
+LOCAL_ENV := BATCH_SIZE=$(BATCH_SIZE) VISIBILITY_TIMEOUT=$(VISIBILITY_TIMEOUT) \
+	FUNCTION_TIMEOUT=$(FUNCTION_TIMEOUT) EMULATOR_PORT=$(EMULATOR_PORT) ARCHITECTURE=$(LOCAL_ARCH)
+
+.PHONY: demo test-e2e emulator deploy-local local-venvs local-package local-clean
+
+## demo: start MiniStack, deploy the function behind an SQS mapping, run a sensor fleet, print the stream
+demo: local-venvs local-package
+	$(LOCAL_ENV) DEMO_DEVICES=$(DEMO_DEVICES) DEMO_SUBMISSIONS=$(DEMO_SUBMISSIONS) \
+		DEMO_BROKEN=$(DEMO_BROKEN) $(LOCAL_AWS_VENV)/bin/python scripts/demo.py --zip $(LOCAL_ZIP)
+
+## test-e2e: end-to-end tests over real HTTP: MiniStack, the real binary, fault proxy, cargo lambda invoke
+test-e2e: local-venvs local-package $(VENV)/.installed
+	E2E_BOOTSTRAP=$(abspath $(LOCAL_BIN)) E2E_CARGO_LAMBDA_BIN=$(abspath $(VENV))/bin \
+		$(LOCAL_AWS_VENV)/bin/python -m pytest tests/e2e -p no:cacheprovider $(E2E_ARGS)
+
+## emulator: run MiniStack on 127.0.0.1:$(EMULATOR_PORT) in the foreground (Ctrl-C stops it)
+emulator: $(LOCAL_EMULATOR_VENV)/.installed
+	$(LOCAL_EMULATOR_VENV)/bin/python scripts/local_emulator.py run --port $(EMULATOR_PORT)
+
+## deploy-local: build, then scripts/deploy-local.sh against AWS_ENDPOINT_URL (default: make emulator's)
+deploy-local: $(LOCAL_AWS_VENV)/.installed local-package
+	PATH="$(abspath $(LOCAL_AWS_VENV))/bin:$$PATH" $(LOCAL_ENV) ZIP=$(LOCAL_ZIP) \
+		AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-http://127.0.0.1:$(EMULATOR_PORT)} scripts/deploy-local.sh
+
+## local-venvs: install .venv-emulator and .venv-aws
+local-venvs: $(LOCAL_EMULATOR_VENV)/.installed $(LOCAL_AWS_VENV)/.installed
+
+$(LOCAL_EMULATOR_VENV)/.installed: requirements/emulator.txt
+	rm -rf $(LOCAL_EMULATOR_VENV)
+	$(PYTHON) -m venv $(LOCAL_EMULATOR_VENV)
+	$(LOCAL_EMULATOR_VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r $<
+	touch $@
+
+$(LOCAL_AWS_VENV)/.installed: requirements/awscli.txt
+	rm -rf $(LOCAL_AWS_VENV)
+	$(PYTHON) -m venv $(LOCAL_AWS_VENV)
+	$(LOCAL_AWS_VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r $<
+	touch $@
+
+## local-package: cargo lambda build --release for this machine -> target/lambda/bootstrap/bootstrap.zip
+local-package: $(VENV)/.installed
+	PATH="$(abspath $(VENV))/bin:$$PATH" cargo lambda build --release --bin bootstrap \
+		--target $(LOCAL_TRIPLE).2.26 --output-format zip
+
+## local-clean: remove the local virtual environments and the demo's and tests' logs
+local-clean:
+	rm -rf $(LOCAL_EMULATOR_VENV) $(LOCAL_AWS_VENV) .cache/local .cache/e2e
