@@ -10,6 +10,7 @@ SHELL := /bin/bash
 
 include mk/deploy.mk
 include mk/local.mk
+include mk/operate.mk
 
 .PHONY: help test test-rust lint fmt events fuzz-smoke fuzz
 

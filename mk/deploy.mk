@@ -5,7 +5,7 @@
 # Every tool but cargo itself comes from the project's virtual environment
 # $(VENV), installed from requirements/tools.txt by the first target that
 # needs it. Targets: tools build validate sam-build deploy watch invoke
-# test-template clean distclean (docs/deploy.md describes each).
+# test-template clean distclean (README.md "Deploy" describes each).
 
 VENV ?= .venv
 ARCH ?= arm64

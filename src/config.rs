@@ -43,7 +43,9 @@ pub struct Config {
     pub ordering: Ordering,
     /// `REJECTS_QUEUE_URL`: where invalid submissions are sent, if anywhere.
     pub rejects_queue_url: Option<String>,
-    /// `MAX_EVENTS_PER_SUBMISSION` (default 10000): larger submissions are rejected.
+    /// `MAX_EVENTS_PER_SUBMISSION` (default 500): larger submissions are rejected.
+    /// Strict ordering costs one round trip per event, so a submission must
+    /// fit `events x round trip` into the function timeout.
     pub max_events_per_submission: usize,
     /// `MAX_IN_FLIGHT_CALLS` (default 8): concurrent PutRecords calls.
     pub max_in_flight_calls: usize,
@@ -197,7 +199,7 @@ impl Config {
             partition_key,
             ordering,
             rejects_queue_url,
-            max_events_per_submission: number("MAX_EVENTS_PER_SUBMISSION", 10_000, 1, 1_000_000)?
+            max_events_per_submission: number("MAX_EVENTS_PER_SUBMISSION", 500, 1, 1_000_000)?
                 as usize,
             max_in_flight_calls: number("MAX_IN_FLIGHT_CALLS", 8, 1, 64)? as usize,
             max_attempts: number("MAX_ATTEMPTS", 10, 1, 100)? as u32,
@@ -257,7 +259,7 @@ mod tests {
         assert_eq!(c.partition_key, PartitionKey::SubmissionId);
         assert_eq!(c.ordering, Ordering::Strict);
         assert_eq!(c.rejects_queue_url, None);
-        assert_eq!(c.max_events_per_submission, 10_000);
+        assert_eq!(c.max_events_per_submission, 500);
         assert_eq!(c.max_in_flight_calls, 8);
         assert_eq!(c.max_attempts, 10);
         assert_eq!(c.retry_base_delay, Duration::from_millis(50));

@@ -14,6 +14,8 @@ TEMPLATE = ROOT / "template.yaml"
 SAMCONFIG = ROOT / "samconfig.toml"
 DEPLOY_MK = ROOT / "mk" / "deploy.mk"
 DOCS = [ROOT / "README.md", ROOT / "docs" / "deploy.md"]
+# The metric names and dimensions the function emits (its EMF contract).
+METRICS_RS = ROOT / "src" / "metrics.rs"
 
 
 class CfnLoader(yaml.SafeLoader):
@@ -135,7 +137,12 @@ class Evaluator:
                 names = {**self.values, **{k: self.eval(v) for k, v in extra.items()}}
             else:
                 text, names = arg, self.values
-            return re.sub(r"\$\{([^}]+)\}", lambda m: names[m.group(1)], text)
+            # ${!Literal} is the escape for a literal ${Literal}.
+            return re.sub(
+                r"\$\{([^}]+)\}",
+                lambda m: "${" + m.group(1)[1:] + "}" if m.group(1).startswith("!") else str(names[m.group(1)]),
+                text,
+            )
         raise NotImplementedError(fn)
 
     def rule_failures(self) -> list[str]:
@@ -166,3 +173,27 @@ def satisfies_constraints(param: dict, value: str) -> bool:
         if "MaxValue" in param and number > float(param["MaxValue"]):
             return False
     return True
+
+
+# --- The SAM transform -------------------------------------------------------
+
+
+def sam_transform(template: dict, parameter_values: dict[str, str] | None = None) -> dict:
+    """The template as CloudFormation deploys it: after the SAM transform
+    (aws-sam-translator, the version sam and cfn-lint run), for the given
+    parameter values (the transform resolves a few, e.g. DeploymentPreference
+    Type). Managed policies are not looked up (no AWS account here)."""
+    import copy
+    import os
+
+    from samtranslator.translator.transform import transform
+
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    raw = copy.deepcopy(template)
+    function(raw["Resources"])["Properties"]["CodeUri"] = "s3://bucket/key"
+
+    class NoManagedPolicies:
+        def load(self):
+            return {}
+
+    return transform(raw, dict(parameter_values or {}), NoManagedPolicies())

@@ -4,11 +4,14 @@ Each test reads the files as they are and fails if the template loses one of
 the properties issue 4 asks for: partial batch responses, the visibility
 timeout guidance, parameters for every knob, rules for the combinations AWS
 refuses, least-privilege IAM, alarms, outputs, and documentation of every
-parameter and make target."""
+parameter and make target; and those of issue 7: the SQS trigger invokes the
+"live" alias, which CodeDeploy shifts and rolls back on the alarms. The
+dashboard and alarms against the code's metric names: test_metrics.py."""
 
 from __future__ import annotations
 
 import re
+import tomllib
 
 import pytest
 
@@ -16,11 +19,16 @@ from template_support import (
     DEPLOY_MK,
     DOCS,
     ROOT,
+    SAMCONFIG,
     Evaluator,
     function,
     parse_overrides,
+    sam_transform,
     satisfies_constraints,
 )
+
+# Every environment of samconfig.toml (each is checked the same way).
+ENVIRONMENTS = [name for name, env in tomllib.loads(SAMCONFIG.read_text()).items() if isinstance(env, dict)]
 
 # The function's environment variables (its configuration contract) and the
 # parameter that sets each.
@@ -193,7 +201,11 @@ def test_default_visibility_timeout_is_six_function_timeouts_plus_window(default
     assert int(defaults["VisibilityTimeout"]) >= needed
 
 
-@pytest.mark.parametrize("env", ["default", "high-throughput"])
+def test_samconfig_has_production_staging_and_high_throughput_environments():
+    assert {"default", "staging", "high-throughput"} <= set(ENVIRONMENTS)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_samconfig_environments_are_valid_and_follow_the_guidance(env, samconfig, template, defaults, parameters):
     config = samconfig[env]
     deploy = config["deploy"]["parameters"]
@@ -211,6 +223,26 @@ def test_samconfig_environments_are_valid_and_follow_the_guidance(env, samconfig
     needed = 6 * int(values["FunctionTimeout"]) + int(values["MaximumBatchingWindowInSeconds"])
     assert int(values["VisibilityTimeout"]) >= needed
     assert config["build"]["parameters"].get("cached") is not True, "SAM's cache would hash target/ and .venv"
+
+
+def test_staging_is_its_own_stack_with_the_production_settings(samconfig):
+    """Staging rehearses a production deployment: another stack, the same
+    trigger, function and publishing settings as the default environment, and
+    a traffic-shifting deployment with rollback (not AllAtOnce)."""
+    stacks = {env: samconfig[env]["global"]["parameters"]["stack_name"] for env in ENVIRONMENTS}
+    assert len(set(stacks.values())) == len(stacks), f"two environments share a stack: {stacks}"
+    production = parse_overrides(samconfig["default"]["deploy"]["parameters"]["parameter_overrides"])
+    staging = parse_overrides(samconfig["staging"]["deploy"]["parameters"]["parameter_overrides"])
+    production.pop("DeploymentType", None)
+    assert staging.pop("DeploymentType") != "AllAtOnce"
+    assert staging == production, "staging must run production's settings"
+
+
+@pytest.mark.parametrize("env", ["default", "high-throughput"])
+def test_production_environments_deploy_by_canary_or_linear_shift(samconfig, defaults, env):
+    overrides = parse_overrides(samconfig[env]["deploy"]["parameters"]["parameter_overrides"])
+    kind = overrides.get("DeploymentType", defaults["DeploymentType"])
+    assert kind.startswith(("Canary", "Linear")), f"{env}: {kind}"
 
 
 def test_second_environment_overrides_batch_size_and_visibility_timeout(samconfig):
@@ -406,38 +438,163 @@ def test_iam_resources_are_the_stacks_own_and_never_wildcards(template, resource
     assert checked >= 4
 
 
-def test_sam_transform_adds_no_wildcard_permissions(template, monkeypatch):
+# The CodeDeploy service role. DeploymentPreference makes SAM add one role,
+# CodeDeployServiceRole, with the AWS managed policy AWSCodeDeployRoleForLambda
+# (AWSCodeDeployRoleForLambdaLimited in the aws-iso partitions). That policy
+# has "Resource": "*" (cloudwatch:DescribeAlarms, lambda:GetAlias,
+# lambda:UpdateAlias, lambda:GetProvisionedConcurrencyConfig, sns:Publish,
+# and lambda:InvokeFunction on CodeDeployHook_* functions, s3:GetObject on
+# CodeDeploy objects), which issue 4's rule "no managed policy" forbids. It is
+# allowed here, and only this one, because: only the CodeDeploy service can
+# assume the role (the trust policy is checked below); it is what CodeDeploy
+# is documented and tested with for Lambda traffic shifting; and a hand-written
+# narrower role (DeploymentPreference.Role) could not be tried here (no AWS
+# account), while a mistake in it would make every production deployment fail
+# or stop its rollback. The function's own role stays exactly issue 4's.
+CODEDEPLOY_ROLE = "CodeDeployServiceRole"
+CODEDEPLOY_MANAGED_POLICY = "arn:aws:iam::aws:policy/service-role/AWSCodeDeployRoleForLambda"
+
+ROLLBACK_ALARMS = ["FunctionErrorsAlarm", "SubmissionsFailedAlarm"]
+
+
+@pytest.fixture(scope="session")
+def transformed(template) -> dict:
+    return sam_transform(template)
+
+
+def test_sam_transform_adds_no_wildcard_permissions(transformed):
     """What CloudFormation deploys is the SAM-transformed template: check that
-    SAM adds no role or managed policy (it would, with Resource "*", if the
-    function had Policies instead of Role)."""
-    import copy
-
-    from samtranslator.translator.transform import transform
-
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    raw = copy.deepcopy(template)
-    function(raw["Resources"])["Properties"]["CodeUri"] = "s3://bucket/key"
-
-    class NoManagedPolicies:
-        def load(self):
-            return {}
-
-    out = transform(raw, {}, NoManagedPolicies())
+    SAM adds no role or managed policy to the function (it would, with
+    Resource "*", if the function had Policies instead of Role), and that the
+    only role it adds is CodeDeploy's, assumable by CodeDeploy alone."""
+    out = transformed
     roles = {k: v for k, v in out["Resources"].items() if v["Type"].startswith("AWS::IAM::")}
-    assert set(roles) == {"FunctionRole"}
+    assert set(roles) == {"FunctionRole", CODEDEPLOY_ROLE}
     assert "ManagedPolicyArns" not in roles["FunctionRole"]["Properties"]
+    codedeploy = roles[CODEDEPLOY_ROLE]["Properties"]
+    assert codedeploy["ManagedPolicyArns"] == [CODEDEPLOY_MANAGED_POLICY]
+    assert "Policies" not in codedeploy, "the CodeDeploy role must not gain inline permissions"
+    (statement,) = codedeploy["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"Service": ["codedeploy.amazonaws.com"]}
+    assert statement["Action"] == ["sts:AssumeRole"]
     mappings = [v for v in out["Resources"].values() if v["Type"] == "AWS::Lambda::EventSourceMapping"]
     assert len(mappings) == 1
     assert mappings[0]["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert "Rules" in out, "the SAM transform must keep the Rules"
 
 
+# --- Safe deployments ----------------------------------------------------------
+
+
+def alias_of(transformed: dict) -> tuple[str, dict]:
+    (alias,) = [(k, v) for k, v in transformed["Resources"].items() if v["Type"] == "AWS::Lambda::Alias"]
+    return alias
+
+
+def test_sqs_trigger_invokes_the_live_alias(transformed):
+    """The event source mapping names the alias, so only versions that went
+    through CodeDeploy receive batches (never $LATEST)."""
+    alias_id, alias = alias_of(transformed)
+    assert alias["Properties"]["Name"] == "live"
+    assert alias["Properties"]["FunctionName"] == {"Ref": "PreprocessorFunction"}
+    (mapping,) = [v for v in transformed["Resources"].values() if v["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert mapping["Properties"]["FunctionName"] == {"Ref": alias_id}
+    assert transformed["Outputs"]["LiveAliasArn"]["Value"] == {"Ref": alias_id}
+
+
+def test_alias_moves_through_codedeploy_and_rolls_back_on_both_alarms(transformed):
+    resources = transformed["Resources"]
+    _, alias = alias_of(transformed)
+    update = alias["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"]
+    group = resources[update["DeploymentGroupName"]["Ref"]]
+    assert group["Type"] == "AWS::CodeDeploy::DeploymentGroup"
+    assert resources[update["ApplicationName"]["Ref"]]["Type"] == "AWS::CodeDeploy::Application"
+    props = group["Properties"]
+    assert props["AlarmConfiguration"]["Enabled"] is True
+    assert [a["Name"] for a in props["AlarmConfiguration"]["Alarms"]] == [{"Ref": a} for a in ROLLBACK_ALARMS]
+    assert props["AutoRollbackConfiguration"]["Enabled"] is True
+    assert {"DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"} <= set(props["AutoRollbackConfiguration"]["Events"])
+    assert props["ServiceRoleArn"] == {"Fn::GetAtt": [CODEDEPLOY_ROLE, "Arn"]}
+    for name in ROLLBACK_ALARMS:
+        assert resources[name]["Type"] == "AWS::CloudWatch::Alarm"
+
+
+def test_deployment_type_parameter_offers_canary_linear_and_all_at_once(parameters):
+    from samtranslator.model.preferences.deployment_preference_collection import (
+        CODEDEPLOY_PREDEFINED_CONFIGURATIONS_LIST,
+    )
+
+    allowed = parameters["DeploymentType"]["AllowedValues"]
+    unknown = set(allowed) - set(CODEDEPLOY_PREDEFINED_CONFIGURATIONS_LIST)
+    assert not unknown, f"not CodeDeploy predefined Lambda configurations: {unknown}"
+    assert any(v.startswith("Canary") for v in allowed)
+    assert any(v.startswith("Linear") for v in allowed)
+    assert "AllAtOnce" in allowed
+    assert parameters["DeploymentType"]["Default"].startswith("Canary")
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "Canary10Percent5Minutes",
+        "Canary10Percent10Minutes",
+        "Canary10Percent15Minutes",
+        "Canary10Percent30Minutes",
+        "Linear10PercentEvery1Minute",
+        "Linear10PercentEvery2Minutes",
+        "Linear10PercentEvery3Minutes",
+        "Linear10PercentEvery10Minutes",
+        "AllAtOnce",
+    ],
+)
+def test_each_deployment_type_becomes_a_predefined_codedeploy_config(template, parameters, kind):
+    """Each allowed value is one of CodeDeploy's predefined Lambda configs (a
+    value SAM did not know would reach CodeDeploy as is and fail there)."""
+    assert kind in parameters["DeploymentType"]["AllowedValues"]
+    out = sam_transform(template, {"DeploymentType": kind})
+    (group,) = [v for v in out["Resources"].values() if v["Type"] == "AWS::CodeDeploy::DeploymentGroup"]
+    config = Evaluator(out, {}).eval(group["Properties"]["DeploymentConfigName"])
+    assert config == f"CodeDeployDefault.Lambda{kind}"
+
+
+def test_every_function_property_change_publishes_a_version(resources):
+    props = function(resources)["Properties"]
+    assert props["AutoPublishAlias"] == "live"
+    assert props["AutoPublishAliasAllProperties"] is True
+
+
+def version_ids(out: dict) -> set[str]:
+    return {k for k, v in out["Resources"].items() if v["Type"] == "AWS::Lambda::Version"}
+
+
+def test_a_change_of_parameter_values_alone_publishes_no_version(template):
+    """Known SAM limitation (aws/serverless-application-model#3820), which
+    README "Operating at scale" explains with its workaround: the version's logical id
+    hashes the function's properties as written (a Ref stays a Ref), so a new
+    parameter value changes $LATEST but publishes no version, and the alias
+    keeps the old configuration. If this test fails, SAM fixed it: update
+    README "Operating at scale" ("Configuration changes") and this test."""
+    base = version_ids(sam_transform(template))
+    code = {**template, "Resources": {**template["Resources"]}}
+    fn = dict(code["Resources"]["PreprocessorFunction"])
+    fn["Properties"] = {**fn["Properties"], "Timeout": 31}
+    code["Resources"]["PreprocessorFunction"] = fn
+    assert version_ids(sam_transform(code)) != base, "a property written in the template publishes a version"
+    for overrides in ({"Ordering": "relaxed"}, {"FunctionTimeout": "60"}, {"MemorySize": "256"}):
+        assert version_ids(sam_transform(template, overrides)) == base, overrides
+
+
 # --- Alarms and outputs ------------------------------------------------------
 
 
-def test_alarms_cover_dlq_oldest_message_and_function_errors(resources):
+def test_alarms_cover_dlq_oldest_message_function_errors_and_failed_submissions(resources):
+    def namespace(r):
+        ns = r["Properties"]["Namespace"]
+        return ns if isinstance(ns, str) else f"Ref:{ns['Ref']}"
+
     alarms = {
-        (r["Properties"]["Namespace"], r["Properties"]["MetricName"]): (name, r)
+        (namespace(r), r["Properties"]["MetricName"]): (name, r)
         for name, r in resources.items()
         if r["Type"] == "AWS::CloudWatch::Alarm"
     }
@@ -448,6 +605,11 @@ def test_alarms_cover_dlq_oldest_message_and_function_errors(resources):
     assert age["Properties"]["Threshold"] == {"Ref": "OldestMessageAgeAlarmSeconds"}
     _, errors = alarms[("AWS/Lambda", "Errors")]
     assert errors["Properties"]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "PreprocessorFunction"}}]
+    # The function's own EMF metric, in the namespace the function is given.
+    _, failed = alarms[("Ref:MetricsNamespace", "SubmissionsFailed")]
+    assert failed["Properties"]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "PreprocessorFunction"}}]
+    assert failed["Properties"]["Statistic"] == "Sum"
+    assert failed["Properties"]["Threshold"] == {"Ref": "SubmissionsFailedAlarmThreshold"}
     notify = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
     for _, alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == notify
@@ -470,6 +632,11 @@ def test_outputs_name_every_resource_a_user_needs(template):
         "StreamArn",
         "RejectsQueueUrl",
         "RejectsQueueArn",
+        "LiveAliasArn",
+        "DeploymentApplicationName",
+        "DeploymentGroupName",
+        "DashboardName",
+        "DashboardUrl",
     ]:
         assert name in outputs, name
         assert outputs[name].get("Description"), name
@@ -523,6 +690,7 @@ def test_docs_give_the_exact_deploy_commands_and_the_arm64_caveat():
     docs = documentation()
     assert "sam build && sam deploy" in docs
     assert "sam deploy --config-env high-throughput" in docs
+    assert "sam deploy --config-env staging" in docs
     assert "arm64" in docs and "x86_64" in docs
 
 
