@@ -11,6 +11,7 @@ SHELL := /bin/bash
 include mk/deploy.mk
 include mk/local.mk
 include mk/operate.mk
+include mk/bench.mk
 
 .PHONY: help test test-rust lint fmt events fuzz-smoke fuzz
 

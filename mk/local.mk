@@ -22,8 +22,10 @@ LOCAL_AWS_VENV := .venv-aws
 # the same package a LocalStack user deploys.
 LOCAL_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 LOCAL_TRIPLE := $(if $(filter arm64,$(LOCAL_ARCH)),aarch64,x86_64)-unknown-linux-gnu
-LOCAL_ZIP := target/lambda/bootstrap/bootstrap.zip
-LOCAL_BIN := target/$(LOCAL_TRIPLE)/release/bootstrap
+# Cargo's output folder (CARGO_TARGET_DIR when set, as cargo itself does).
+LOCAL_TARGET := $(or $(CARGO_TARGET_DIR),target)
+LOCAL_ZIP := $(LOCAL_TARGET)/lambda/bootstrap/bootstrap.zip
+LOCAL_BIN := $(LOCAL_TARGET)/$(LOCAL_TRIPLE)/release/bootstrap
 # Event source mapping and queue settings of `make demo` / `make deploy-local`.
 BATCH_SIZE ?= 10
 VISIBILITY_TIMEOUT ?= 30

@@ -49,11 +49,13 @@ pub struct Config {
     pub max_events_per_submission: usize,
     /// `MAX_IN_FLIGHT_CALLS` (default 8): concurrent PutRecords calls.
     pub max_in_flight_calls: usize,
-    /// `MAX_ATTEMPTS` (default 10): sends of one record within one invocation.
+    /// `MAX_ATTEMPTS` (default 10): failed sends of one record within one
+    /// invocation, throttling not counted (the deadline bounds that).
     pub max_attempts: u32,
     /// `RETRY_BASE_DELAY_MS` (default 50): first backoff ceiling.
     pub retry_base_delay: Duration,
-    /// `RETRY_MAX_DELAY_MS` (default 2000): largest backoff ceiling.
+    /// `RETRY_MAX_DELAY_MS` (default 500): largest backoff ceiling. Kinesis
+    /// shard limits are per second: a longer wait leaves the shard idle.
     pub retry_max_delay: Duration,
     /// `DEADLINE_MARGIN_MS` (default 500): time kept free before the Lambda
     /// deadline to answer SQS; no call is in flight past `deadline - margin`.
@@ -204,7 +206,7 @@ impl Config {
             max_in_flight_calls: number("MAX_IN_FLIGHT_CALLS", 8, 1, 64)? as usize,
             max_attempts: number("MAX_ATTEMPTS", 10, 1, 100)? as u32,
             retry_base_delay: millis("RETRY_BASE_DELAY_MS", 50, 1, 60_000)?,
-            retry_max_delay: millis("RETRY_MAX_DELAY_MS", 2_000, 1, 600_000)?,
+            retry_max_delay: millis("RETRY_MAX_DELAY_MS", 500, 1, 600_000)?,
             deadline_margin: millis("DEADLINE_MARGIN_MS", 500, 0, 60_000)?,
             connect_timeout: millis("KINESIS_CONNECT_TIMEOUT_MS", 1_000, 10, 60_000)?,
             call_timeout: millis("KINESIS_CALL_TIMEOUT_MS", 5_000, 10, 600_000)?,
@@ -263,7 +265,7 @@ mod tests {
         assert_eq!(c.max_in_flight_calls, 8);
         assert_eq!(c.max_attempts, 10);
         assert_eq!(c.retry_base_delay, Duration::from_millis(50));
-        assert_eq!(c.retry_max_delay, Duration::from_millis(2_000));
+        assert_eq!(c.retry_max_delay, Duration::from_millis(500));
         assert_eq!(c.deadline_margin, Duration::from_millis(500));
         assert_eq!(c.connect_timeout, Duration::from_millis(1_000));
         assert_eq!(c.call_timeout, Duration::from_millis(5_000));

@@ -73,20 +73,6 @@ pub struct NetworkConnection<'a> {
     pub destination_port: u16,
 }
 
-/// The JSON object published for one event.
-#[derive(Serialize)]
-struct EventRecord<'a> {
-    event_id: Uuid,
-    event_type: &'static str,
-    submission_id: Uuid,
-    device_id: Uuid,
-    sequence: usize,
-    event_count: usize,
-    time_created: &'a str,
-    time_processed: &'a str,
-    event_data: &'a Event<'a>,
-}
-
 /// A submission ready to publish: its records in `sequence` order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedSubmission {
@@ -98,13 +84,62 @@ pub struct EncodedSubmission {
 
 /// The deterministic id of the event at `sequence` in a submission.
 pub fn event_id(device_id: &Uuid, submission_id: &Uuid, sequence: usize) -> Uuid {
-    let mut name = String::with_capacity(36 + 1 + 36 + 1 + 20);
-    {
-        use std::fmt::Write as _;
-        // Writing to a String cannot fail.
-        let _ = write!(name, "{device_id}/{submission_id}/{sequence}");
+    EventIds::new(device_id, submission_id).id(sequence)
+}
+
+/// `event_id`s of one submission: the SHA-1 state after the namespace and
+/// `"{device_id}/{submission_id}/"` (more than one 64-byte block) is computed
+/// once, so each id hashes only its sequence number and the padding.
+struct EventIds {
+    prefix: sha1_smol::Sha1,
+}
+
+impl EventIds {
+    fn new(device_id: &Uuid, submission_id: &Uuid) -> Self {
+        let mut prefix = sha1_smol::Sha1::new();
+        prefix.update(EVENT_ID_NAMESPACE.as_bytes());
+        prefix.update(
+            device_id
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer())
+                .as_bytes(),
+        );
+        prefix.update(b"/");
+        prefix.update(
+            submission_id
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer())
+                .as_bytes(),
+        );
+        prefix.update(b"/");
+        EventIds { prefix }
     }
-    Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes())
+
+    fn id(&self, sequence: usize) -> Uuid {
+        let mut digits = [0u8; 20];
+        let mut sha = self.prefix.clone();
+        sha.update(decimal(sequence, &mut digits));
+        let hash = sha.digest().bytes();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(hash.get(..16).unwrap_or(&[0; 16]));
+        uuid::Builder::from_sha1_bytes(bytes).into_uuid()
+    }
+}
+
+/// `n` in decimal, written at the end of `buf`.
+fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        if let Some(d) = buf.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    buf.get(i..).unwrap_or_default()
 }
 
 /// `time_processed`: RFC 3339, UTC, microseconds, `Z`.
@@ -122,6 +157,9 @@ pub fn format_time_processed(now: OffsetDateTime) -> String {
 /// Builds the record of every event. Fails with `event_too_large` if any
 /// record would exceed Kinesis' 1 MiB limit, so that nothing of an
 /// unpublishable submission is sent.
+///
+/// The fields every record of a submission shares are rendered once; all
+/// records are written into one buffer, and each record is a slice of it.
 pub fn encode(
     submission: &Submission<'_>,
     key: PartitionKey,
@@ -132,26 +170,70 @@ pub fn encode(
         PartitionKey::DeviceId => submission.device_id.to_string().into(),
     };
     let event_count = submission.events.len();
-    let mut records = Vec::with_capacity(event_count);
+    let ids = EventIds::new(&submission.device_id, &submission.submission_id);
+    // `","submission_id":"…","device_id":"…","sequence":`
+    let mut middle = Vec::with_capacity(128);
+    middle.extend_from_slice(b"\",\"submission_id\":\"");
+    middle.extend_from_slice(
+        submission
+            .submission_id
+            .hyphenated()
+            .encode_lower(&mut Uuid::encode_buffer())
+            .as_bytes(),
+    );
+    middle.extend_from_slice(b"\",\"device_id\":\"");
+    middle.extend_from_slice(
+        submission
+            .device_id
+            .hyphenated()
+            .encode_lower(&mut Uuid::encode_buffer())
+            .as_bytes(),
+    );
+    middle.extend_from_slice(b"\",\"sequence\":");
+    // `,"event_count":…,"time_created":"…","time_processed":"…","event_data":`
+    let mut tail = Vec::with_capacity(160);
+    tail.extend_from_slice(b",\"event_count\":");
+    tail.extend_from_slice(decimal(event_count, &mut [0u8; 20]));
+    tail.extend_from_slice(b",\"time_created\":");
+    serde_json::to_writer(&mut tail, submission.time_created.as_ref())
+        .map_err(|_| too_large(submission, 0))?;
+    tail.extend_from_slice(b",\"time_processed\":");
+    serde_json::to_writer(&mut tail, time_processed).map_err(|_| too_large(submission, 0))?;
+    tail.extend_from_slice(b",\"event_data\":");
+
+    let mut buf: Vec<u8> = Vec::with_capacity(event_count * (middle.len() + tail.len() + 200));
+    let mut ends = Vec::with_capacity(event_count);
     for (sequence, event) in submission.events.iter().enumerate() {
-        let record = EventRecord {
-            event_id: event_id(&submission.device_id, &submission.submission_id, sequence),
-            event_type: event.event_type(),
-            submission_id: submission.submission_id,
-            device_id: submission.device_id,
-            sequence,
-            event_count,
-            time_created: &submission.time_created,
-            time_processed,
-            event_data: event,
-        };
-        let mut data = Vec::with_capacity(384);
-        serde_json::to_writer(&mut data, &record).map_err(|_| too_large(submission, sequence))?;
-        if data.len() + partition_key.len() > MAX_RECORD_BYTES {
+        let start = buf.len();
+        buf.extend_from_slice(b"{\"event_id\":\"");
+        buf.extend_from_slice(
+            ids.id(sequence)
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer())
+                .as_bytes(),
+        );
+        buf.extend_from_slice(b"\",\"event_type\":\"");
+        buf.extend_from_slice(event.event_type().as_bytes());
+        buf.extend_from_slice(&middle);
+        buf.extend_from_slice(decimal(sequence, &mut [0u8; 20]));
+        buf.extend_from_slice(&tail);
+        serde_json::to_writer(&mut buf, event).map_err(|_| too_large(submission, sequence))?;
+        buf.push(b'}');
+        if buf.len() - start + partition_key.len() > MAX_RECORD_BYTES {
             return Err(too_large(submission, sequence));
         }
-        records.push(Bytes::from(data));
+        ends.push(buf.len());
     }
+    let all = Bytes::from(buf);
+    let mut start = 0;
+    let records = ends
+        .into_iter()
+        .map(|end| {
+            let record = all.slice(start..end);
+            start = end;
+            record
+        })
+        .collect();
     Ok(EncodedSubmission {
         submission_id: submission.submission_id,
         device_id: submission.device_id,
@@ -206,6 +288,64 @@ mod tests {
             .iter()
             .map(|r| serde_json::from_slice(r).unwrap())
             .collect()
+    }
+
+    #[derive(Serialize)]
+    struct EventRecord<'a> {
+        event_id: Uuid,
+        event_type: &'static str,
+        submission_id: Uuid,
+        device_id: Uuid,
+        sequence: usize,
+        event_count: usize,
+        time_created: &'a str,
+        time_processed: &'a str,
+        event_data: &'a Event<'a>,
+    }
+
+    #[test]
+    fn records_are_byte_identical_to_serde_of_the_record_struct() {
+        let doc = json!({
+            "submission_id": "4A1B3C5D-0000-4000-8000-000000000001",
+            "device_id": DEVICE,
+            "time_created": "2021-03-29T12:06:09.576033+02:00",
+            "events": {
+                "new_process": (0..7).map(|i| json!({"cmdl": format!("C:\\x\"{i}\u{e9}\u{1}"), "user": "ad\tmin"})).collect::<Vec<_>>(),
+                "network_connection": (0..5).map(|i| json!({"source_ip": "::1", "destination_ip": "10.0.0.1", "destination_port": i})).collect::<Vec<_>>()
+            }
+        })
+        .to_string();
+        let submission = parse_json(doc.as_bytes(), Limits { max_events: 100 }).unwrap();
+        let got = encode(&submission, PartitionKey::SubmissionId, "2026-\"11").unwrap();
+        assert_eq!(got.records.len(), 12);
+        for (sequence, (event, record)) in submission.events.iter().zip(&got.records).enumerate() {
+            let expected = serde_json::to_vec(&EventRecord {
+                event_id: event_id(&submission.device_id, &submission.submission_id, sequence),
+                event_type: event.event_type(),
+                submission_id: submission.submission_id,
+                device_id: submission.device_id,
+                sequence,
+                event_count: 12,
+                time_created: &submission.time_created,
+                time_processed: "2026-\"11",
+                event_data: event,
+            })
+            .unwrap();
+            assert_eq!(
+                std::str::from_utf8(record).unwrap(),
+                std::str::from_utf8(&expected).unwrap()
+            );
+        }
+        for sequence in [0usize, 9, 10, 99, 100, 12345, usize::MAX] {
+            let name = format!(
+                "{}/{}/{sequence}",
+                submission.device_id, submission.submission_id
+            );
+            assert_eq!(
+                event_id(&submission.device_id, &submission.submission_id, sequence),
+                Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes())
+            );
+        }
     }
 
     #[test]

@@ -90,12 +90,24 @@ pub fn is_retryable_entry_code(code: &str) -> bool {
     )
 }
 
+/// Throttling codes, per entry or per request: retried until the deadline,
+/// without counting against `MAX_ATTEMPTS`.
+pub fn is_throttling_code(code: &str) -> bool {
+    matches!(
+        code,
+        "ProvisionedThroughputExceededException"
+            | "KMSThrottlingException"
+            | "ThrottlingException"
+            | "LimitExceededException"
+    )
+}
+
 /// Why a submission was not fully published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureCause {
     /// Kinesis refused a record with an error not worth retrying now.
     NonRetryable,
-    /// A record failed `MAX_ATTEMPTS` times.
+    /// A record failed `MAX_ATTEMPTS` times for reasons other than throttling.
     AttemptsExhausted,
     /// The invocation's deadline left no time to finish.
     Deadline,
@@ -274,8 +286,10 @@ struct Lane {
     next: usize,
     /// Records of the current submission sent at least once (for the retry count).
     sent_upto: usize,
-    /// Failed sends of the record at `next`.
+    /// Failed sends of the record at `next` (sets the backoff).
     attempts: u32,
+    /// Of those, the ones that count against `MAX_ATTEMPTS`: all but throttling.
+    counted_attempts: u32,
     last_error: Option<(String, String)>,
 }
 
@@ -287,6 +301,7 @@ impl Lane {
             next: 0,
             sent_upto: 0,
             attempts: 0,
+            counted_attempts: 0,
             last_error: None,
         }
     }
@@ -359,6 +374,22 @@ impl Run<'_, '_> {
                 Ordering::Strict => remaining.len().min(1),
                 Ordering::Relaxed => remaining.len(),
             };
+            // A run that fits whole in an empty call is not split across two
+            // calls: its tail could only be sent after the head's call came
+            // back, costing a round trip (relaxed mode; strict runs are 1).
+            if run_len > 1 && !records.is_empty() {
+                let run_bytes: usize = remaining
+                    .iter()
+                    .take(run_len)
+                    .map(|d| d.len() + sub.partition_key.len())
+                    .sum();
+                let fits_now = records.len() + run_len <= MAX_RECORDS_PER_CALL
+                    && bytes + run_bytes <= MAX_BYTES_PER_CALL;
+                let fits_alone = run_len <= MAX_RECORDS_PER_CALL && run_bytes <= MAX_BYTES_PER_CALL;
+                if !fits_now && fits_alone {
+                    break;
+                }
+            }
             let mut taken = 0;
             for data in remaining.iter().take(run_len) {
                 let size = data.len() + sub.partition_key.len();
@@ -445,6 +476,7 @@ impl Run<'_, '_> {
         };
         if next > lane.next {
             lane.attempts = 0;
+            lane.counted_attempts = 0;
         }
         lane.next = next;
         let done = lane
@@ -462,6 +494,7 @@ impl Run<'_, '_> {
         lane.next = 0;
         lane.sent_upto = 0;
         lane.attempts = 0;
+        lane.counted_attempts = 0;
         lane.last_error = None;
         self.start_next_submission(lane_index);
     }
@@ -473,13 +506,18 @@ impl Run<'_, '_> {
         };
         if at > lane.next {
             lane.attempts = 0;
+            lane.counted_attempts = 0;
         }
         lane.next = at;
         lane.attempts += 1;
+        // Throttling says "later", not "broken": only the deadline bounds it.
+        if !is_throttling_code(code) {
+            lane.counted_attempts += 1;
+        }
         lane.last_error = Some((code.to_owned(), crate::submission::bounded(message, 256)));
         let cause = if !retryable {
             FailureCause::NonRetryable
-        } else if lane.attempts >= self.publisher.max_attempts {
+        } else if lane.counted_attempts >= self.publisher.max_attempts {
             FailureCause::AttemptsExhausted
         } else {
             let at = Instant::now() + self.publisher.backoff.delay(lane.attempts);
