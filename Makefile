@@ -10,6 +10,7 @@ SHELL := /bin/bash
 
 include mk/deploy.mk
 include mk/local.mk
+include mk/hardening.mk
 include mk/operate.mk
 include mk/bench.mk
 

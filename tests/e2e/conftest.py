@@ -79,7 +79,8 @@ def _client(service: str, endpoint: str):
 @pytest.fixture(scope="session")
 def aws(emulator) -> Aws:
     e = emulator.endpoint
-    return Aws(e, _client("sqs", e), _client("kinesis", e), _client("lambda", e), _client("iam", e))
+    return Aws(e, _client("sqs", e), _client("kinesis", e), _client("lambda", e), _client("iam", e),
+               logs=_client("logs", e))
 
 
 @pytest.fixture(scope="session")

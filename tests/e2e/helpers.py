@@ -24,6 +24,7 @@ class Aws:
     kinesis: object
     lambda_: object
     iam: object
+    logs: object = None  # CloudWatch Logs: the function's own log lines, per invocation
 
 
 @dataclass
@@ -148,6 +149,57 @@ def sqs_event(bodies: list[str], queue_arn: str = "arn:aws:sqs:us-east-1:0000000
                        "ApproximateFirstReceiveTimestamp": now},
         "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": queue_arn,
         "awsRegion": REGION} for i, body in enumerate(bodies)]}
+
+
+@dataclass
+class Invocation:
+    """One invocation as CloudWatch Logs holds it (MiniStack writes one log
+    stream per invocation: START, the function's JSON lines, END, REPORT)."""
+    request_id: str
+    duration_ms: int | None  # MiniStack's REPORT line: how long the invocation took
+    lines: list[dict]        # the function's own JSON log lines
+
+    def summary(self) -> dict | None:
+        """The function's "batch processed" line: it answered."""
+        return next((line for line in self.lines if line.get("message") == "batch processed"), None)
+
+    def not_published(self) -> list[dict]:
+        """One warning per submission reported in batchItemFailures."""
+        return [line for line in self.lines if line.get("message", "").startswith("submission not fully published")]
+
+
+def function_invocations(logs, function: str) -> list[Invocation]:
+    """Every invocation of `function` so far (ESM batches and direct invokes)."""
+    by_stream: dict[str, list[dict]] = {}
+    kwargs = {"logGroupName": f"/aws/lambda/{function}"}
+    try:
+        while True:
+            page = logs.filter_log_events(**kwargs)
+            for ev in page.get("events", []):
+                by_stream.setdefault(ev["logStreamName"], []).append(ev)
+            if not page.get("nextToken"):
+                break
+            kwargs["nextToken"] = page["nextToken"]
+    except logs.exceptions.ResourceNotFoundException:
+        return []
+    out = []
+    for events in by_stream.values():
+        request_id, duration, lines = "", None, []
+        for ev in events:
+            msg = ev["message"]
+            if msg.startswith("START RequestId: "):
+                request_id = msg.split()[2]
+            elif msg.startswith("REPORT RequestId: "):
+                for part in msg.split("\t"):
+                    if part.startswith("Duration: "):
+                        duration = int(float(part.split()[1]))
+            elif msg.startswith("{"):
+                try:
+                    lines.append(json.loads(msg))
+                except ValueError:
+                    pass
+        out.append(Invocation(request_id, duration, lines))
+    return out
 
 
 def esm_log_lines(emulator, function: str) -> list[str]:

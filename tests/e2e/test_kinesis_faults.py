@@ -4,7 +4,9 @@ be lost, and order must hold once SQS retries have drained the queue.
 
 The function is configured to give up quickly within an invocation
 (MAX_ATTEMPTS=2), so the faults outlast its own retries and reach SQS as batch
-item failures, which come back after the short visibility timeout."""
+item failures, which come back after the short visibility timeout. Throttling
+is the exception: it does not count against MAX_ATTEMPTS, only the deadline
+bounds it."""
 
 from __future__ import annotations
 
@@ -53,7 +55,7 @@ class FailSome:
         key = (data["submission_id"], data["sequence"])
         if data["sequence"] == 3 and self.stubborn[key] < 2:
             self.stubborn[key] += 1
-            return True
+            return "InternalFailure"  # counts against MAX_ATTEMPTS; throttling does not
         if self.budget > 0 and self.rng.random() < self.share:
             self.budget -= 1
             return True
@@ -73,7 +75,8 @@ def test_whole_put_records_failed_localstack_shape(deploy, kinesis_proxy, emulat
     entries = stack.send(fleet(seed=11, devices=3, submissions=9, broken=1))
     stack.wait_drained(timeout=120)
     assert kinesis_proxy.injected("whole") == 12
-    assert retried_batches(emulator, stack) >= 1, "faults should have reached SQS as batch item failures"
+    # Every entry failed with ProvisionedThroughputExceededException: throttling,
+    # retried within the invocation (it does not count against MAX_ATTEMPTS).
     assert_all_published(stack, entries, copies="first" if ordering == "strict" else "last")
 
 
