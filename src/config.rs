@@ -62,7 +62,8 @@ pub struct Config {
     pub deadline_margin: Duration,
     /// `KINESIS_CONNECT_TIMEOUT_MS` (default 1000).
     pub connect_timeout: Duration,
-    /// `KINESIS_CALL_TIMEOUT_MS` (default 5000): one PutRecords attempt.
+    /// `KINESIS_CALL_TIMEOUT_MS` (default 5000): one PutRecords attempt, and
+    /// the longest the handler waits for the rejects queue.
     pub call_timeout: Duration,
     /// `METRICS_NAMESPACE` (default `EdrPreprocessor`).
     pub metrics_namespace: String,

@@ -212,8 +212,14 @@ impl<K: RecordSink, R: RejectSink> Handler<K, R> {
             });
         }
 
-        // 2. Keep the invalid ones in the rejects queue, if there is one.
-        self.store_rejects(&mut messages).await;
+        // 2. Keep the invalid ones in the rejects queue, if there is one; a
+        //    queue that does not answer costs at most one call timeout.
+        let rejects_stop_at = (Instant::now() + self.config.call_timeout).min(
+            deadline
+                .checked_sub(self.config.deadline_margin)
+                .unwrap_or(deadline),
+        );
+        self.store_rejects(&mut messages, rejects_stop_at).await;
 
         // 3. Publish, one lane per submission or per FIFO message group.
         let publish_started = Instant::now();
@@ -258,7 +264,7 @@ impl<K: RecordSink, R: RejectSink> Handler<K, R> {
         (response, metrics)
     }
 
-    async fn store_rejects(&self, messages: &mut [Message<'_>]) {
+    async fn store_rejects(&self, messages: &mut [Message<'_>], stop_at: Instant) {
         let Some(sink) = &self.rejects else { return };
         let pending: Vec<(usize, RejectedMessage<'_>)> = messages
             .iter()
@@ -282,7 +288,7 @@ impl<K: RecordSink, R: RejectSink> Handler<K, R> {
         }
         let (indices, outgoing): (Vec<usize>, Vec<RejectedMessage<'_>>) =
             pending.into_iter().unzip();
-        let results = rejects::send_all(sink, &outgoing).await;
+        let results = rejects::send_all(sink, &outgoing, stop_at).await;
         drop(outgoing);
         for (i, result) in indices.into_iter().zip(results) {
             if let Err(error) = result {

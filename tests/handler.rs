@@ -351,6 +351,61 @@ async fn an_invalid_submission_the_rejects_queue_refuses_is_retried() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_rejects_queue_that_never_answers_costs_at_most_one_call_timeout() {
+    let event = batch(vec![
+        message("ok", &b64(&submission(0, 3, 1))),
+        message("hangs", "%%%"),
+        message("stored", "not base64!"),
+    ]);
+    let rejects = RecordingRejects {
+        never_answer: vec!["hangs"],
+        ..RecordingRejects::default()
+    };
+    let h = Handler::new(
+        config(&[("KINESIS_CALL_TIMEOUT_MS", "1000")]),
+        ScriptedKinesis::healthy(),
+        Some(rejects),
+    );
+    let started = tokio::time::Instant::now();
+    let deadline = started + Duration::from_secs(3);
+    let response = h.handle(event, deadline).await.unwrap();
+    // The unanswered send is given up after one call timeout: the invalid
+    // message is retried, the one the queue took is not, and the valid
+    // submission still gets the rest of the invocation to be published.
+    assert_eq!(failed_ids(&response), ["hangs"]);
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
+    let sent = h.rejects().unwrap().sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, "stored");
+    assert_eq!(h.kinesis().written_sequences(&sub_id(0)), [0, 1, 2, 3]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_wait_for_the_rejects_queue_ends_at_the_deadline_margin() {
+    let event = batch(vec![message("hangs", "%%%")]);
+    let rejects = RecordingRejects {
+        never_answer: vec!["hangs"],
+        ..RecordingRejects::default()
+    };
+    // A call timeout longer than the invocation: the deadline bounds the wait.
+    let h = Handler::new(
+        config(&[
+            ("KINESIS_CALL_TIMEOUT_MS", "60000"),
+            ("DEADLINE_MARGIN_MS", "500"),
+        ]),
+        ScriptedKinesis::healthy(),
+        Some(rejects),
+    );
+    let started = tokio::time::Instant::now();
+    let response = h
+        .handle(event, started + Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(failed_ids(&response), ["hangs"]);
+    assert_eq!(started.elapsed(), Duration::from_millis(1500));
+}
+
+#[tokio::test(start_paused = true)]
 async fn in_a_fifo_group_everything_after_a_failure_fails_unpublished() {
     let target = sub_id(1);
     let kinesis = ScriptedKinesis::per_record(move |s| {

@@ -4,7 +4,9 @@
 //! Only this module knows the AWS SDK; the domain code sees `RecordSink` and
 //! `RejectSink`. The SDK's own retries are turned off for Kinesis: the
 //! publisher retries per record, knows the invocation's deadline, and must
-//! not have a request silently repeated under it.
+//! not have a request silently repeated under it. The rejects queue keeps
+//! the SDK's standard retries, but all of its attempts together must fit in
+//! one call timeout, the most the handler waits for it.
 
 pub mod kinesis;
 pub mod sqs;
@@ -44,8 +46,13 @@ pub fn handler_from_sdk_config(
         config.stream.clone(),
     );
     let rejects = config.rejects_queue_url.clone().map(|url| {
+        let sqs_timeouts = TimeoutConfig::builder()
+            .connect_timeout(config.connect_timeout)
+            .read_timeout(config.call_timeout)
+            .operation_timeout(config.call_timeout)
+            .build();
         let sqs_config = aws_sdk_sqs::config::Builder::from(shared)
-            .timeout_config(timeouts)
+            .timeout_config(sqs_timeouts)
             .build();
         SqsRejectSink::new(aws_sdk_sqs::Client::from_conf(sqs_config), url)
     });

@@ -208,15 +208,20 @@ impl RecordSink for ScriptedKinesis {
     }
 }
 
-/// A rejects queue that remembers what it was sent, or refuses everything.
+/// A rejects queue that remembers what it was sent, or refuses everything,
+/// or never answers for the source message ids in `never_answer`.
 #[derive(Default)]
 pub struct RecordingRejects {
     pub sent: Mutex<Vec<(String, String, String)>>,
     pub refuse: bool,
+    pub never_answer: Vec<&'static str>,
 }
 
 impl RejectSink for RecordingRejects {
     async fn send(&self, m: &RejectedMessage<'_>) -> Result<(), String> {
+        if self.never_answer.contains(&m.source_message_id) {
+            std::future::pending::<()>().await;
+        }
         if self.refuse {
             return Err("AWS.SimpleQueueService.NonExistentQueue: scripted".into());
         }
