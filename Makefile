@@ -34,14 +34,17 @@ test: lint test-rust fuzz-smoke test-template test-e2e
 test-rust:
 	cargo test --locked
 
-## lint: rustfmt and clippy (warnings are errors)
+## lint: rustfmt and clippy (warnings are errors), the function and its benchmarks
 lint:
 	cargo fmt --check
 	cargo clippy --locked --all-targets -- -D warnings
+	cargo fmt --manifest-path benches/Cargo.toml --check
+	cargo clippy --locked --manifest-path benches/Cargo.toml --all-targets -- -D warnings
 
 ## fmt: format the Rust code
 fmt:
 	cargo fmt
+	cargo fmt --manifest-path benches/Cargo.toml
 
 ## events: regenerate the sample SQS events in events/
 events:

@@ -9,8 +9,10 @@
 //! once per input and counts allocations. Results: criterion's own files
 //! under `$CRITERION_HOME`, allocation counts in `$BENCH_OUT/transform.json`.
 //!
-//!     cargo bench --bench transform                 # everything
-//!     cargo bench --bench transform -- whole        # criterion filter
+//! From the project root (`make bench-transform` runs the first line):
+//!
+//!     cargo bench --manifest-path benches/Cargo.toml --bench transform           # everything
+//!     cargo bench --manifest-path benches/Cargo.toml --bench transform -- whole  # criterion filter
 
 mod common;
 

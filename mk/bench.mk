@@ -28,6 +28,9 @@ BENCH_BATCH_RUNS ?= 3
 BENCH_LATENCIES ?= 0 20
 # Extra arguments for criterion (e.g. BENCH_CRITERION_ARGS='--quick').
 BENCH_CRITERION_ARGS ?=
+# The Rust benchmarks are a crate of their own, without the AWS SDK
+# (benches/Cargo.toml); their build goes to benches/target.
+BENCH_CARGO_ARGS := --locked --manifest-path benches/Cargo.toml
 BENCH_ENV := BENCH_OUT=$(abspath $(BENCH_OUT)) CRITERION_HOME=$(abspath $(BENCH_OUT))/criterion
 BENCH_PROFILES_DIR := target/bench-profiles
 # Release-profile variants of `make bench-profiles`: overrides of Cargo.toml's
@@ -61,17 +64,17 @@ bench:
 ## bench-build: the release binary (target/release/bootstrap) and the benchmark binaries
 bench-build:
 	cargo build --release --locked --bin bootstrap
-	cargo bench --locked --no-run --bench transform --bench publisher
+	cargo bench $(BENCH_CARGO_ARGS) --no-run --bench transform --bench publisher
 
 ## bench-transform: criterion, decode + validate + encode per event and per submission, allocations
 bench-transform:
 	@mkdir -p $(BENCH_OUT)
-	$(BENCH_ENV) cargo bench --locked --bench transform -- $(BENCH_CRITERION_ARGS)
+	$(BENCH_ENV) cargo bench $(BENCH_CARGO_ARGS) --bench transform -- $(BENCH_CRITERION_ARGS)
 
 ## bench-publisher: PutRecords calls and time against a simulated Kinesis (limits, latency, paused clock)
 bench-publisher:
 	@mkdir -p $(BENCH_OUT)
-	$(BENCH_ENV) cargo bench --locked --bench publisher
+	$(BENCH_ENV) cargo bench $(BENCH_CARGO_ARGS) --bench publisher
 
 ## bench-coldstart: init, batch time and peak RSS under a Runtime API stub, Rust and the Python reference
 bench-coldstart: $(BENCH_VENV)/.installed
