@@ -92,11 +92,11 @@ SAMCONFIG_DEFAULT = {
 # batch makes E sequential round trips, so t = PublishLatency p50 / E.
 PUT_RECORDS_RTT_MS = 20.0
 # CPU to decode, validate and encode one event (base64 + JSON + record JSON +
-# uuid5), on one full vCPU. Not yet in BENCHMARKS.md: a first run of `make
-# bench-transform` on the project's (shared, x86_64) machine gave a median of
-# 1.38 us/event for sensor submissions and 1.61 us/event for a 1,000-event
-# one; a loop over events/large-batch.json gave 1.5-2.1 us. Rounded up to 2 us
-# for Lambda's slower, shared vCPUs. Replace with BENCHMARKS.md's figure.
+# uuid5), on one full vCPU. BENCHMARKS.md measures 0.77 us/event for sensor
+# submissions and 0.57 us/event for a 1,000-event one on the project's
+# (x86_64) machine, 1.1-1.6 us before the encode rewrite. Kept at 2 us: a
+# margin of more than 2x for Lambda's slower, shared vCPUs (arm64 by default),
+# so the plan errs towards more time, never less.
 TRANSFORM_US_PER_EVENT = 2.0
 # CPU of one PutRecords call in the SDK (request JSON, SigV4 signing, TLS),
 # on one full vCPU. Assumption, not measured (the benchmarks' publisher runs
