@@ -46,9 +46,8 @@ pub fn handler_from_sdk_config(
         config.stream.clone(),
     );
     let rejects = config.rejects_queue_url.clone().map(|url| {
-        let sqs_timeouts = TimeoutConfig::builder()
-            .connect_timeout(config.connect_timeout)
-            .read_timeout(config.call_timeout)
+        let sqs_timeouts = timeouts
+            .to_builder()
             .operation_timeout(config.call_timeout)
             .build();
         let sqs_config = aws_sdk_sqs::config::Builder::from(shared)
