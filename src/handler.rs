@@ -214,11 +214,8 @@ impl<K: RecordSink, R: RejectSink> Handler<K, R> {
 
         // 2. Keep the invalid ones in the rejects queue, if there is one; a
         //    queue that does not answer costs at most one call timeout.
-        let rejects_stop_at = (Instant::now() + self.config.call_timeout).min(
-            deadline
-                .checked_sub(self.config.deadline_margin)
-                .unwrap_or(deadline),
-        );
+        let rejects_stop_at =
+            (Instant::now() + self.config.call_timeout).min(self.publisher.stop_at(deadline));
         self.store_rejects(&mut messages, rejects_stop_at).await;
 
         // 3. Publish, one lane per submission or per FIFO message group.

@@ -185,9 +185,17 @@ impl Publisher {
         }
     }
 
+    /// When the invocation stops waiting for its outlets: `deadline -
+    /// deadline_margin`, the time kept free to answer SQS.
+    pub fn stop_at(&self, deadline: Instant) -> Instant {
+        deadline
+            .checked_sub(self.deadline_margin)
+            .unwrap_or(deadline)
+    }
+
     /// Publishes `submissions` lane by lane (`lanes` holds indices into
     /// `submissions`, each lane in the order its submissions must be
-    /// written). No call is in flight after `deadline - deadline_margin`.
+    /// written). No call is in flight after [`Publisher::stop_at`].
     pub async fn publish<K: RecordSink>(
         &self,
         sink: &K,
@@ -195,9 +203,7 @@ impl Publisher {
         lanes: Vec<Vec<usize>>,
         deadline: Instant,
     ) -> PublishReport {
-        let stop_at = deadline
-            .checked_sub(self.deadline_margin)
-            .unwrap_or(deadline);
+        let stop_at = self.stop_at(deadline);
         let mut run = Run {
             publisher: self,
             submissions,
