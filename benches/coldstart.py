@@ -44,21 +44,13 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "events"))
 
+from generate import sensor_events  # noqa: E402  (the sample events' vocabulary)
 from lambda_stub import KinesisStub, RuntimeApi  # noqa: E402
 
 EMPTY_HOME = tempfile.mkdtemp(prefix="bench-home-")
 PAYLOAD_LIMIT = 6 * 1024 * 1024  # Lambda's invocation payload limit (6 MB)
-USERS = ["SYSTEM", "alice", "bob", "svc-backup"]
-COMMANDS = [
-    "C:\\Windows\\System32\\svchost.exe -k netsvcs",
-    "C:\\Program Files\\Mozilla Firefox\\firefox.exe",
-    "powershell.exe -NoProfile -Command Get-Process",
-    "/usr/bin/ssh deploy@10.0.3.7",
-    "/usr/sbin/cron -f",
-    "notepad.exe C:\\Users\\alice\\notes.txt",
-]
-DESTINATIONS = ["142.250.74.110", "151.101.1.69", "2606:4700::6810:84e5", "192.0.2.10"]
 
 
 # --- batches (the shape of events/generate.py) ------------------------------
@@ -68,21 +60,12 @@ def _uid(rng: random.Random) -> str:
 
 
 def submission(rng: random.Random, events: int, devices: list[str]) -> dict:
-    new_process, network_connection = [], []
-    for _ in range(events):
-        if rng.random() < 0.5:
-            new_process.append({"cmdl": rng.choice(COMMANDS), "user": rng.choice(USERS)})
-        else:
-            network_connection.append({
-                "source_ip": f"10.0.{rng.randrange(8)}.{rng.randrange(1, 255)}",
-                "destination_ip": rng.choice(DESTINATIONS),
-                "destination_port": rng.choice([22, 53, 80, 443, 8443]),
-            })
+    body_events = sensor_events(rng, events)
     return {
         "submission_id": _uid(rng),
         "device_id": rng.choice(devices),
         "time_created": f"2021-03-29T12:{rng.randrange(60):02d}:{rng.randrange(60):02d}.{rng.randrange(10**6):06d}",
-        "events": {"new_process": new_process, "network_connection": network_connection},
+        "events": body_events,
     }
 
 

@@ -26,14 +26,16 @@ COMMANDS = [
     "/usr/sbin/cron -f",
     "notepad.exe C:\\Users\\alice\\notes.txt",
 ]
+DESTINATIONS = ["142.250.74.110", "151.101.1.69", "2606:4700::6810:84e5", "192.0.2.10"]
+PORTS = [22, 53, 80, 443, 8443]
 
 
 def uid(name):
     return str(uuid.uuid5(NS, name))
 
 
-def submission(rng, name, events):
-    device = uid(f"device-{rng.randrange(4)}")
+def sensor_events(rng, events):
+    """`events` random sensor events, about half of each kind (benches/coldstart.py uses it too)."""
     new_process, network_connection = [], []
     for _ in range(events):
         if rng.random() < 0.5:
@@ -42,15 +44,21 @@ def submission(rng, name, events):
             network_connection.append(
                 {
                     "source_ip": f"10.0.{rng.randrange(8)}.{rng.randrange(1, 255)}",
-                    "destination_ip": rng.choice(["142.250.74.110", "151.101.1.69", "2606:4700::6810:84e5", "192.0.2.10"]),
-                    "destination_port": rng.choice([22, 53, 80, 443, 8443]),
+                    "destination_ip": rng.choice(DESTINATIONS),
+                    "destination_port": rng.choice(PORTS),
                 }
             )
+    return {"new_process": new_process, "network_connection": network_connection}
+
+
+def submission(rng, name, events):
+    device = uid(f"device-{rng.randrange(4)}")
+    body_events = sensor_events(rng, events)
     return {
         "submission_id": uid(f"submission-{name}"),
         "device_id": device,
         "time_created": f"2021-03-29T12:{rng.randrange(60):02d}:{rng.randrange(60):02d}.{rng.randrange(10**6):06d}",
-        "events": {"new_process": new_process, "network_connection": network_connection},
+        "events": body_events,
     }
 
 
