@@ -15,11 +15,17 @@ DEPLOY_ENV ?= default
 EVENT ?= events/sensor-batch.json
 WATCH_ADDRESS ?= 127.0.0.1
 WATCH_PORT ?= 9000
+# The region of every local target (make emulator, deploy-local, demo, watch,
+# test-e2e): that of the original homework environment (its LocalStack and its
+# sensor fleet run in eu-west-1). Defined here, where mk/local.mk and `watch`
+# both see it; README.md ("Run it locally") documents it.
+LOCAL_REGION ?= eu-west-1
 # Environment of the function under `cargo lambda watch`. By default every AWS
 # call goes to the local emulator of `make emulator` (127.0.0.1:4566, the
-# stream `events` of `make deploy-local`) with dummy credentials, so a local
-# run never reaches AWS; set WATCH_ENV to use a real stream instead.
-WATCH_ENV ?= STREAM_NAME=events AWS_REGION=us-east-1 \
+# stream `events` of `make deploy-local`, in LOCAL_REGION) with dummy
+# credentials, so a local run never reaches AWS; set WATCH_ENV to use a real
+# stream instead.
+WATCH_ENV ?= STREAM_NAME=events AWS_REGION=$(LOCAL_REGION) \
 	AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_ACCESS_KEY_ID=test \
 	AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
 # Extra arguments for `sam deploy` (e.g. DEPLOY_ARGS=--no-confirm-changeset).

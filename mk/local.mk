@@ -38,8 +38,10 @@ DEMO_BROKEN ?= 3
 # Extra pytest arguments for `make test-e2e` (e.g. E2E_ARGS='-k faults -x').
 E2E_ARGS ?=
 
+# LOCAL_REGION (default eu-west-1) is defined in mk/deploy.mk, which `watch` needs it in too.
 LOCAL_ENV := BATCH_SIZE=$(BATCH_SIZE) VISIBILITY_TIMEOUT=$(VISIBILITY_TIMEOUT) \
-	FUNCTION_TIMEOUT=$(FUNCTION_TIMEOUT) EMULATOR_PORT=$(EMULATOR_PORT) ARCHITECTURE=$(LOCAL_ARCH)
+	FUNCTION_TIMEOUT=$(FUNCTION_TIMEOUT) EMULATOR_PORT=$(EMULATOR_PORT) ARCHITECTURE=$(LOCAL_ARCH) \
+	LOCAL_REGION=$(LOCAL_REGION) AWS_REGION=$(LOCAL_REGION) AWS_DEFAULT_REGION=$(LOCAL_REGION)
 
 .PHONY: demo test-e2e emulator deploy-local local-venvs local-package local-clean
 
@@ -50,14 +52,14 @@ demo: local-venvs local-package
 
 ## test-e2e: end-to-end tests over real HTTP: MiniStack, the real binary, fault proxy, cargo lambda invoke
 test-e2e: local-venvs local-package $(VENV)/.installed
-	E2E_BOOTSTRAP=$(abspath $(LOCAL_BIN)) E2E_CARGO_LAMBDA_BIN=$(abspath $(VENV))/bin \
+	E2E_BOOTSTRAP=$(abspath $(LOCAL_BIN)) E2E_CARGO_LAMBDA_BIN=$(abspath $(VENV))/bin LOCAL_REGION=$(LOCAL_REGION) \
 		$(LOCAL_AWS_VENV)/bin/python -m pytest tests/e2e -p no:cacheprovider $(E2E_ARGS)
 
-## emulator: run MiniStack on 127.0.0.1:$(EMULATOR_PORT) in the foreground (Ctrl-C stops it)
+## emulator: run MiniStack on 127.0.0.1:$(EMULATOR_PORT) in the foreground (Ctrl-C stops it), default region $(LOCAL_REGION)
 emulator: $(LOCAL_EMULATOR_VENV)/.installed
-	$(LOCAL_EMULATOR_VENV)/bin/python scripts/local_emulator.py run --port $(EMULATOR_PORT)
+	$(LOCAL_EMULATOR_VENV)/bin/python scripts/local_emulator.py run --port $(EMULATOR_PORT) --region $(LOCAL_REGION)
 
-## deploy-local: build, then scripts/deploy-local.sh against AWS_ENDPOINT_URL (default: make emulator's)
+## deploy-local: build, then scripts/deploy-local.sh against AWS_ENDPOINT_URL (default: make emulator's), in $(LOCAL_REGION)
 deploy-local: $(LOCAL_AWS_VENV)/.installed local-package
 	PATH="$(abspath $(LOCAL_AWS_VENV))/bin:$$PATH" $(LOCAL_ENV) ZIP=$(LOCAL_ZIP) \
 		AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-http://127.0.0.1:$(EMULATOR_PORT)} scripts/deploy-local.sh

@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--broken", type=int, default=int(os.environ.get("DEMO_BROKEN", "3")))
     p.add_argument("--seed", type=int, default=int(os.environ.get("FLEET_SEED", "20210329")))
     p.add_argument("--timeout", type=float, default=120, help="seconds to wait for the queue to drain")
+    p.add_argument("--region", default=local_emulator.local_region(),
+                   help="region of the deployment (LOCAL_REGION, else eu-west-1)")
     args = p.parse_args(argv)
 
     if not Path(args.zip).is_file():
@@ -66,10 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         port = local_emulator.free_port()
         print(f"port {args.port} is taken (a LocalStack?); using {port}")
     log = ROOT / ".cache" / "local" / "demo-ministack.log"
-    emulator = local_emulator.MiniStack(port=port, log_path=log)
+    region = args.region
+    emulator = local_emulator.MiniStack(port=port, log_path=log, region=region)
     started = time.monotonic()
     try:
-        banner(f"Starting MiniStack on {emulator.endpoint}")
+        banner(f"Starting MiniStack on {emulator.endpoint} (region {region})")
         emulator.start()
         print(f"up in {time.monotonic() - started:.1f}s (log: {log.relative_to(ROOT)})")
 
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         env.update({
             "AWS_ENDPOINT_URL": emulator.endpoint,
             "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": region, "AWS_REGION": region, "LOCAL_REGION": region,
             "AWS_CLI": str(Path(sys.executable).parent / "aws"),
             "ZIP": args.zip,
             "BATCH_SIZE": str(args.batch_size),

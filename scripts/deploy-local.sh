@@ -38,7 +38,9 @@
 #   FUNCTION_ENV         more function variables, "K=V,K2=V2" (e.g. RUST_LOG=debug) [""]
 #   AWS_CLI              aws | awslocal | "lstk aws" [aws, or awslocal when AWS_ENDPOINT_URL is unset]
 #                        (with aws, AWS_ENDPOINT_URL is required)
-#   AWS_REGION / AWS_DEFAULT_REGION [us-east-1]; credentials default to test/test.
+#   AWS_REGION / AWS_DEFAULT_REGION [LOCAL_REGION, else eu-west-1: the region of the
+#                        original homework environment and its sensor fleet]; credentials
+#                        default to test/test.
 #
 # The function gets no AWS_ENDPOINT_URL from here: both emulators inject their
 # own into the functions they run (MiniStack when started with
@@ -68,7 +70,8 @@ ROLE_NAME=${ROLE_NAME:-$FUNCTION_NAME-local}
 
 export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-test}
 export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-test}
-export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-${AWS_REGION:-us-east-1}}
+export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-${AWS_REGION:-${LOCAL_REGION:-eu-west-1}}}
+export AWS_REGION=$AWS_DEFAULT_REGION
 export AWS_PAGER=""
 
 die() { echo "deploy-local: $*" >&2; exit 1; }

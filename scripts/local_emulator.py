@@ -39,6 +39,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PYTHON = ROOT / ".venv-emulator" / "bin" / "python"
 HOST = "127.0.0.1"
+# The region of the local loop: that of the original homework environment,
+# whose LocalStack and sensor fleet run in eu-west-1. LOCAL_REGION (the make
+# variable, passed on by mk/local.mk) changes it for every local script.
+DEFAULT_REGION = "eu-west-1"
+
+
+def local_region() -> str:
+    """LOCAL_REGION, else eu-west-1: where the local scripts deploy and look."""
+    return os.environ.get("LOCAL_REGION") or DEFAULT_REGION
 
 
 def free_port(host: str = HOST) -> int:
@@ -62,11 +71,16 @@ class MiniStack:
         log_path: str | os.PathLike | None = None,
         log_level: str = "INFO",
         extra_env: dict[str, str] | None = None,
+        region: str | None = None,
     ):
         self.python = str(python or os.environ.get("MINISTACK_PYTHON") or DEFAULT_PYTHON)
         self.port = port or free_port()
         self.log_path = Path(log_path) if log_path else None
         self.log_level = log_level
+        # MiniStack keeps every resource per account and region, taking the
+        # region from each request's signature; this is only its default, for
+        # requests that name none.
+        self.region = region or local_region()
         self.extra_env = dict(extra_env or {})
         self.proc: subprocess.Popen | None = None
         self.workdir: Path | None = None
@@ -88,6 +102,7 @@ class MiniStack:
             "MINISTACK_HOST": HOST,
             "LAMBDA_EXECUTOR": "local",
             "LOG_LEVEL": self.log_level,
+            "MINISTACK_REGION": self.region,
             "AWS_ENDPOINT_URL": self.endpoint,
             "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
@@ -197,10 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run MiniStack in the foreground until Ctrl-C")
     run.add_argument("--port", type=int, default=int(os.environ.get("EMULATOR_PORT", "4566")))
     run.add_argument("--log-level", default="INFO")
+    run.add_argument("--region", default=local_region(), help="default region (LOCAL_REGION, else eu-west-1)")
     args = parser.parse_args(argv)
 
     log = ROOT / ".cache" / "local" / f"ministack-{args.port}.log"
-    emulator = MiniStack(port=args.port, log_path=log, log_level=args.log_level)
+    emulator = MiniStack(port=args.port, log_path=log, log_level=args.log_level, region=args.region)
 
     def on_term(*_):
         raise KeyboardInterrupt
@@ -210,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         emulator.start()
         print(f"MiniStack is up at {emulator.endpoint} (log: {log.relative_to(ROOT)})", flush=True)
         print(f"  export AWS_ENDPOINT_URL={emulator.endpoint} AWS_ACCESS_KEY_ID=test "
-              "AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1", flush=True)
+              f"AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION={emulator.region}", flush=True)
         print("  Ctrl-C stops it and removes everything it created.", flush=True)
         while emulator.proc is not None and emulator.proc.poll() is None:
             time.sleep(0.5)

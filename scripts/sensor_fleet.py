@@ -10,6 +10,10 @@ Subcommands (the endpoint comes from AWS_ENDPOINT_URL, as for the AWS CLI):
                 events in order, read the rejects queue, and compare with the
                 manifest: exit 1 if a valid submission is missing or out of order,
                 or if an invalid one was published
+  show          the same without a manifest, for submissions another fleet sent
+                (e.g. the original homework environment's sensor-fleet/main.py):
+                each submission's events in order, checked only against their
+                own event_count, and the rejects queue with each reason
 
 Each submission is what a sensor uploads: base64 of UTF-8 JSON with a
 submission id, a device id, the time it was created and 6-10 events of two
@@ -164,10 +168,12 @@ def client(service: str):
     import boto3
     from botocore.config import Config
 
+    from local_emulator import local_region
+
     return boto3.client(
         service,
         endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
-        region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or local_region(),
         aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
         aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
         config=Config(retries={"max_attempts": 3, "mode": "standard"}),
@@ -407,6 +413,37 @@ def report(manifest: list[dict], records: list[dict], rejects: list[dict] | None
     return len(problems)
 
 
+def show(records: list[dict], rejects: list[dict] | None, out=sys.stdout) -> int:
+    """Prints what arrived without knowing what was sent; returns the number of
+    submissions whose first copies are not 0..event_count-1."""
+    by_sid = group_by_submission(records)
+    w = out.write
+    w(f"\nStream: {len(records)} records on {len({r['shard'] for r in records})} shard(s), "
+      f"{len(by_sid)} submissions\n")
+    incomplete = 0
+    for sid, pub in by_sid.items():
+        first = pub.first_copies()
+        count = first[0].get("event_count") if first else 0
+        seqs = [r.get("sequence") for r in first]
+        whole = isinstance(count, int) and seqs == list(range(count))
+        incomplete += not whole
+        w(f"\nsubmission {sid}  device {first[0].get('device_id')}  {pub.shard}  {len(first)} of {count} events"
+          + ("" if whole else f"  INCOMPLETE OR OUT OF ORDER: {seqs}") + "\n")
+        for r in first:
+            w(f"  {r.get('sequence'):>2}  {describe_event(r)}\n")
+    if rejects is not None:
+        w(f"\nRejects queue: {len(rejects)}\n")
+        for msg in rejects:
+            attrs = msg.get("MessageAttributes", {})
+            reason, detail, source = (attrs.get(k, {}).get("StringValue") for k in
+                                      ("reason", "detail", "source_message_id"))
+            w(f"  {reason}  {detail or ''}  (source message {source})\n")
+    w(f"\n{len(by_sid) - incomplete} submissions complete and in order"
+      + (f", {incomplete} not" if incomplete else "")
+      + (f"; {len(rejects)} rejected" if rejects is not None else "") + "\n")
+    return incomplete
+
+
 # --- CLI ----------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
@@ -427,6 +464,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--manifest", required=True)
     r.add_argument("--rejects-queue-url", default="")
     r.add_argument("--partition-key", default="submission_id", choices=["submission_id", "device_id"])
+    v = sub.add_parser("show")
+    v.add_argument("--stream", required=True)
+    v.add_argument("--rejects-queue-url", default="", help="read (and delete) what the rejects queue holds")
     args = p.parse_args(argv)
 
     if args.command == "send":
@@ -453,6 +493,10 @@ def main(argv: list[str] | None = None) -> int:
         records = read_stream(client("kinesis"), args.stream)
         rejects = drain_queue(client("sqs"), args.rejects_queue_url) if args.rejects_queue_url else None
         return 1 if report(manifest, records, rejects, partition_key=args.partition_key) else 0
+    if args.command == "show":
+        records = read_stream(client("kinesis"), args.stream)
+        rejects = drain_queue(client("sqs"), args.rejects_queue_url) if args.rejects_queue_url else None
+        return 1 if show(records, rejects) else 0
     return 2
 
 

@@ -292,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     cache = ROOT / ".cache" / "soak"
     cache.mkdir(parents=True, exist_ok=True)
     log = cache / "ministack.log"
-    emulator = local_emulator.MiniStack(log_path=log)
+    region = local_emulator.local_region()
+    emulator = local_emulator.MiniStack(log_path=log, region=region)
     proxy = KinesisFaultProxy(emulator.endpoint, keep_calls=False)
     watcher: Watcher | None = None
     started = time.monotonic()
@@ -305,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update({
             "AWS_ENDPOINT_URL": emulator.endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": region, "AWS_REGION": region, "LOCAL_REGION": region,
             "AWS_CLI": str(Path(sys.executable).parent / "aws"), "ZIP": args.zip,
             "FUNCTION_NAME": f"{NAME}-fn", "QUEUE_NAME": f"{NAME}-submissions", "STREAM_NAME": f"{NAME}-events",
             "REJECTS_QUEUE_NAME": f"{NAME}-rejects", "DLQ_NAME": f"{NAME}-dlq", "MAX_RECEIVE_COUNT": "100",

@@ -12,9 +12,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import local_emulator  # noqa: E402
 import sensor_fleet  # noqa: E402
 
-REGION = "us-east-1"
+# The region of every client and deployment of the tests: LOCAL_REGION (which
+# `make test-e2e` passes on), else eu-west-1, as for the other local targets.
+REGION = local_emulator.local_region()
 
 
 @dataclass
@@ -140,7 +143,7 @@ def fleet(seed: int, devices: int = 4, submissions: int = 12, broken: int = 0) -
     return sensor_fleet.make_batch(seed, devices, submissions, broken)
 
 
-def sqs_event(bodies: list[str], queue_arn: str = "arn:aws:sqs:us-east-1:000000000000:submissions") -> dict:
+def sqs_event(bodies: list[str], queue_arn: str = f"arn:aws:sqs:{REGION}:000000000000:submissions") -> dict:
     """An SQS event as the event source mapping builds it, for direct invokes."""
     now = str(int(time.time() * 1000))
     return {"Records": [{

@@ -9,7 +9,7 @@ import os
 import subprocess
 import time
 
-from helpers import ROOT, esm_log_lines, fleet, sqs_event
+from helpers import REGION, ROOT, esm_log_lines, fleet, sqs_event
 
 import sensor_fleet
 
@@ -21,7 +21,7 @@ def test_deploy_script_sensor_batch_round_trip(emulator, aws, function_zip, tmp_
     zip_path.write_bytes(function_zip)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_ENDPOINT_URL=emulator.endpoint, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
-               AWS_DEFAULT_REGION="us-east-1", ZIP=str(zip_path), FUNCTION_NAME="e2e-script-fn",
+               AWS_DEFAULT_REGION=REGION, ZIP=str(zip_path), FUNCTION_NAME="e2e-script-fn",
                QUEUE_NAME="e2e-script-submissions", STREAM_NAME="e2e-script-events",
                REJECTS_QUEUE_NAME="e2e-script-rejects", DLQ_NAME="e2e-script-dlq",
                BATCH_SIZE="5", VISIBILITY_TIMEOUT="20", FUNCTION_TIMEOUT="10")
