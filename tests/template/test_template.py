@@ -44,6 +44,8 @@ ENV_PARAMETERS = {
     "DEADLINE_MARGIN_MS": "DeadlineMarginMs",
     "KINESIS_CONNECT_TIMEOUT_MS": "KinesisConnectTimeoutMs",
     "KINESIS_CALL_TIMEOUT_MS": "KinesisCallTimeoutMs",
+    "KINESIS_MAX_RECORD_SIZE_KIB": "KinesisMaxRecordSizeKiB",
+    "LOG_LEVEL": "LogLevel",
 }
 
 SQS_POLLER_ACTIONS = {
@@ -123,7 +125,7 @@ def test_function_is_the_rust_bootstrap_on_al2023(resources, parameters):
 def test_logs_are_json_in_a_log_group_with_retention(resources, parameters):
     logging = function(resources)["Properties"]["LoggingConfig"]
     assert logging["LogFormat"] == "JSON"
-    assert logging["ApplicationLogLevel"] == {"Ref": "LogLevel"}
+    assert logging["SystemLogLevel"] == "WARN"
     group = resources[logging["LogGroup"]["Ref"]]
     assert group["Type"] == "AWS::Logs::LogGroup"
     assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionInDays"}
@@ -136,8 +138,36 @@ def test_every_setting_of_the_function_is_a_parameter(resources, parameters):
         assert env.get(variable) == {"Ref": parameter}, variable
         assert parameter in parameters
     assert "STREAM_NAME" in env and "REJECTS_QUEUE_URL" in env
-    # Lambda derives AWS_LAMBDA_LOG_LEVEL from LoggingConfig; RUST_LOG would override it.
+    # RUST_LOG would override LOG_LEVEL (and so the LogLevel parameter).
     assert "RUST_LOG" not in env
+
+
+# The levels Lambda's JSON log filter knows, least severe first (AWS Lambda
+# docs, "Log-level filtering"); a line without a valid "level" counts as INFO.
+LAMBDA_LEVELS = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
+
+
+def lambda_keeps(line_level: str | None, application_log_level: str) -> bool:
+    level = line_level if line_level in LAMBDA_LEVELS else "INFO"
+    return LAMBDA_LEVELS.index(level) >= LAMBDA_LEVELS.index(application_log_level)
+
+
+def test_lambda_keeps_every_line_and_the_function_applies_log_level(resources, parameters):
+    """Issue 11, item 1. The EMF metric documents on stdout have no "level",
+    which Lambda's filter counts as INFO: at ApplicationLogLevel WARN or ERROR
+    it would drop every one of them (no metrics, the canary alarm blind).
+    So Lambda's filter is left at TRACE, the level at which it keeps every
+    line, whatever LogLevel says, and LogLevel reaches the function as
+    LOG_LEVEL, which it applies itself."""
+    props = function(resources)["Properties"]
+    logging = props["LoggingConfig"]
+    assert logging["ApplicationLogLevel"] == "TRACE", "a literal: no parameter may make Lambda drop lines"
+    assert all(lambda_keeps(level, logging["ApplicationLogLevel"]) for level in [None, "", "bogus", *LAMBDA_LEVELS])
+    # A stricter ApplicationLogLevel would drop the EMF documents (no level).
+    assert not any(lambda_keeps(None, level) for level in ["WARN", "ERROR", "FATAL"])
+    assert props["Environment"]["Variables"]["LOG_LEVEL"] == {"Ref": "LogLevel"}
+    assert parameters["LogLevel"]["AllowedValues"] == ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
+    assert parameters["LogLevel"]["Default"] == "INFO"
 
 
 def test_parameter_ranges_match_what_the_function_accepts(parameters):
@@ -333,6 +363,19 @@ def test_stream_is_created_with_shards_or_on_demand(resources):
     props = stream["Properties"]
     assert props["StreamModeDetails"] == {"StreamMode": {"Ref": "StreamMode"}}
     assert props["ShardCount"] == {"Fn::If": ["StreamOnDemand", {"Ref": "AWS::NoValue"}, {"Ref": "StreamShardCount"}]}
+
+
+def test_the_stream_takes_records_as_large_as_the_function_sends(resources, parameters):
+    """Issue 11, item 5: the function's largest record (KINESIS_MAX_RECORD_SIZE_KIB)
+    and the created stream's MaxRecordSizeInKiB come from one parameter, so
+    the stream never refuses a record the function lets through."""
+    env = function(resources)["Properties"]["Environment"]["Variables"]
+    stream = resources["EventsStream"]["Properties"]
+    assert env["KINESIS_MAX_RECORD_SIZE_KIB"] == stream["MaxRecordSizeInKiB"] == {"Ref": "KinesisMaxRecordSizeKiB"}
+    p = parameters["KinesisMaxRecordSizeKiB"]
+    # 1 MiB is every stream's default MaxRecordSize; 10 MiB the most Kinesis allows.
+    assert (p["Type"], p["Default"], p["MinValue"], p["MaxValue"]) == ("Number", 1024, 1024, 10240)
+    assert "UpdateMaxRecordSize" in p["Description"]
 
 
 @pytest.mark.parametrize(
