@@ -40,7 +40,8 @@ use edr_preprocessor::publisher::{
     CallError, EntryResult, MAX_BYTES_PER_CALL, MAX_RECORDS_PER_CALL, OutboundRecord, Outcome,
     Publisher, RecordSink,
 };
-use edr_preprocessor::submission::Limits;
+use edr_preprocessor::rejects::{self, RejectSink, RejectedMessage};
+use edr_preprocessor::submission::{Limits, Reason};
 use edr_preprocessor::transform::transform;
 use serde_json::json;
 use tokio::time::Instant;
@@ -287,7 +288,7 @@ fn config(s: &Scenario) -> Config {
 }
 
 fn encode_all(bodies: &[String]) -> Vec<EncodedSubmission> {
-    let limits = Limits { max_events: 10_000 };
+    let limits = Limits::with_max_events(10_000);
     bodies
         .iter()
         .map(|b| transform(b, limits, PartitionKey::SubmissionId, TIME_PROCESSED).expect("valid"))
@@ -414,6 +415,69 @@ fn run(s: &Scenario) -> serde_json::Value {
     })
 }
 
+/// A rejects queue that answers every request after a fixed round trip.
+struct SimRejects {
+    round_trip: Duration,
+    requests: Mutex<u64>,
+}
+
+impl RejectSink for SimRejects {
+    async fn send_batch(&self, messages: &[RejectedMessage<'_>]) -> Vec<Result<(), String>> {
+        *self.requests.lock().expect("requests") += 1;
+        tokio::time::sleep(self.round_trip).await;
+        vec![Ok(()); messages.len()]
+    }
+}
+
+/// Fleet-wide schema drift: a batch of `messages` invalid submissions, all
+/// for the rejects queue. Before SendMessageBatch each message was one
+/// SendMessage, ten in flight: `ceil(messages / 10)` round trips.
+fn run_rejects(messages: usize, round_trip_ms: u64) -> serde_json::Value {
+    let ids: Vec<String> = (0..messages).map(|n| format!("m-{n}")).collect();
+    // A sensor-sized body; what is wrong with it does not change the cost.
+    let body = common::fixed_bodies(7, 1, 8).remove(0);
+    let outgoing: Vec<RejectedMessage<'_>> = ids
+        .iter()
+        .map(|id| RejectedMessage {
+            body: &body,
+            reason: Reason::UnknownField,
+            detail: "unknown field \"submission\" at line 1 column 13",
+            source_message_id: id,
+            group_id: None,
+        })
+        .collect();
+    let round_trip = Duration::from_millis(round_trip_ms);
+    let sim = SimRejects {
+        round_trip,
+        requests: Mutex::new(0),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("runtime");
+    let (results, wall) = rt.block_on(async {
+        let t0 = Instant::now();
+        let results =
+            rejects::send_all(&sim, &outgoing, Instant::now() + Duration::from_secs(900)).await;
+        (results, t0.elapsed())
+    });
+    let stored = results.iter().filter(|r| r.is_ok()).count();
+    let requests = *sim.requests.lock().expect("requests");
+    let before_rounds = messages.div_ceil(10);
+    json!({
+        "name": format!("rejects {messages} invalid"),
+        "messages": messages,
+        "round_trip_ms": round_trip_ms,
+        "requests": requests,
+        "stored": stored,
+        "wall_s": wall.as_secs_f64(),
+        "rounds": (wall.as_secs_f64() / round_trip.as_secs_f64()).round(),
+        "before_requests": messages,
+        "before_wall_s": before_rounds as f64 * round_trip.as_secs_f64(),
+    })
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; anything else not starting with '-' filters rows.
     let filters: Vec<String> = std::env::args()
@@ -459,10 +523,28 @@ fn main() {
         );
         results.push(r);
     }
+    let mut rejects_rows = Vec::new();
+    for round_trip_ms in [20, 60] {
+        let name = format!("rejects 1000 invalid {round_trip_ms} ms");
+        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        let r = run_rejects(1_000, round_trip_ms);
+        println!(
+            "{name:<38} requests {:>5} (before {:>5})  wall {:>6.3} s (before {:>6.3} s)  stored {}",
+            r["requests"],
+            r["before_requests"],
+            r["wall_s"].as_f64().unwrap_or_default(),
+            r["before_wall_s"].as_f64().unwrap_or_default(),
+            r["stored"]
+        );
+        rejects_rows.push(r);
+    }
     let path = common::out_dir().join("publisher.json");
     std::fs::write(
         &path,
-        serde_json::to_string_pretty(&json!({"scenarios": results})).expect("json"),
+        serde_json::to_string_pretty(&json!({"scenarios": results, "rejects": rejects_rows}))
+            .expect("json"),
     )
     .expect("write results");
     eprintln!("results -> {}", path.display());

@@ -51,7 +51,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-const LIMITS: Limits = Limits { max_events: 10_000 };
+const LIMITS: Limits = Limits::with_max_events(10_000);
 const TIME_PROCESSED: &str = "2026-11-22T18:47:44.758345Z";
 
 /// The whole path of one SQS body, as the handler runs it.
@@ -121,8 +121,13 @@ fn bench(c: &mut Criterion, inputs: &[Input]) {
             b.iter(|| {
                 for s in &parsed {
                     black_box(
-                        event::encode(black_box(s), PartitionKey::SubmissionId, TIME_PROCESSED)
-                            .expect("encodable"),
+                        event::encode(
+                            black_box(s),
+                            PartitionKey::SubmissionId,
+                            TIME_PROCESSED,
+                            event::MAX_RECORD_BYTES,
+                        )
+                        .expect("encodable"),
                     );
                 }
             })

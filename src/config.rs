@@ -47,6 +47,12 @@ pub struct Config {
     /// Strict ordering costs one round trip per event, so a submission must
     /// fit `events x round trip` into the function timeout.
     pub max_events_per_submission: usize,
+    /// `KINESIS_MAX_RECORD_SIZE_KIB` (default 1024, at most 10240), in bytes:
+    /// the largest record, data plus partition key. It must not exceed the
+    /// stream's `MaxRecordSize` (1 MiB unless raised with
+    /// `UpdateMaxRecordSize`); a submission with a larger event is rejected
+    /// (`event_too_large`) instead of failing at Kinesis on every redelivery.
+    pub max_record_bytes: usize,
     /// `MAX_IN_FLIGHT_CALLS` (default 8): concurrent PutRecords calls.
     pub max_in_flight_calls: usize,
     /// `MAX_ATTEMPTS` (default 10): failed sends of one record within one
@@ -57,8 +63,11 @@ pub struct Config {
     /// `RETRY_MAX_DELAY_MS` (default 500): largest backoff ceiling. Kinesis
     /// shard limits are per second: a longer wait leaves the shard idle.
     pub retry_max_delay: Duration,
-    /// `DEADLINE_MARGIN_MS` (default 500): time kept free before the Lambda
-    /// deadline to answer SQS; no call is in flight past `deadline - margin`.
+    /// `DEADLINE_MARGIN_MS` (default 500, at least 100): time kept free before
+    /// the Lambda deadline to answer SQS; no call is in flight past `deadline -
+    /// margin`. Zero is refused: calls abandoned at the deadline itself leave
+    /// no time to answer, Lambda kills the invocation and SQS redelivers the
+    /// whole batch.
     pub deadline_margin: Duration,
     /// `KINESIS_CONNECT_TIMEOUT_MS` (default 1000).
     pub connect_timeout: Duration,
@@ -204,11 +213,13 @@ impl Config {
             rejects_queue_url,
             max_events_per_submission: number("MAX_EVENTS_PER_SUBMISSION", 500, 1, 1_000_000)?
                 as usize,
+            max_record_bytes: number("KINESIS_MAX_RECORD_SIZE_KIB", 1024, 1024, 10_240)? as usize
+                * 1024,
             max_in_flight_calls: number("MAX_IN_FLIGHT_CALLS", 8, 1, 64)? as usize,
             max_attempts: number("MAX_ATTEMPTS", 10, 1, 100)? as u32,
             retry_base_delay: millis("RETRY_BASE_DELAY_MS", 50, 1, 60_000)?,
             retry_max_delay: millis("RETRY_MAX_DELAY_MS", 500, 1, 600_000)?,
-            deadline_margin: millis("DEADLINE_MARGIN_MS", 500, 0, 60_000)?,
+            deadline_margin: millis("DEADLINE_MARGIN_MS", 500, 100, 60_000)?,
             connect_timeout: millis("KINESIS_CONNECT_TIMEOUT_MS", 1_000, 10, 60_000)?,
             call_timeout: millis("KINESIS_CALL_TIMEOUT_MS", 5_000, 10, 600_000)?,
             metrics_namespace: get("METRICS_NAMESPACE").unwrap_or_else(|| "EdrPreprocessor".into()),
@@ -263,6 +274,7 @@ mod tests {
         assert_eq!(c.ordering, Ordering::Strict);
         assert_eq!(c.rejects_queue_url, None);
         assert_eq!(c.max_events_per_submission, 500);
+        assert_eq!(c.max_record_bytes, crate::event::MAX_RECORD_BYTES);
         assert_eq!(c.max_in_flight_calls, 8);
         assert_eq!(c.max_attempts, 10);
         assert_eq!(c.retry_base_delay, Duration::from_millis(50));
@@ -334,6 +346,10 @@ mod tests {
             ("MAX_ATTEMPTS", "-1"),
             ("MAX_EVENTS_PER_SUBMISSION", "ten"),
             ("KINESIS_CALL_TIMEOUT_MS", "1.5"),
+            ("DEADLINE_MARGIN_MS", "0"),
+            ("KINESIS_MAX_RECORD_SIZE_KIB", "1023"),
+            ("KINESIS_MAX_RECORD_SIZE_KIB", "10241"),
+            ("DEADLINE_MARGIN_MS", "99"),
         ] {
             let err = parse(&[("STREAM_NAME", "s"), (var, value)]).unwrap_err();
             assert_eq!(err.variable, var, "{var}={value}");
@@ -345,6 +361,22 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.variable, "RETRY_MAX_DELAY_MS");
+    }
+
+    #[test]
+    fn the_record_size_limit_is_set_in_kib_up_to_ten_mebibytes() {
+        let c = parse(&[
+            ("STREAM_NAME", "s"),
+            ("KINESIS_MAX_RECORD_SIZE_KIB", "10240"),
+        ])
+        .unwrap();
+        assert_eq!(c.max_record_bytes, crate::event::MAX_RECORD_BYTES_LIMIT);
+        let c = parse(&[
+            ("STREAM_NAME", "s"),
+            ("KINESIS_MAX_RECORD_SIZE_KIB", "2048"),
+        ])
+        .unwrap();
+        assert_eq!(c.max_record_bytes, 2 * 1024 * 1024);
     }
 
     #[test]

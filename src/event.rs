@@ -23,8 +23,14 @@ use crate::submission::{Reason, Rejection, Submission};
 /// with both ids in lowercase hyphenated form and `sequence` in decimal.
 pub const EVENT_ID_NAMESPACE: Uuid = uuid::uuid!("112ae2df-81a4-48c5-9844-96005350b137");
 
-/// Kinesis' limit on one record: data plus partition key.
+/// The default limit on one record, data plus partition key: a stream's
+/// `MaxRecordSize` is 1 MiB unless raised with `UpdateMaxRecordSize`
+/// (`KINESIS_MAX_RECORD_SIZE_KIB`).
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+
+/// The largest record Kinesis takes from a stream whose `MaxRecordSize` was
+/// raised as far as it goes: 10 MiB.
+pub const MAX_RECORD_BYTES_LIMIT: usize = 10 * 1024 * 1024;
 
 /// One event of a submission, as the sensor sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,8 +161,9 @@ pub fn format_time_processed(now: OffsetDateTime) -> String {
 }
 
 /// Builds the record of every event. Fails with `event_too_large` if any
-/// record would exceed Kinesis' 1 MiB limit, so that nothing of an
-/// unpublishable submission is sent.
+/// record (data plus partition key) would exceed `max_record_bytes`, the
+/// stream's record limit, so that nothing of an unpublishable submission is
+/// sent.
 ///
 /// The fields every record of a submission shares are rendered once; all
 /// records are written into one buffer, and each record is a slice of it.
@@ -164,6 +171,7 @@ pub fn encode(
     submission: &Submission<'_>,
     key: PartitionKey,
     time_processed: &str,
+    max_record_bytes: usize,
 ) -> Result<EncodedSubmission, Rejection> {
     let partition_key: Arc<str> = match key {
         PartitionKey::SubmissionId => submission.submission_id.to_string().into(),
@@ -196,9 +204,10 @@ pub fn encode(
     tail.extend_from_slice(decimal(event_count, &mut [0u8; 20]));
     tail.extend_from_slice(b",\"time_created\":");
     serde_json::to_writer(&mut tail, submission.time_created.as_ref())
-        .map_err(|_| too_large(submission, 0))?;
+        .map_err(|_| too_large(submission, 0, max_record_bytes))?;
     tail.extend_from_slice(b",\"time_processed\":");
-    serde_json::to_writer(&mut tail, time_processed).map_err(|_| too_large(submission, 0))?;
+    serde_json::to_writer(&mut tail, time_processed)
+        .map_err(|_| too_large(submission, 0, max_record_bytes))?;
     tail.extend_from_slice(b",\"event_data\":");
 
     let mut buf: Vec<u8> = Vec::with_capacity(event_count * (middle.len() + tail.len() + 200));
@@ -217,10 +226,11 @@ pub fn encode(
         buf.extend_from_slice(&middle);
         buf.extend_from_slice(decimal(sequence, &mut [0u8; 20]));
         buf.extend_from_slice(&tail);
-        serde_json::to_writer(&mut buf, event).map_err(|_| too_large(submission, sequence))?;
+        serde_json::to_writer(&mut buf, event)
+            .map_err(|_| too_large(submission, sequence, max_record_bytes))?;
         buf.push(b'}');
-        if buf.len() - start + partition_key.len() > MAX_RECORD_BYTES {
-            return Err(too_large(submission, sequence));
+        if buf.len() - start + partition_key.len() > max_record_bytes {
+            return Err(too_large(submission, sequence, max_record_bytes));
         }
         ends.push(buf.len());
     }
@@ -242,11 +252,11 @@ pub fn encode(
     })
 }
 
-fn too_large(submission: &Submission<'_>, sequence: usize) -> Rejection {
+fn too_large(submission: &Submission<'_>, sequence: usize, max_record_bytes: usize) -> Rejection {
     Rejection {
         reason: Reason::EventTooLarge,
         detail: format!(
-            "event {sequence} exceeds the Kinesis record limit of {MAX_RECORD_BYTES} bytes"
+            "event {sequence} exceeds the Kinesis record limit of {max_record_bytes} bytes"
         ),
         submission_id: Some(submission.submission_id.to_string()),
         device_id: Some(submission.device_id.to_string()),
@@ -278,8 +288,8 @@ mod tests {
 
     fn encoded(key: PartitionKey) -> EncodedSubmission {
         let text = sample();
-        let submission = parse_json(text.as_bytes(), Limits { max_events: 10 }).unwrap();
-        encode(&submission, key, PROCESSED).unwrap()
+        let submission = parse_json(text.as_bytes(), Limits::with_max_events(10)).unwrap();
+        encode(&submission, key, PROCESSED, MAX_RECORD_BYTES).unwrap()
     }
 
     fn records(key: PartitionKey) -> Vec<Value> {
@@ -315,8 +325,14 @@ mod tests {
             }
         })
         .to_string();
-        let submission = parse_json(doc.as_bytes(), Limits { max_events: 100 }).unwrap();
-        let got = encode(&submission, PartitionKey::SubmissionId, "2026-\"11").unwrap();
+        let submission = parse_json(doc.as_bytes(), Limits::with_max_events(100)).unwrap();
+        let got = encode(
+            &submission,
+            PartitionKey::SubmissionId,
+            "2026-\"11",
+            MAX_RECORD_BYTES,
+        )
+        .unwrap();
         assert_eq!(got.records.len(), 12);
         for (sequence, (event, record)) in submission.events.iter().zip(&got.records).enumerate() {
             let expected = serde_json::to_vec(&EventRecord {
@@ -413,8 +429,14 @@ mod tests {
     #[test]
     fn ids_are_published_in_lowercase_whatever_the_sensor_sent() {
         let text = sample().replace(DEVICE, &DEVICE.to_uppercase());
-        let submission = parse_json(text.as_bytes(), Limits { max_events: 10 }).unwrap();
-        let e = encode(&submission, PartitionKey::DeviceId, PROCESSED).unwrap();
+        let submission = parse_json(text.as_bytes(), Limits::with_max_events(10)).unwrap();
+        let e = encode(
+            &submission,
+            PartitionKey::DeviceId,
+            PROCESSED,
+            MAX_RECORD_BYTES,
+        )
+        .unwrap();
         let record: Value = serde_json::from_slice(&e.records[0]).unwrap();
         assert_eq!(record["device_id"], DEVICE);
         assert_eq!(record["event_id"], "b8bae67c-9b80-575c-b226-8aae6abe54f8");
@@ -443,12 +465,36 @@ mod tests {
     }
 
     #[test]
+    fn the_record_limit_follows_the_setting_up_to_ten_mebibytes() {
+        let text = sample().replace("admin", &"a".repeat(3 * 1024 * 1024));
+        let submission = parse_json(text.as_bytes(), Limits::with_max_events(10)).unwrap();
+        let encode_with = |max| encode(&submission, PartitionKey::SubmissionId, PROCESSED, max);
+        assert_eq!(
+            encode_with(MAX_RECORD_BYTES).unwrap_err().reason,
+            Reason::EventTooLarge
+        );
+        assert_eq!(
+            encode_with(3 * 1024 * 1024).unwrap_err().reason,
+            Reason::EventTooLarge,
+            "data plus partition key counts"
+        );
+        let e = encode_with(MAX_RECORD_BYTES_LIMIT).unwrap();
+        assert!(e.records[0].len() > 3 * 1024 * 1024);
+        assert!(e.records[0].len() + e.partition_key.len() <= MAX_RECORD_BYTES_LIMIT);
+    }
+
+    #[test]
     fn a_record_over_one_mebibyte_rejects_the_submission() {
         let fits = MAX_RECORD_BYTES - 36 - 600;
         for (len, ok) in [(fits, true), (MAX_RECORD_BYTES, false)] {
             let text = sample().replace("admin", &"a".repeat(len));
-            let submission = parse_json(text.as_bytes(), Limits { max_events: 10 }).unwrap();
-            let result = encode(&submission, PartitionKey::SubmissionId, PROCESSED);
+            let submission = parse_json(text.as_bytes(), Limits::with_max_events(10)).unwrap();
+            let result = encode(
+                &submission,
+                PartitionKey::SubmissionId,
+                PROCESSED,
+                MAX_RECORD_BYTES,
+            );
             assert_eq!(result.is_ok(), ok, "user of {len} bytes");
             if let Ok(e) = result {
                 assert!(e.records[0].len() + e.partition_key.len() <= MAX_RECORD_BYTES);

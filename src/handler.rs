@@ -23,7 +23,9 @@ use tokio::time::Instant;
 use crate::config::Config;
 use crate::event::{self, EncodedSubmission};
 use crate::metrics::InvocationMetrics;
-use crate::publisher::{Outcome, PublishFailure, Publisher, RecordSink};
+use crate::publisher::{
+    Outcome, PublishFailure, PublishReport, PublishStats, Publisher, RecordSink,
+};
 use crate::rejects::{self, RejectSink, RejectedMessage};
 use crate::submission::{Limits, Rejection};
 use crate::transform::transform;
@@ -86,6 +88,8 @@ struct Message<'e> {
     body: &'e str,
     fate: Fate,
     failed: bool,
+    /// The round in which the message is stored or published (see [`rounds`]).
+    round: usize,
 }
 
 impl<K: RecordSink, R: RejectSink> Handler<K, R> {
@@ -121,7 +125,7 @@ impl<K: RecordSink, R: RejectSink> Handler<K, R> {
     }
 
     /// Processes one batch; no PutRecords call is in flight after
-    /// `deadline - DEADLINE_MARGIN_MS`.
+    /// `deadline - DEADLINE_MARGIN_MS`. Logs the summary and emits the metrics.
     pub async fn handle(
         &self,
         event: SqsEvent,
@@ -150,7 +154,9 @@ impl<K: RecordSink, R: RejectSink> Handler<K, R> {
         response
     }
 
-    async fn process(
+    /// [`Handler::handle`] without the summary line and the metrics output:
+    /// the answer, and what the invocation did.
+    pub async fn process(
         &self,
         records: &[SqsMessage],
         deadline: Instant,
@@ -158,16 +164,53 @@ impl<K: RecordSink, R: RejectSink> Handler<K, R> {
         Result<SqsBatchResponse, UnidentifiedFailure>,
         InvocationMetrics,
     ) {
-        let mut metrics = InvocationMetrics {
-            received: records.len() as u64,
-            ..InvocationMetrics::default()
-        };
-        let time_processed = event::format_time_processed(OffsetDateTime::now_utc());
         let fifo = records.iter().any(is_fifo);
+        let (mut messages, encoded) = self.triage(records, fifo);
+        let rounds = rounds(&mut messages, fifo);
+        // A rejects queue that does not answer costs at most one call
+        // timeout, over all rounds together.
+        let rejects_stop_at =
+            (Instant::now() + self.config.call_timeout).min(self.publisher.stop_at(deadline));
+        let mut stats = PublishStats::default();
+        let mut publish_time = Duration::ZERO;
+        for round in 0..rounds {
+            if fifo {
+                fail_rest_of_groups(&mut messages);
+            }
+            self.store_rejects(&mut messages, round, rejects_stop_at)
+                .await;
+            let lanes = lanes(&mut messages, round, fifo);
+            let publish_started = Instant::now();
+            let report = self
+                .publisher
+                .publish(&self.kinesis, &encoded, lanes, deadline)
+                .await;
+            publish_time += publish_started.elapsed();
+            stats += report.stats;
+            apply(&mut messages, round, &encoded, &report);
+        }
+        if fifo {
+            fail_rest_of_groups(&mut messages);
+        }
+        let response = respond(&messages);
+        let mut metrics = count(&messages, &encoded, response.is_ok());
+        metrics.put_records_calls = stats.calls;
+        metrics.records_retried = stats.records_retried;
+        metrics.publish_latency_ms = publish_time.as_secs_f64() * 1000.0;
+        (response, metrics)
+    }
 
-        // 1. Decode and validate every message.
+    /// Decodes, validates and encodes every message; repeats of a message id
+    /// follow the first message with that id.
+    fn triage<'e>(
+        &self,
+        records: &'e [SqsMessage],
+        fifo: bool,
+    ) -> (Vec<Message<'e>>, Vec<EncodedSubmission>) {
+        let time_processed = event::format_time_processed(OffsetDateTime::now_utc());
         let limits = Limits {
             max_events: self.config.max_events_per_submission,
+            max_record_bytes: self.config.max_record_bytes,
         };
         let mut encoded: Vec<EncodedSubmission> = Vec::new();
         let mut first_with_id: HashMap<&str, usize> = HashMap::new();
@@ -190,7 +233,6 @@ impl<K: RecordSink, R: RejectSink> Handler<K, R> {
                     }
                     Err(rejection) => {
                         log_rejection(id, &rejection);
-                        *metrics.rejected.entry(rejection.reason).or_default() += 1;
                         Fate::Rejected(rejection)
                     }
                 },
@@ -209,63 +251,21 @@ impl<K: RecordSink, R: RejectSink> Handler<K, R> {
                 body,
                 fate,
                 failed: false,
+                round: 0,
             });
         }
-
-        // 2. Keep the invalid ones in the rejects queue, if there is one; a
-        //    queue that does not answer costs at most one call timeout.
-        let rejects_stop_at =
-            (Instant::now() + self.config.call_timeout).min(self.publisher.stop_at(deadline));
-        self.store_rejects(&mut messages, rejects_stop_at).await;
-
-        // 3. Publish, one lane per submission or per FIFO message group.
-        let publish_started = Instant::now();
-        let lanes = lanes(&mut messages, fifo);
-        let report = self
-            .publisher
-            .publish(&self.kinesis, &encoded, lanes, deadline)
-            .await;
-        metrics.publish_latency_ms = publish_started.elapsed().as_secs_f64() * 1000.0;
-        metrics.put_records_calls = report.stats.calls;
-        metrics.records_retried = report.stats.records_retried;
-        metrics.valid = encoded.len() as u64;
-        for (index, outcome) in report.outcomes.iter().enumerate() {
-            if let Some(Outcome::Published) = outcome {
-                metrics.published += 1;
-                metrics.events_published +=
-                    encoded.get(index).map_or(0, |e| e.records.len() as u64);
-            }
-        }
-        for message in &mut messages {
-            if let Fate::Valid(index) = message.fate {
-                match report.outcomes.get(index).cloned().flatten() {
-                    Some(Outcome::Published) => {}
-                    Some(Outcome::Failed(failure)) => {
-                        log_publish_failure(message.id, encoded.get(index), &failure);
-                        message.failed = true;
-                    }
-                    None => message.failed = true,
-                }
-            }
-        }
-
-        // 4. In a FIFO group nothing after a failed message may be acknowledged.
-        if fifo {
-            fail_rest_of_groups(&mut messages);
-        }
-        let response = respond(&messages);
-        metrics.failed = match &response {
-            Ok(r) => r.batch_item_failures.len() as u64,
-            Err(_) => metrics.received,
-        };
-        (response, metrics)
+        (messages, encoded)
     }
 
-    async fn store_rejects(&self, messages: &mut [Message<'_>], stop_at: Instant) {
+    /// Sends the invalid messages of `round` that have not failed to the
+    /// rejects queue, if there is one; a refused or unanswered send fails its
+    /// message, which SQS then redelivers.
+    async fn store_rejects(&self, messages: &mut [Message<'_>], round: usize, stop_at: Instant) {
         let Some(sink) = &self.rejects else { return };
         let pending: Vec<(usize, RejectedMessage<'_>)> = messages
             .iter()
             .enumerate()
+            .filter(|(_, m)| m.round == round && !m.failed)
             .filter_map(|(i, m)| match &m.fate {
                 Fate::Rejected(r) => Some((
                     i,
@@ -307,13 +307,48 @@ impl<K: RecordSink, R: RejectSink> Handler<K, R> {
     }
 }
 
-/// Builds the lanes: each valid submission alone, or each FIFO group's
-/// valid submissions in batch order, cut at the first message that already
-/// failed (whose successors are then failed without being published).
-fn lanes(messages: &mut [Message<'_>], fifo: bool) -> Vec<Vec<usize>> {
+/// Splits the batch into rounds, each one "store rejects, then publish", and
+/// returns how many there are.
+///
+/// A standard queue's messages are independent: one round. In a FIFO group an
+/// invalid message that follows a valid one may be forwarded to the rejects
+/// queue only once that valid one is published: if it is not, the invalid
+/// message is reported failed and comes back, and forwarding it now would
+/// store it again on every redelivery. So each time a group turns from valid
+/// to invalid messages, its later messages go to the next round.
+fn rounds(messages: &mut [Message<'_>], fifo: bool) -> usize {
+    if !fifo {
+        return 1;
+    }
+    // Per group: its current round, and whether its last message was valid.
+    let mut groups: HashMap<&str, (usize, bool)> = HashMap::new();
+    let mut rounds = 1;
+    for m in messages.iter_mut() {
+        let Some(group) = m.group else { continue };
+        let (round, after_valid) = groups.entry(group).or_insert((0, false));
+        match m.fate {
+            Fate::Valid(_) => *after_valid = true,
+            Fate::Rejected(_) | Fate::RejectNotStored => {
+                if std::mem::replace(after_valid, false) {
+                    *round += 1;
+                }
+            }
+            Fate::Duplicate(_) => continue,
+        }
+        m.round = *round;
+        rounds = rounds.max(*round + 1);
+    }
+    rounds
+}
+
+/// Builds the lanes of `round`: each valid submission alone, or each FIFO
+/// group's valid submissions in batch order, cut at the first message that
+/// already failed (whose successors are then failed without being published).
+fn lanes(messages: &mut [Message<'_>], round: usize, fifo: bool) -> Vec<Vec<usize>> {
     if !fifo {
         return messages
             .iter()
+            .filter(|m| m.round == round)
             .filter_map(|m| match m.fate {
                 Fate::Valid(i) => Some(vec![i]),
                 _ => None,
@@ -323,7 +358,7 @@ fn lanes(messages: &mut [Message<'_>], fifo: bool) -> Vec<Vec<usize>> {
     let mut lanes: Vec<Vec<usize>> = Vec::new();
     let mut lane_of_group: HashMap<&str, usize> = HashMap::new();
     let mut blocked: HashSet<&str> = HashSet::new();
-    for m in messages.iter_mut() {
+    for m in messages.iter_mut().filter(|m| m.round == round) {
         let Some(group) = m.group else {
             // A FIFO message always has a group; without one it stands alone.
             if let Fate::Valid(i) = m.fate {
@@ -355,6 +390,27 @@ fn lanes(messages: &mut [Message<'_>], fifo: bool) -> Vec<Vec<usize>> {
     lanes
 }
 
+/// Marks the valid messages of `round` that were not fully published failed.
+fn apply(
+    messages: &mut [Message<'_>],
+    round: usize,
+    encoded: &[EncodedSubmission],
+    report: &PublishReport,
+) {
+    for message in messages.iter_mut().filter(|m| m.round == round) {
+        if let Fate::Valid(index) = message.fate {
+            match report.outcomes.get(index).cloned().flatten() {
+                Some(Outcome::Published) => {}
+                Some(Outcome::Failed(failure)) => {
+                    log_publish_failure(message.id, encoded.get(index), &failure);
+                    message.failed = true;
+                }
+                None => message.failed = true,
+            }
+        }
+    }
+}
+
 /// Marks every message of a group after its first failed message as failed.
 fn fail_rest_of_groups(messages: &mut [Message<'_>]) {
     let mut failed_groups: HashSet<&str> = HashSet::new();
@@ -370,17 +426,21 @@ fn fail_rest_of_groups(messages: &mut [Message<'_>]) {
     }
 }
 
-/// The answer to SQS: each failed message id once, in batch order. A
-/// duplicate shares the fate of the first message with its id.
-fn respond(messages: &[Message<'_>]) -> Result<SqsBatchResponse, UnidentifiedFailure> {
-    let failed = |m: &Message<'_>| match m.fate {
+/// Whether the message is reported failed: a duplicate shares the fate of
+/// the first message with its id.
+fn is_failed(messages: &[Message<'_>], m: &Message<'_>) -> bool {
+    match m.fate {
         Fate::Duplicate(first) => messages.get(first).is_some_and(|f| f.failed),
         _ => m.failed,
-    };
+    }
+}
+
+/// The answer to SQS: each failed message id once, in batch order.
+fn respond(messages: &[Message<'_>]) -> Result<SqsBatchResponse, UnidentifiedFailure> {
     let mut seen: HashSet<&str> = HashSet::new();
     let mut response = SqsBatchResponse::default();
     let mut without_id = 0;
-    for m in messages.iter().filter(|m| failed(m)) {
+    for m in messages.iter().filter(|m| is_failed(messages, m)) {
         match m.id {
             Some(id) => {
                 if seen.insert(id) {
@@ -404,12 +464,54 @@ fn respond(messages: &[Message<'_>]) -> Result<SqsBatchResponse, UnidentifiedFai
     Ok(response)
 }
 
+/// Counts each message of the batch once, by what SQS is told of it:
+/// published (a valid submission, acknowledged), rejected (an invalid one,
+/// acknowledged) or failed (reported in `batchItemFailures`, or the whole
+/// batch when the answer is an error). A duplicate counts as its first.
+fn count(
+    messages: &[Message<'_>],
+    encoded: &[EncodedSubmission],
+    answered: bool,
+) -> InvocationMetrics {
+    let mut metrics = InvocationMetrics {
+        received: messages.len() as u64,
+        valid: encoded.len() as u64,
+        ..InvocationMetrics::default()
+    };
+    for m in messages {
+        if let (Fate::Valid(index), false) = (&m.fate, m.failed) {
+            metrics.events_published += encoded.get(*index).map_or(0, |e| e.records.len() as u64);
+        }
+        if !answered {
+            continue;
+        }
+        let fate = match m.fate {
+            Fate::Duplicate(first) => messages.get(first).map(|f| &f.fate),
+            _ => Some(&m.fate),
+        };
+        match fate {
+            _ if is_failed(messages, m) => metrics.failed += 1,
+            Some(Fate::Valid(_)) => metrics.published += 1,
+            Some(Fate::Rejected(rejection)) => {
+                *metrics.rejected.entry(rejection.reason).or_default() += 1
+            }
+            _ => metrics.failed += 1,
+        }
+    }
+    if !answered {
+        metrics.failed = metrics.received;
+    }
+    metrics
+}
+
+/// Only a FIFO queue's ARN ends in `.fifo`. A `MessageGroupId` attribute does
+/// not make a queue FIFO: SQS fair queues are standard queues whose messages
+/// carry one (the tenant), and they promise no order to keep.
 fn is_fifo(record: &SqsMessage) -> bool {
     record
         .event_source_arn
         .as_deref()
         .is_some_and(|arn| arn.ends_with(".fifo"))
-        || record.attributes.contains_key("MessageGroupId")
 }
 
 fn log_rejection(message_id: Option<&str>, rejection: &Rejection) {
@@ -443,26 +545,42 @@ fn log_publish_failure(
 /// The longest a Lambda invocation can run.
 pub const MAX_INVOCATION: Duration = Duration::from_secs(15 * 60);
 
+/// Deadlines below this (milliseconds since the epoch, March 1973) cannot
+/// come from Lambda: they are a local runtime's duration, not an instant.
+/// `cargo lambda watch` sends a fixed 600000 (ten minutes).
+pub const PLAUSIBLE_DEADLINE_EPOCH_MS: u64 = 100_000_000_000;
+
 /// Converts Lambda's deadline (milliseconds since the Unix epoch) into an
 /// instant of the tokio clock.
 ///
-/// Lambda's deadline is always in the future when an invocation starts. One
-/// that is not comes from a local runtime emulator (`cargo lambda watch`
-/// sends a fixed 600000, i.e. 1970): it is treated as no deadline at all, and
-/// the invocation gets Lambda's maximum of 15 minutes.
+/// A deadline that cannot be an epoch instant (below
+/// [`PLAUSIBLE_DEADLINE_EPOCH_MS`]) comes from a local runtime emulator: it
+/// is treated as no deadline, and the invocation gets Lambda's maximum of 15
+/// minutes. A plausible deadline that has already passed means the
+/// invocation is out of time: it is taken as now, so nothing is published and
+/// every valid submission is reported at once, rather than running on until
+/// Lambda kills the invocation and SQS redelivers the whole batch.
 pub fn deadline_instant(deadline_epoch_ms: u64) -> Instant {
     deadline_at(deadline_epoch_ms, unix_millis(), Instant::now())
 }
 
 fn deadline_at(deadline_epoch_ms: u64, now_epoch_ms: u64, now: Instant) -> Instant {
+    if deadline_epoch_ms < PLAUSIBLE_DEADLINE_EPOCH_MS {
+        tracing::warn!(
+            deadline_epoch_ms,
+            "the invocation's deadline is not an epoch instant; assuming a local runtime and no deadline"
+        );
+        return now + MAX_INVOCATION;
+    }
     match deadline_epoch_ms.checked_sub(now_epoch_ms) {
         Some(left) if left > 0 => now + Duration::from_millis(left).min(MAX_INVOCATION),
         _ => {
-            tracing::warn!(
+            tracing::error!(
                 deadline_epoch_ms,
-                "the invocation's deadline is already past; assuming a local runtime and no deadline"
+                now_epoch_ms,
+                "the invocation's deadline has already passed; publishing nothing"
             );
-            now + MAX_INVOCATION
+            now
         }
     }
 }
@@ -488,16 +606,36 @@ mod tests {
     }
 
     #[test]
-    fn a_deadline_in_the_past_means_a_local_runtime_without_one() {
+    fn an_implausible_deadline_means_a_local_runtime_without_one() {
         let now = Instant::now();
-        // What `cargo lambda watch` sends.
+        // What `cargo lambda watch` sends: a duration, not an instant.
         assert_eq!(
             deadline_at(600_000, 1_700_000_000_000, now),
             now + MAX_INVOCATION
         );
         assert_eq!(
-            deadline_at(1_700_000_000_000, 1_700_000_000_000, now),
+            deadline_at(PLAUSIBLE_DEADLINE_EPOCH_MS - 1, 1_700_000_000_000, now),
             now + MAX_INVOCATION
+        );
+    }
+
+    #[test]
+    fn a_plausible_deadline_already_past_means_out_of_time_now() {
+        let now = Instant::now();
+        for deadline in [
+            1_700_000_000_000,
+            1_699_999_999_999,
+            PLAUSIBLE_DEADLINE_EPOCH_MS,
+        ] {
+            assert_eq!(
+                deadline_at(deadline, 1_700_000_000_000, now),
+                now,
+                "{deadline}"
+            );
+        }
+        assert_eq!(
+            deadline_at(1_700_000_000_001, 1_700_000_000_000, now),
+            now + Duration::from_millis(1)
         );
     }
 }

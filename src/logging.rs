@@ -1,20 +1,30 @@
 //! Structured JSON logs through `tracing`.
 //!
 //! One JSON object per line on stdout, which CloudWatch Logs indexes as is.
-//! The level comes from `RUST_LOG`, else from Lambda's own
-//! `AWS_LAMBDA_LOG_LEVEL` (set by the function's logging configuration),
-//! else `info`. Log lines carry ids, reason codes and counts, never a
-//! message body or a command line.
+//! Log lines carry ids, reason codes and counts, never a message body or a
+//! command line.
+//!
+//! The level is applied here, in the process, not by Lambda: with JSON logs
+//! Lambda drops every line whose `level` is below its `ApplicationLogLevel`
+//! and counts a line without a `level` as INFO, and the EMF metric documents
+//! (`metrics`) have none. At `ApplicationLogLevel=WARN` Lambda would drop
+//! every metric, and the alarms that watch them would never fire. So the
+//! template leaves Lambda's filter at TRACE and passes the chosen level as
+//! `LOG_LEVEL`. The filter comes from `RUST_LOG` (any `tracing` directive),
+//! else `LOG_LEVEL`, else Lambda's own `AWS_LAMBDA_LOG_LEVEL`, else `info`.
 
 use tracing_subscriber::EnvFilter;
 
+/// Lambda's log levels, lowest first (its `ApplicationLogLevel` values).
+pub const LAMBDA_LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+
 pub fn init() {
-    let level = std::env::var("RUST_LOG")
-        .ok()
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let level = var("RUST_LOG")
         .or_else(|| {
-            std::env::var("AWS_LAMBDA_LOG_LEVEL")
-                .ok()
-                .map(|l| l.to_ascii_lowercase())
+            var("LOG_LEVEL")
+                .or_else(|| var("AWS_LAMBDA_LOG_LEVEL"))
+                .map(|l| l.trim().to_ascii_lowercase())
         })
         .unwrap_or_else(|| "info".into());
     let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
@@ -28,4 +38,38 @@ pub fn init() {
         .flatten_event(true)
         .with_writer(std::io::stdout)
         .try_init();
+    if let Some(lambda_level) = var("AWS_LAMBDA_LOG_LEVEL")
+        && drops_metrics(&lambda_level)
+    {
+        tracing::error!(
+            application_log_level = lambda_level.as_str(),
+            "Lambda's ApplicationLogLevel drops the EMF metric documents (Lambda counts a line without a level as INFO): set it to TRACE and choose the function's level with LOG_LEVEL"
+        );
+    }
+}
+
+/// Whether Lambda, filtering at `application_log_level`, drops a line that
+/// has no `level` (which it counts as INFO).
+pub fn drops_metrics(application_log_level: &str) -> bool {
+    let rank = |level: &str| {
+        LAMBDA_LEVELS
+            .iter()
+            .position(|l| l.eq_ignore_ascii_case(level.trim()))
+    };
+    matches!((rank(application_log_level), rank("INFO")), (Some(a), Some(info)) if a > info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_stricter_than_info_drop_the_metrics() {
+        for level in ["TRACE", "debug", "INFO", "", "nonsense"] {
+            assert!(!drops_metrics(level), "{level}");
+        }
+        for level in ["WARN", "error", "FATAL"] {
+            assert!(drops_metrics(level), "{level}");
+        }
+    }
 }

@@ -9,7 +9,7 @@
 //! for a FIFO queue), and a lane never has more than one run of records in
 //! flight. In strict mode that run is a single record, so no record is sent
 //! before every predecessor was acknowledged; throughput comes from packing
-//! the heads of many lanes into each call (at most 500 records and 5 MiB)
+//! the heads of many lanes into each call (at most 500 records and 10 MiB)
 //! and keeping several calls in flight. In relaxed mode the run may be the
 //! rest of the submission, and after a partial failure the lane resends from
 //! its first failed record.
@@ -34,9 +34,10 @@ use crate::backoff::Backoff;
 use crate::config::{Config, Ordering};
 use crate::event::EncodedSubmission;
 
-/// Kinesis' limits on one PutRecords request.
+/// Kinesis' limits on one PutRecords request: 500 records and 10 MiB of data
+/// plus partition keys (the limit since records of up to 10 MiB came in).
 pub const MAX_RECORDS_PER_CALL: usize = 500;
-pub const MAX_BYTES_PER_CALL: usize = 5 * 1024 * 1024;
+pub const MAX_BYTES_PER_CALL: usize = 10 * 1024 * 1024;
 
 /// One entry of a PutRecords request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +157,15 @@ pub struct PublishStats {
     pub records_written: u64,
 }
 
+impl std::ops::AddAssign for PublishStats {
+    fn add_assign(&mut self, other: PublishStats) {
+        self.calls += other.calls;
+        self.records_sent += other.records_sent;
+        self.records_retried += other.records_retried;
+        self.records_written += other.records_written;
+    }
+}
+
 #[derive(Debug)]
 pub struct PublishReport {
     /// One per submission passed in; `None` only for a submission that no
@@ -186,11 +196,13 @@ impl Publisher {
     }
 
     /// When the invocation stops waiting for its outlets: `deadline -
-    /// deadline_margin`, the time kept free to answer SQS.
+    /// deadline_margin`, the time kept free to answer SQS. If that instant is
+    /// before anything the clock can represent it is long past: stop now,
+    /// never at the later `deadline`.
     pub fn stop_at(&self, deadline: Instant) -> Instant {
         deadline
             .checked_sub(self.deadline_margin)
-            .unwrap_or(deadline)
+            .unwrap_or_else(|| Instant::now().min(deadline))
     }
 
     /// Publishes `submissions` lane by lane (`lanes` holds indices into
@@ -574,5 +586,32 @@ impl Run<'_, '_> {
                 self.stop_lane(lane, FailureCause::Deadline);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publisher(margin: Duration) -> Publisher {
+        let mut config = Config::for_stream("events").unwrap();
+        config.deadline_margin = margin;
+        Publisher::from_config(&config)
+    }
+
+    #[test]
+    fn the_stop_time_is_the_deadline_minus_the_margin() {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        assert_eq!(
+            publisher(Duration::from_millis(500)).stop_at(deadline),
+            deadline - Duration::from_millis(500)
+        );
+    }
+
+    #[test]
+    fn a_margin_larger_than_the_clock_can_subtract_stops_now_not_at_the_deadline() {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let stop = publisher(Duration::MAX).stop_at(deadline);
+        assert!(stop <= Instant::now(), "stop_at fell back to a later time");
     }
 }

@@ -18,8 +18,6 @@ use std::net::IpAddr;
 use base64::Engine as _;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
-use time::format_description::well_known::Iso8601;
-use time::{OffsetDateTime, PrimitiveDateTime};
 use uuid::Uuid;
 
 use crate::event::{Event, NetworkConnection, NewProcess};
@@ -142,7 +140,21 @@ pub struct Submission<'a> {
 /// Limits that depend on configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// `MAX_EVENTS_PER_SUBMISSION`.
     pub max_events: usize,
+    /// The stream's record limit, data plus partition key
+    /// (`KINESIS_MAX_RECORD_SIZE_KIB`).
+    pub max_record_bytes: usize,
+}
+
+impl Limits {
+    /// `max_events`, and the default record limit of 1 MiB.
+    pub const fn with_max_events(max_events: usize) -> Self {
+        Limits {
+            max_events,
+            max_record_bytes: crate::event::MAX_RECORD_BYTES,
+        }
+    }
 }
 
 /// Undoes the sensors' transport encoding: a body whose first non-blank
@@ -273,12 +285,66 @@ fn parse_uuid(text: &str) -> Option<Uuid> {
     Uuid::try_parse(text).ok()
 }
 
-/// An ISO 8601 date and time of day, with or without a UTC offset. A date
-/// alone is not enough: events are ordered by time downstream.
+/// The one `time_created` profile: ISO 8601 extended format (RFC 3339 with
+/// the offset optional), `YYYY-MM-DD`, `T` or a space, `hh:mm:ss`, an optional
+/// fraction of 1 to 9 digits, and an optional `Z` or `±hh:mm`; a real calendar
+/// date from year 1, hours 00-23, no leap second. A date alone is not enough:
+/// events are ordered by time downstream.
+///
+/// Written by hand rather than with the `time` crate's ISO 8601 parser: that
+/// parser also takes ordinal and week dates, the basic format and fractional
+/// hours, which would be published as sent and which common consumers
+/// (Python's `datetime.fromisoformat` before 3.11, JavaScript's `Date`)
+/// cannot read; and it refuses the space that Python's `str(datetime)` writes.
 fn is_iso8601_date_time(text: &str) -> bool {
-    text.len() <= 64
-        && (PrimitiveDateTime::parse(text, &Iso8601::DEFAULT).is_ok()
-            || OffsetDateTime::parse(text, &Iso8601::DEFAULT).is_ok())
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+        let part = b.get(range)?;
+        part.iter().try_fold(0u32, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let at = |i: usize| b.get(i).copied();
+    let (Some(year), Some(month), Some(day)) = (digits(0..4), digits(5..7), digits(8..10)) else {
+        return false;
+    };
+    let (Some(hour), Some(minute), Some(second)) = (digits(11..13), digits(14..16), digits(17..19))
+    else {
+        return false;
+    };
+    let separators = at(4) == Some(b'-')
+        && at(7) == Some(b'-')
+        && matches!(at(10), Some(b'T' | b' '))
+        && at(13) == Some(b':')
+        && at(16) == Some(b':');
+    let date_ok = year >= 1
+        && u8::try_from(month)
+            .ok()
+            .and_then(|m| time::Month::try_from(m).ok())
+            .and_then(|m| time::Date::from_calendar_date(year as i32, m, day as u8).ok())
+            .is_some();
+    if !(separators && date_ok && hour <= 23 && minute <= 59 && second <= 59) {
+        return false;
+    }
+    let mut rest = b.get(19..).unwrap_or_default();
+    if let Some(fraction) = rest.strip_prefix(b".") {
+        let n = fraction.iter().take_while(|d| d.is_ascii_digit()).count();
+        if !(1..=9).contains(&n) {
+            return false;
+        }
+        rest = fraction.get(n..).unwrap_or_default();
+    }
+    match rest {
+        [] | [b'Z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => {
+            let two = |a: u8, b: u8| {
+                (a.is_ascii_digit() && b.is_ascii_digit())
+                    .then(|| u32::from(a - b'0') * 10 + u32::from(b - b'0'))
+            };
+            matches!((two(*h1, *h2), two(*m1, *m2)), (Some(h), Some(m)) if h <= 23 && m <= 59)
+        }
+        _ => false,
+    }
 }
 
 /// Marks an error raised by our own visitors with its reason code, so it
@@ -537,7 +603,7 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
-    const LIMITS: Limits = Limits { max_events: 100 };
+    const LIMITS: Limits = Limits::with_max_events(100);
     const SUBMISSION: &str = "4a1b3c5d-0000-4000-8000-000000000001";
     const DEVICE: &str = "9f8e7d6c-0000-4000-8000-000000000002";
 
@@ -782,6 +848,12 @@ mod tests {
             "2021-03-29T12:06:09",
             "2021-03-29T12:06:09Z",
             "2021-03-29T12:06:09.5+02:00",
+            // Python's str(datetime): a space instead of the T.
+            "2021-03-29 12:06:09",
+            "2021-03-29 12:06:09.576033",
+            "2021-03-29T12:06:09.123456789-05:30",
+            "2024-02-29T23:59:59+23:59",
+            "0001-01-01T00:00:00",
         ] {
             assert!(check(&with(&["time_created"], json!(ok))).is_ok(), "{ok}");
         }
@@ -789,9 +861,31 @@ mod tests {
             "2021-03-29",
             "yesterday",
             "2021-02-30T00:00:00",
-            "2021-03-29 12:06:09",
             "",
             "12:06:09",
+            // ISO 8601 forms outside the profile.
+            "2021-088T12:06",
+            "2021-088T12:06:09",
+            "2021-W13-1T12:06:09",
+            "20210329T120609",
+            "2021-03-29T120609",
+            "2021-03-29T12.5",
+            "2021-03-29T12:06.5",
+            "2021-03-29T12:06",
+            "2021-03-29T12:06:09+0200",
+            "2021-03-29T12:06:09+02",
+            "2021-03-29T12:06:09.",
+            "2021-03-29T12:06:09.1234567890",
+            "2021-03-29T12:06:09,5",
+            "2021-03-29t12:06:09",
+            "2021-03-29T12:06:09z",
+            "2021-03-29T24:00:00",
+            "2021-03-29T23:59:60",
+            "2021-03-29T12:06:09+24:00",
+            "0000-01-01T00:00:00",
+            "+2021-03-29T12:06:09",
+            "2021-03-29T12:06:09Z ",
+            "2021-3-29T12:06:09",
         ] {
             assert_eq!(
                 reason_of(&with(&["time_created"], json!(bad))),

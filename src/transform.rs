@@ -18,5 +18,5 @@ pub fn transform(
 ) -> Result<EncodedSubmission, Rejection> {
     let decoded = submission::decode_body(body)?;
     let submission = submission::parse_json(&decoded, limits)?;
-    event::encode(&submission, key, time_processed)
+    event::encode(&submission, key, time_processed, limits.max_record_bytes)
 }

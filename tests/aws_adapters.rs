@@ -45,6 +45,40 @@ fn failed_entry(code: &str) -> PutRecordsResultEntry {
 }
 
 #[tokio::test]
+async fn the_sdk_takes_records_over_one_mebibyte_and_requests_over_five() {
+    // The pinned SDK checks no size client-side: four records of 2 MiB, 8 MiB
+    // in one request, go out whole (Kinesis' limits since 2025: 10 MiB each).
+    let big = Bytes::from(vec![b'x'; 2 * 1024 * 1024]);
+    let expected = big.clone();
+    let rule = mock!(aws_sdk_kinesis::Client::put_records)
+        .match_requests(move |req| {
+            req.records().len() == 4
+                && req
+                    .records()
+                    .iter()
+                    .all(|r| r.data().as_ref() == expected.as_ref())
+        })
+        .then_output(|| {
+            let mut output = PutRecordsOutput::builder().failed_record_count(0);
+            for i in 0..4 {
+                output = output.records(ok_entry(&i.to_string()));
+            }
+            output.build().unwrap()
+        });
+    let client = mock_client!(aws_sdk_kinesis, [&rule]);
+    let sink = KinesisSink::new(client, StreamRef::Name("events".into()));
+    let records = (0..4)
+        .map(|_| OutboundRecord {
+            partition_key: Arc::from("4a1b3c5d-0000-4000-8000-000000000001"),
+            data: big.clone(),
+        })
+        .collect();
+    let result = sink.put_records(records).await.unwrap();
+    assert_eq!(rule.num_calls(), 1);
+    assert!(result.iter().all(|e| *e == EntryResult::Written));
+}
+
+#[tokio::test]
 async fn entries_are_read_one_by_one_whatever_failed_record_count_says() {
     let rule = mock!(aws_sdk_kinesis::Client::put_records)
         .match_requests(|req| {
@@ -182,32 +216,51 @@ async fn access_and_configuration_errors_are_not_retryable() {
     assert!(!e.retryable);
 }
 
+use aws_sdk_sqs::operation::send_message_batch::{SendMessageBatchError, SendMessageBatchOutput};
+use aws_sdk_sqs::types::{BatchResultErrorEntry, SendMessageBatchResultEntry};
+
+fn sqs_ok(id: &str) -> SendMessageBatchResultEntry {
+    SendMessageBatchResultEntry::builder()
+        .id(id)
+        .message_id(format!("r-{id}"))
+        .md5_of_message_body("-")
+        .build()
+        .unwrap()
+}
+
+fn rejects_sink(client: aws_sdk_sqs::Client, url: &str) -> SqsRejectSink {
+    SqsRejectSink::new(client, url.into())
+}
+
 #[tokio::test]
 async fn the_rejects_queue_gets_the_body_unchanged_and_the_reason() {
-    let rule = mock!(aws_sdk_sqs::Client::send_message)
+    let rule = mock!(aws_sdk_sqs::Client::send_message_batch)
         .match_requests(|req| {
+            let entry = &req.entries()[0];
             let attr = |name: &str| {
-                req.message_attributes()
+                entry
+                    .message_attributes()
                     .and_then(|a| a.get(name))
                     .and_then(|v| v.string_value())
                     .map(str::to_owned)
             };
             req.queue_url() == Some("https://sqs.eu-west-1.amazonaws.com/1/rejects")
-                && req.message_body() == Some("%%% original body")
+                && req.entries().len() == 1
+                && entry.message_body() == "%%% original body"
                 && attr("reason").as_deref() == Some("invalid_base64")
                 && attr("source_message_id").as_deref() == Some("m-1")
-                && req.message_group_id().is_none()
+                && attr("detail").as_deref() == Some("invalid base64 character at offset 0")
+                && entry.message_group_id().is_none()
         })
         .then_output(|| {
-            aws_sdk_sqs::operation::send_message::SendMessageOutput::builder()
-                .message_id("r-1")
+            SendMessageBatchOutput::builder()
+                .successful(sqs_ok("0"))
+                .set_failed(Some(vec![]))
                 .build()
+                .unwrap()
         });
     let client = mock_client!(aws_sdk_sqs, [&rule]);
-    let sink = SqsRejectSink::new(
-        client,
-        "https://sqs.eu-west-1.amazonaws.com/1/rejects".into(),
-    );
+    let sink = rejects_sink(client, "https://sqs.eu-west-1.amazonaws.com/1/rejects");
     let message = RejectedMessage {
         body: "%%% original body",
         reason: Reason::InvalidBase64,
@@ -215,23 +268,27 @@ async fn the_rejects_queue_gets_the_body_unchanged_and_the_reason() {
         source_message_id: "m-1",
         group_id: None,
     };
-    sink.send(&message).await.unwrap();
+    assert_eq!(sink.send_batch(&[message]).await, [Ok(())]);
     assert_eq!(rule.num_calls(), 1);
 }
 
 #[tokio::test]
 async fn a_fifo_rejects_queue_gets_a_group_and_deduplication_id() {
-    let rule = mock!(aws_sdk_sqs::Client::send_message)
+    let rule = mock!(aws_sdk_sqs::Client::send_message_batch)
         .match_requests(|req| {
-            req.message_group_id() == Some("device-7")
-                && req.message_deduplication_id() == Some("m-2")
+            let entry = &req.entries()[0];
+            entry.message_group_id() == Some("device-7")
+                && entry.message_deduplication_id() == Some("m-2")
         })
-        .then_output(|| aws_sdk_sqs::operation::send_message::SendMessageOutput::builder().build());
+        .then_output(|| {
+            SendMessageBatchOutput::builder()
+                .successful(sqs_ok("0"))
+                .set_failed(Some(vec![]))
+                .build()
+                .unwrap()
+        });
     let client = mock_client!(aws_sdk_sqs, [&rule]);
-    let sink = SqsRejectSink::new(
-        client,
-        "https://sqs.eu-west-1.amazonaws.com/1/rejects.fifo".into(),
-    );
+    let sink = rejects_sink(client, "https://sqs.eu-west-1.amazonaws.com/1/rejects.fifo");
     let message = RejectedMessage {
         body: "{}",
         reason: Reason::MissingField,
@@ -239,24 +296,21 @@ async fn a_fifo_rejects_queue_gets_a_group_and_deduplication_id() {
         source_message_id: "m-2",
         group_id: Some("device-7"),
     };
-    sink.send(&message).await.unwrap();
+    assert_eq!(sink.send_batch(&[message]).await, [Ok(())]);
     assert_eq!(rule.num_calls(), 1);
 }
 
 #[tokio::test]
 async fn a_refused_send_is_an_error_with_the_code() {
-    let rule = mock!(aws_sdk_sqs::Client::send_message).then_error(|| {
-        aws_sdk_sqs::operation::send_message::SendMessageError::QueueDoesNotExist(
+    let rule = mock!(aws_sdk_sqs::Client::send_message_batch).then_error(|| {
+        SendMessageBatchError::QueueDoesNotExist(
             aws_sdk_sqs::types::error::QueueDoesNotExist::builder()
                 .message("no queue")
                 .build(),
         )
     });
     let client = mock_client!(aws_sdk_sqs, [&rule]);
-    let sink = SqsRejectSink::new(
-        client,
-        "https://sqs.eu-west-1.amazonaws.com/1/rejects".into(),
-    );
+    let sink = rejects_sink(client, "https://sqs.eu-west-1.amazonaws.com/1/rejects");
     let message = RejectedMessage {
         body: "x",
         reason: Reason::MalformedJson,
@@ -264,6 +318,94 @@ async fn a_refused_send_is_an_error_with_the_code() {
         source_message_id: "m-3",
         group_id: None,
     };
-    let error = sink.send(&message).await.unwrap_err();
-    assert!(error.contains("QueueDoesNotExist"), "{error}");
+    let results = sink.send_batch(&[message.clone(), message]).await;
+    assert_eq!(results.len(), 2);
+    for result in results {
+        let error = result.unwrap_err();
+        assert!(error.contains("QueueDoesNotExist"), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn a_batch_is_read_entry_by_entry() {
+    // Entry 1 failed, entry 2 is in neither list: only entry 0 is stored.
+    let rule = mock!(aws_sdk_sqs::Client::send_message_batch)
+        .match_requests(|req| {
+            req.entries().iter().map(|e| e.id()).collect::<Vec<_>>() == ["0", "1", "2"]
+        })
+        .then_output(|| {
+            SendMessageBatchOutput::builder()
+                .successful(sqs_ok("0"))
+                .failed(
+                    BatchResultErrorEntry::builder()
+                        .id("1")
+                        .sender_fault(false)
+                        .code("InternalError")
+                        .message("try again")
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap()
+        });
+    let client = mock_client!(aws_sdk_sqs, [&rule]);
+    let sink = rejects_sink(client, "https://sqs.eu-west-1.amazonaws.com/1/rejects");
+    let message = |id| RejectedMessage {
+        body: "x",
+        reason: Reason::MalformedJson,
+        detail: "d",
+        source_message_id: id,
+        group_id: None,
+    };
+    let results = sink
+        .send_batch(&[message("a"), message("b"), message("c")])
+        .await;
+    assert_eq!(results[0], Ok(()));
+    assert!(
+        results[1]
+            .as_ref()
+            .unwrap_err()
+            .contains("InternalError: try again")
+    );
+    assert!(results[2].is_err());
+}
+
+#[tokio::test]
+async fn a_body_at_the_size_limit_is_sent_whole_without_the_attributes_that_do_not_fit() {
+    // SQS counts attributes toward its 1 MiB: a body that leaves no room is
+    // sent whole, without attributes, rather than refused on every retry.
+    let body = "%".repeat(1024 * 1024 - 20);
+    let expected = body.clone();
+    let rule = mock!(aws_sdk_sqs::Client::send_message_batch)
+        .match_requests(move |req| {
+            let entry = &req.entries()[0];
+            let attributes = entry.message_attributes().map_or(0, |a| a.len());
+            let size: usize = entry.message_body().len()
+                + entry.message_attributes().map_or(0, |a| {
+                    a.iter()
+                        .map(|(k, v)| {
+                            k.len() + v.data_type().len() + v.string_value().unwrap_or("").len()
+                        })
+                        .sum()
+                });
+            entry.message_body() == expected && attributes == 0 && size <= 1024 * 1024
+        })
+        .then_output(|| {
+            SendMessageBatchOutput::builder()
+                .successful(sqs_ok("0"))
+                .set_failed(Some(vec![]))
+                .build()
+                .unwrap()
+        });
+    let client = mock_client!(aws_sdk_sqs, [&rule]);
+    let sink = rejects_sink(client, "https://sqs.eu-west-1.amazonaws.com/1/rejects");
+    let message = RejectedMessage {
+        body: &body,
+        reason: Reason::InvalidBase64,
+        detail: "invalid base64 character at offset 0",
+        source_message_id: "3f1c9a7e-0000-4000-8000-000000000001",
+        group_id: None,
+    };
+    assert_eq!(sink.send_batch(&[message]).await, [Ok(())]);
+    assert_eq!(rule.num_calls(), 1);
 }

@@ -152,15 +152,24 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
         .start_paused(true)
         .build()
         .unwrap();
-    let response = runtime.block_on(async {
+    let records: Vec<_> = records;
+    let (response, metrics) = runtime.block_on(async {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(case.deadline_ms);
-        let response = h.handle(batch(records), deadline).await.unwrap();
+        let (response, metrics) = h.process(&records, deadline).await;
         prop_assert!(
             tokio::time::Instant::now() <= deadline,
             "returned after the deadline"
         );
-        Ok(response)
+        Ok((response.unwrap(), metrics))
     })?;
+    // 7. Each message is counted once: published, rejected or failed.
+    prop_assert_eq!(
+        metrics.published + metrics.rejected_total() + metrics.failed,
+        metrics.received,
+        "{:?}",
+        metrics
+    );
+    prop_assert_eq!(metrics.failed, response.batch_item_failures.len() as u64);
 
     let failed: Vec<String> = failed_ids(&response);
     let failed_set: HashSet<&str> = failed.iter().map(String::as_str).collect();

@@ -352,10 +352,13 @@ async fn an_invalid_submission_the_rejects_queue_refuses_is_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn a_rejects_queue_that_never_answers_costs_at_most_one_call_timeout() {
+    // Bodies too large to share one SendMessageBatch request: the one that
+    // hangs does not hold the other back.
+    let hangs = "%".repeat(600 * 1024);
     let event = batch(vec![
         message("ok", &b64(&submission(0, 3, 1))),
-        message("hangs", "%%%"),
-        message("stored", "not base64!"),
+        message("hangs", &hangs),
+        message("stored", &format!("not base64!{}", " ".repeat(600 * 1024))),
     ]);
     let rejects = RecordingRejects {
         never_answer: vec!["hangs"],
@@ -573,10 +576,11 @@ async fn calls_respect_the_record_count_and_size_limits() {
     let sizes: Vec<usize> = h.kinesis().state().calls.iter().map(Vec::len).collect();
     assert_eq!(sizes, [500, 500, 200]);
 
-    // Twelve records of ~600 KiB each: at most 5 MiB per call.
+    // Twenty-four records of ~600 KiB each: at most 10 MiB per call (the
+    // PutRecords limit since records of up to 10 MiB came in; it was 5 MiB).
     let big = "x".repeat(600 * 1024);
     let event = batch(
-        (0..12)
+        (0..24)
             .map(|n| {
                 let mut s = submission(n, 1, 0);
                 s["events"]["new_process"][0]["cmdl"] = json!(big);
@@ -592,11 +596,43 @@ async fn calls_respect_the_record_count_and_size_limits() {
             .iter()
             .map(|s| s.json.to_string().len() + s.partition_key.len())
             .sum();
-        assert!(bytes <= 5 * 1024 * 1024, "{bytes} bytes in one call");
+        assert!(bytes <= 10 * 1024 * 1024, "{bytes} bytes in one call");
     }
     let sizes: Vec<usize> = state.calls.iter().map(Vec::len).collect();
-    assert_eq!(sizes, [8, 4], "eight ~600 KiB records fill 5 MiB");
-    assert_eq!(state.written.len(), 12);
+    assert_eq!(sizes, [17, 7], "seventeen ~600 KiB records fill 10 MiB");
+    assert_eq!(state.written.len(), 24);
+}
+
+#[tokio::test(start_paused = true)]
+async fn records_over_one_mebibyte_are_published_when_the_stream_takes_them() {
+    // Events of 3 MiB: rejected with the default 1 MiB record limit, published
+    // with KINESIS_MAX_RECORD_SIZE_KIB raised to the stream's MaxRecordSize.
+    let big = "x".repeat(3 * 1024 * 1024);
+    let event = || {
+        batch(
+            (0..4)
+                .map(|n| {
+                    let mut s = submission(n, 1, 0);
+                    s["events"]["new_process"][0]["cmdl"] = json!(big);
+                    message(&format!("m{n}"), &s.to_string())
+                })
+                .collect(),
+        )
+    };
+    let h = handler(ScriptedKinesis::healthy(), &[]);
+    let response = h.handle(event(), far_deadline()).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(h.kinesis().calls(), 0, "rejected as event_too_large");
+
+    let h = handler(
+        ScriptedKinesis::healthy(),
+        &[("KINESIS_MAX_RECORD_SIZE_KIB", "10240")],
+    );
+    let response = h.handle(event(), far_deadline()).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let sizes: Vec<usize> = h.kinesis().state().calls.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [3, 1], "three 3 MiB records fill a 10 MiB call");
+    assert_eq!(h.kinesis().state().written.len(), 4);
 }
 
 #[tokio::test(start_paused = true)]
@@ -682,4 +718,211 @@ async fn throttling_does_not_use_up_the_attempts() {
     assert!(two_attempts_against_five(throttled).await.is_empty());
     // Five InternalFailures: two failed sends and the submission goes back to SQS.
     assert_eq!(two_attempts_against_five(internal).await, ["a"]);
+}
+
+/// A standard queue's message that carries a `MessageGroupId`, as SQS fair
+/// queues send them.
+fn fair_message(id: &str, group: &str, body: &str) -> aws_lambda_events::event::sqs::SqsMessage {
+    let mut m = message(id, body);
+    m.attributes.insert("MessageGroupId".into(), group.into());
+    m
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_standard_queue_with_message_groups_is_not_fifo() {
+    // One tenant's submissions on a fair queue: the second one fails, the
+    // others were fine and must not be held back with it.
+    let target = sub_id(1);
+    let kinesis = move || {
+        let target = target.clone();
+        ScriptedKinesis::per_record(move |s| {
+            if s.submission_id == target {
+                kms_denied()
+            } else {
+                written()
+            }
+        })
+    };
+    let bodies: Vec<String> = (0..4).map(|n| b64(&submission(n, 2, 0))).collect();
+
+    let h = handler(kinesis(), &[]);
+    let event = batch(
+        (0..4)
+            .map(|n| fair_message(&format!("m{n}"), "tenant-1", &bodies[n]))
+            .collect(),
+    );
+    let response = h.handle(event, far_deadline()).await.unwrap();
+    assert_eq!(failed_ids(&response), ["m1"]);
+    for n in [0, 2, 3] {
+        assert_eq!(h.kinesis().written_sequences(&sub_id(n)), [0, 1], "m{n}");
+    }
+
+    // The same batch from a FIFO queue: the group's later messages fail unpublished.
+    let h = handler(kinesis(), &[]);
+    let event = batch(
+        (0..4)
+            .map(|n| fifo_message(&format!("m{n}"), "tenant-1", &bodies[n]))
+            .collect(),
+    );
+    let response = h.handle(event, far_deadline()).await.unwrap();
+    assert_eq!(failed_ids(&response), ["m1", "m2", "m3"]);
+    assert_eq!(h.kinesis().written_sequences(&sub_id(0)), [0, 1]);
+    assert!(h.kinesis().written_sequences(&sub_id(2)).is_empty());
+    assert!(h.kinesis().written_sequences(&sub_id(3)).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_invalid_fifo_successor_of_a_failed_message_is_not_forwarded() {
+    // g: valid (its publish fails), then invalid. The invalid one is failed by
+    // the group rule and comes back: forwarding it now would store it again on
+    // every redelivery. h: valid (published), then invalid: forwarded once the
+    // valid one is published.
+    let target = sub_id(0);
+    let kinesis = ScriptedKinesis::per_record(move |s| {
+        if s.submission_id == target {
+            kms_denied()
+        } else {
+            written()
+        }
+    });
+    let h = Handler::new(config(&[]), kinesis, Some(RecordingRejects::default()));
+    let event = batch(vec![
+        fifo_message("g-valid", "g", &b64(&submission(0, 1, 0))),
+        fifo_message("h-valid", "h", &b64(&submission(1, 1, 0))),
+        fifo_message("g-invalid", "g", "%%%"),
+        fifo_message("h-invalid", "h", "not base64!"),
+        fifo_message("h-last", "h", &b64(&submission(2, 1, 0))),
+    ]);
+    let (response, metrics) = h.process(&event.records, far_deadline()).await;
+    assert_eq!(failed_ids(&response.unwrap()), ["g-valid", "g-invalid"]);
+    let sent = h.rejects().unwrap().sent.lock().unwrap().clone();
+    let sent: Vec<&str> = sent.iter().map(|(id, _, _)| id.as_str()).collect();
+    assert_eq!(
+        sent,
+        ["h-invalid"],
+        "only the reject that is acknowledged is stored"
+    );
+    // h's order holds across the rounds: valid, stored reject, then the last one.
+    assert_eq!(h.kinesis().written_sequences(&sub_id(1)), [0]);
+    assert_eq!(h.kinesis().written_sequences(&sub_id(2)), [0]);
+    assert_eq!(
+        (metrics.published, metrics.rejected_total(), metrics.failed),
+        (2, 1, 2)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_invalid_fifo_successor_is_not_forwarded_when_its_group_is_blocked_by_a_refused_reject()
+{
+    // Both rejects of g would be refused; the second is not even tried.
+    let rejects = RecordingRejects {
+        refuse: true,
+        ..RecordingRejects::default()
+    };
+    let h = Handler::new(config(&[]), ScriptedKinesis::healthy(), Some(rejects));
+    let event = batch(vec![
+        fifo_message("bad-1", "g", "%%%"),
+        fifo_message("ok", "g", &b64(&submission(0, 1, 0))),
+        fifo_message("bad-2", "g", "%%%"),
+    ]);
+    let response = h.handle(event, far_deadline()).await.unwrap();
+    assert_eq!(failed_ids(&response), ["bad-1", "ok", "bad-2"]);
+    assert_eq!(*h.rejects().unwrap().batches.lock().unwrap(), [1]);
+    assert!(h.kinesis().written_sequences(&sub_id(0)).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_all_invalid_batch_goes_to_the_rejects_queue_ten_to_a_request() {
+    // Fleet-wide schema drift: every submission of a 1,000-message batch is
+    // invalid. SendMessageBatch carries ten at a time.
+    let event = batch(
+        (0..1000)
+            .map(|n| message(&format!("m{n}"), "not base64!"))
+            .collect(),
+    );
+    let h = Handler::new(
+        config(&[]),
+        ScriptedKinesis::healthy(),
+        Some(RecordingRejects::default()),
+    );
+    let (response, metrics) = h.process(&event.records, far_deadline()).await;
+    assert!(response.unwrap().batch_item_failures.is_empty());
+    let batches = h.rejects().unwrap().batches.lock().unwrap().clone();
+    assert_eq!(batches, vec![10; 100]);
+    assert_eq!(h.rejects().unwrap().sent.lock().unwrap().len(), 1000);
+    assert_eq!(metrics.rejected_total(), 1000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rejected_body_near_the_size_limit_is_stored_without_the_attributes_that_do_not_fit() {
+    // 1 MiB less a few bytes: with its attributes it would be over SQS's
+    // limit and refused on every redelivery; the body must get through.
+    let body = "%".repeat(1024 * 1024 - 40);
+    let event = batch(vec![message("near-limit", &body)]);
+    let h = Handler::new(
+        config(&[]),
+        ScriptedKinesis::healthy(),
+        Some(RecordingRejects::default()),
+    );
+    let response = h.handle(event, far_deadline()).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let rejects = h.rejects().unwrap();
+    assert_eq!(rejects.sent.lock().unwrap()[0].2, body);
+    let attributes = rejects.attributes.lock().unwrap()[0].1.clone();
+    assert_eq!(
+        attributes,
+        [("reason".to_owned(), "invalid_base64".to_owned())],
+        "the reason fits, the id and the detail do not"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_message_is_counted_once_as_published_rejected_or_failed() {
+    // Published, rejected and stored, rejected but not stored (retried),
+    // publish failed, a FIFO successor of a failure, and a duplicate id.
+    let target = sub_id(1);
+    let kinesis = ScriptedKinesis::per_record(move |s| {
+        if s.submission_id == target {
+            kms_denied()
+        } else {
+            written()
+        }
+    });
+    let rejects = RecordingRejects {
+        never_answer: vec!["not-stored"],
+        ..RecordingRejects::default()
+    };
+    let h = Handler::new(config(&[]), kinesis, Some(rejects));
+    // Too large to share a SendMessageBatch request with the one that hangs.
+    let big = "%".repeat(600 * 1024);
+    let stored = format!("not base64!{}", " ".repeat(600 * 1024));
+    let event = batch(vec![
+        fifo_message("published", "a", &b64(&submission(0, 2, 0))),
+        fifo_message("stored", "b", &stored),
+        fifo_message("not-stored", "c", &big),
+        fifo_message("publish-fails", "d", &b64(&submission(1, 1, 0))),
+        fifo_message("successor", "d", &b64(&submission(2, 1, 0))),
+        fifo_message("invalid-successor", "d", "%%%"),
+        fifo_message("published", "a", &b64(&submission(0, 2, 0))),
+    ]);
+    let (response, metrics) = h.process(&event.records, far_deadline()).await;
+    let failed = failed_ids(&response.unwrap());
+    assert_eq!(
+        failed,
+        [
+            "not-stored",
+            "publish-fails",
+            "successor",
+            "invalid-successor"
+        ]
+    );
+    assert_eq!(metrics.received, 7);
+    assert_eq!(metrics.published, 2, "the duplicate counts as its first");
+    assert_eq!(metrics.rejected_total(), 1);
+    assert_eq!(metrics.failed, 4);
+    assert_eq!(
+        metrics.published + metrics.rejected_total() + metrics.failed,
+        metrics.received
+    );
+    assert_eq!(metrics.events_published, 2);
 }

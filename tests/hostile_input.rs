@@ -14,7 +14,7 @@ use edr_preprocessor::submission::{self, Limits, Reason};
 use serde_json::json;
 use support::*;
 
-const LIMITS: Limits = Limits { max_events: 10_000 };
+const LIMITS: Limits = Limits::with_max_events(10_000);
 
 fn reason(body: &str) -> Option<Reason> {
     let decoded = match submission::decode_body(body) {
@@ -69,14 +69,20 @@ fn strings_of_megabytes_are_rejected_when_they_cannot_be_published() {
     ));
     let decoded = submission::decode_body(&body).unwrap();
     let parsed = submission::parse_json(&decoded, LIMITS).unwrap();
-    let err = edr_preprocessor::event::encode(
-        &parsed,
-        edr_preprocessor::config::PartitionKey::SubmissionId,
-        "t",
-    )
-    .unwrap_err();
+    let encode = |max_record_bytes| {
+        edr_preprocessor::event::encode(
+            &parsed,
+            edr_preprocessor::config::PartitionKey::SubmissionId,
+            "t",
+            max_record_bytes,
+        )
+    };
+    let err = encode(edr_preprocessor::event::MAX_RECORD_BYTES).unwrap_err();
     assert_eq!(err.reason, Reason::EventTooLarge);
     assert!(err.detail.len() < 200);
+    // A stream whose MaxRecordSize was raised takes it.
+    let records = encode(edr_preprocessor::event::MAX_RECORD_BYTES_LIMIT).unwrap();
+    assert!(records.records[0].len() > 2 * 1024 * 1024);
 }
 
 #[test]

@@ -114,8 +114,8 @@ proptest! {
         let text = doc.text();
         let body = if doc.base64 { base64::engine::general_purpose::STANDARD.encode(&text) } else { text.clone() };
         let decoded = submission::decode_body(&body).unwrap();
-        let parsed = submission::parse_json(&decoded, Limits { max_events: 100 }).unwrap();
-        let encoded = event::encode(&parsed, PartitionKey::SubmissionId, "2026-11-22T18:47:44.758345Z").unwrap();
+        let parsed = submission::parse_json(&decoded, Limits::with_max_events(100)).unwrap();
+        let encoded = event::encode(&parsed, PartitionKey::SubmissionId, "2026-11-22T18:47:44.758345Z", event::MAX_RECORD_BYTES).unwrap();
 
         let expected = doc.expected_events();
         prop_assert_eq!(encoded.records.len(), expected.len());

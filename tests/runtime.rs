@@ -46,6 +46,14 @@ async fn invoke_once(
         timeout,
         ..RuntimeApiStub::default()
     };
+    invoke_stub(stub, settings).await
+}
+
+/// [`invoke_once`] under a stub set up by the caller.
+async fn invoke_stub(
+    stub: RuntimeApiStub,
+    settings: &[(&str, String)],
+) -> (String, Vec<String>, Duration) {
     let address = stub.start().await;
     stub.push(sensor_batch());
     let mut command = Command::new(BINARY);
@@ -181,17 +189,7 @@ async fn an_invocation_past_its_deadline_reports_failures_in_time() {
 async fn a_kinesis_that_accepts_but_never_answers_cannot_eat_the_invocation() {
     // A black hole: accepts connections, reads, never answers. The SDK's
     // per-attempt timeout ends each call; the publisher retries until the deadline.
-    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hole_address = hole.local_addr().unwrap();
-    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = accepted.clone();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = hole.accept().await {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            held.push(socket);
-        }
-    });
+    let (hole_address, accepted) = black_hole().await;
 
     let settings = [
         ("AWS_ENDPOINT_URL", format!("http://{hole_address}")),
@@ -209,4 +207,180 @@ async fn a_kinesis_that_accepts_but_never_answers_cannot_eat_the_invocation() {
         accepted.load(std::sync::atomic::Ordering::SeqCst) >= 2,
         "a hung call was abandoned and retried"
     );
+}
+
+/// Accepts connections and never answers; returns its address and a count
+/// of the connections it accepted.
+async fn black_hole() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = hole.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hole.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    (address, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_already_past_is_answered_at_once_with_every_valid_submission_failed() {
+    // A real epoch deadline one minute ago, and a Kinesis that never answers:
+    // taken for "no deadline", the function would wait on Kinesis until Lambda
+    // killed it. Out of time, it must publish nothing and answer at once.
+    let (hole, _) = black_hole().await;
+    let past = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        - 60_000;
+    let stub = RuntimeApiStub {
+        deadline_epoch_ms: Some(past),
+        ..RuntimeApiStub::default()
+    };
+    let settings = [("AWS_ENDPOINT_URL", format!("http://{hole}"))];
+    let (body, failed, took) = invoke_stub(stub, &settings).await;
+    assert_eq!(failed, message_ids(), "{body}");
+    assert!(
+        took < Duration::from_secs(1),
+        "answered within a second: {took:?}"
+    );
+}
+
+/// The value of the first `key: value` line of template.yaml (trimmed), and
+/// the allowed values of the `LogLevel` parameter.
+fn template_logging() -> (String, Option<String>, Vec<String>) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let value = |key: &str| {
+        text.lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().to_owned())
+    };
+    let application = value("ApplicationLogLevel:").expect("template sets ApplicationLogLevel");
+    let log_level_env = value("LOG_LEVEL:");
+    let parameter = text
+        .split("\n  LogLevel:\n")
+        .nth(1)
+        .expect("a LogLevel parameter");
+    let allowed = parameter
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("AllowedValues:"))
+        .expect("LogLevel has AllowedValues")
+        .trim()
+        .trim_matches(['[', ']'])
+        .split(',')
+        .map(|v| v.trim().to_owned())
+        .collect();
+    (application, log_level_env, allowed)
+}
+
+/// Lambda's log-level filter for JSON logs: a line is kept when its `level`
+/// is at least `application`; a line without a valid `level` counts as INFO.
+fn kept_by_lambda(line: &str, application: &str) -> bool {
+    let rank = |level: &str| {
+        edr_preprocessor::logging::LAMBDA_LEVELS
+            .iter()
+            .position(|l| l.eq_ignore_ascii_case(level))
+    };
+    let info = rank("INFO").unwrap();
+    let level = serde_json::from_str::<serde_json::Value>(line)
+        .ok()
+        .and_then(|v| v["level"].as_str().and_then(rank))
+        .unwrap_or(info);
+    level >= rank(application).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_metric_document_survives_lambdas_log_filter_at_every_log_level() {
+    // The environment the template gives the function at each LogLevel it
+    // allows, Lambda's filter over the real binary's stdout, and what is left.
+    let (application, log_level_env, allowed) = template_logging();
+    assert_eq!(allowed, ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]);
+    for level in &allowed {
+        let application_level = match application.as_str() {
+            "!Ref LogLevel" => level.clone(),
+            literal => literal.to_owned(),
+        };
+        let stub = RuntimeApiStub::default();
+        let address = stub.start().await;
+        let mut event = sensor_batch();
+        let mut invalid = event["Records"][0].clone();
+        invalid["messageId"] = "invalid-1".into();
+        invalid["body"] = "%%%".into();
+        event["Records"].as_array_mut().unwrap().push(invalid);
+        stub.push(event);
+        let mut command = Command::new(BINARY);
+        lambda_env(&mut command, &address);
+        command
+            .env("STREAM_NAME", "events")
+            .env("AWS_ENDPOINT_URL", format!("http://{address}"))
+            .env("AWS_LAMBDA_LOG_LEVEL", &application_level);
+        if log_level_env.as_deref() == Some("!Ref LogLevel") {
+            command.env("LOG_LEVEL", level);
+        }
+        // Read stdout while the process runs: at TRACE it writes more than a
+        // pipe holds.
+        let mut child = command.spawn().unwrap();
+        let mut pipe = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut pipe, &mut out).unwrap();
+            out
+        });
+        stub.answers(1).await;
+        child.kill().unwrap();
+        let _ = child.wait();
+        let stdout = reader.join().unwrap();
+        let stdout = String::from_utf8_lossy(&stdout);
+        let lines: Vec<&str> = stdout.lines().collect();
+        let emf: Vec<&&str> = lines.iter().filter(|l| l.contains("\"_aws\"")).collect();
+        assert!(
+            !emf.is_empty(),
+            "LogLevel={level}: no EMF document: {stdout}"
+        );
+        for doc in &emf {
+            assert!(
+                kept_by_lambda(doc, &application_level),
+                "LogLevel={level}: Lambda (ApplicationLogLevel={application_level}) drops {doc}"
+            );
+        }
+        // The function's own lines follow the chosen level.
+        let kept: Vec<&&str> = lines
+            .iter()
+            .filter(|l| !l.contains("\"_aws\"") && kept_by_lambda(l, &application_level))
+            .collect();
+        let has = |message: &str| kept.iter().any(|l| l.contains(message));
+        let rank = |l: &str| {
+            ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
+                .iter()
+                .position(|x| *x == l)
+        };
+        assert_eq!(
+            has("\"batch processed\""),
+            rank(level) <= rank("INFO"),
+            "LogLevel={level}: the INFO summary: {kept:?}"
+        );
+        assert_eq!(
+            has("\"submission rejected\""),
+            rank(level) <= rank("WARN"),
+            "LogLevel={level}: the WARN rejection: {kept:?}"
+        );
+        for line in &kept {
+            let line_level: serde_json::Value = serde_json::from_str(line).unwrap();
+            let line_level = line_level["level"].as_str().unwrap_or("INFO").to_owned();
+            assert!(
+                rank(&line_level) >= rank(level),
+                "LogLevel={level}: a {line_level} line: {line}"
+            );
+        }
+    }
 }

@@ -10,7 +10,7 @@ use edr_preprocessor::submission::{self, Limits};
 use edr_preprocessor::transform::transform;
 use libfuzzer_sys::fuzz_target;
 
-const LIMITS: Limits = Limits { max_events: 10_000 };
+const LIMITS: Limits = Limits::with_max_events(10_000);
 
 fuzz_target!(|data: &[u8]| {
     // As an SQS body (always a string): base64 or plain JSON.
@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     }
     // As a decoded document, invalid UTF-8 included.
     if let Ok(submission) = submission::parse_json(data, LIMITS) {
-        let encoded = edr_preprocessor::event::encode(&submission, PartitionKey::DeviceId, "t");
+        let encoded = edr_preprocessor::event::encode(&submission, PartitionKey::DeviceId, "t", MAX_RECORD_BYTES);
         if let Ok(encoded) = &encoded {
             assert_eq!(encoded.records.len(), submission.events.len());
         }

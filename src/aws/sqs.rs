@@ -1,14 +1,19 @@
-//! The rejects-queue adapter: one SendMessage per invalid submission.
+//! The rejects-queue adapter: one SendMessageBatch per batch of invalid
+//! submissions.
 //!
 //! The body is sent unchanged (it already was a valid SQS body); the reason
 //! travels in message attributes so a consumer can filter without parsing.
 //! For a FIFO rejects queue the source message id de-duplicates and the
-//! source group (or `rejects`) is the group.
+//! source group (or `rejects`) is the group. SendMessageBatch answers entry
+//! by entry: an entry counts as stored only if it is listed as successful.
+
+use std::collections::HashMap;
 
 use aws_sdk_sqs::error::DisplayErrorContext;
-use aws_sdk_sqs::types::MessageAttributeValue;
+use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 
-use crate::rejects::{RejectSink, RejectedMessage};
+use crate::rejects::{ATTRIBUTE_TYPE, RejectSink, RejectedMessage};
 
 #[derive(Debug, Clone)]
 pub struct SqsRejectSink {
@@ -26,35 +31,88 @@ impl SqsRejectSink {
             fifo,
         }
     }
-}
 
-fn attribute(value: &str) -> Result<MessageAttributeValue, String> {
-    MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(if value.is_empty() { "-" } else { value })
-        .build()
-        .map_err(|e| e.to_string())
-}
-
-impl RejectSink for SqsRejectSink {
-    async fn send(&self, message: &RejectedMessage<'_>) -> Result<(), String> {
-        let mut request = self
-            .client
-            .send_message()
-            .queue_url(&self.queue_url)
+    fn entry(
+        &self,
+        id: usize,
+        message: &RejectedMessage<'_>,
+    ) -> Result<SendMessageBatchRequestEntry, String> {
+        let mut attributes = HashMap::new();
+        for (name, value) in message.attributes() {
+            let value = MessageAttributeValue::builder()
+                .data_type(ATTRIBUTE_TYPE)
+                .string_value(value)
+                .build()
+                .map_err(|e| e.to_string())?;
+            attributes.insert(name.to_owned(), value);
+        }
+        let mut entry = SendMessageBatchRequestEntry::builder()
+            .id(id.to_string())
             .message_body(message.body)
-            .message_attributes("reason", attribute(message.reason.as_str())?)
-            .message_attributes("detail", attribute(message.detail)?)
-            .message_attributes("source_message_id", attribute(message.source_message_id)?);
+            .set_message_attributes(Some(attributes));
         if self.fifo {
-            request = request
+            entry = entry
                 .message_group_id(message.group_id.unwrap_or("rejects"))
                 .message_deduplication_id(message.source_message_id);
         }
-        request
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| crate::submission::bounded(&DisplayErrorContext(&e).to_string(), 256))
+        entry.build().map_err(|e| e.to_string())
     }
+}
+
+impl RejectSink for SqsRejectSink {
+    async fn send_batch(&self, messages: &[RejectedMessage<'_>]) -> Vec<Result<(), String>> {
+        let entries: Result<Vec<_>, String> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| self.entry(i, m))
+            .collect();
+        let entries = match entries {
+            Ok(entries) => entries,
+            Err(e) => return vec![Err(e); messages.len()],
+        };
+        let sent = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await;
+        match sent {
+            Ok(output) => entry_results(&output, messages.len()),
+            Err(e) => {
+                let error = crate::submission::bounded(&DisplayErrorContext(&e).to_string(), 256);
+                vec![Err(error); messages.len()]
+            }
+        }
+    }
+}
+
+/// One result per entry `0..n`: stored only if listed as successful.
+pub fn entry_results(output: &SendMessageBatchOutput, n: usize) -> Vec<Result<(), String>> {
+    let mut results = vec![Err("SQS listed the entry neither as sent nor as failed".to_owned()); n];
+    for ok in output.successful() {
+        if let Some(slot) = ok
+            .id()
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| results.get_mut(i))
+        {
+            *slot = Ok(());
+        }
+    }
+    for failed in output.failed() {
+        if let Some(slot) = failed
+            .id()
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| results.get_mut(i))
+        {
+            let message = failed.message().unwrap_or_default();
+            *slot = Err(crate::submission::bounded(
+                &format!("{}: {message}", failed.code()),
+                256,
+            ));
+        }
+    }
+    results
 }

@@ -208,29 +208,52 @@ impl RecordSink for ScriptedKinesis {
     }
 }
 
+/// Message attributes as (name, value).
+pub type Attributes = Vec<(String, String)>;
+
 /// A rejects queue that remembers what it was sent, or refuses everything,
-/// or never answers for the source message ids in `never_answer`.
+/// or never answers a request that holds one of the source message ids in
+/// `never_answer`. `batches` counts the requests.
 #[derive(Default)]
 pub struct RecordingRejects {
     pub sent: Mutex<Vec<(String, String, String)>>,
+    /// The attributes of every message sent, by source message id.
+    pub attributes: Mutex<Vec<(String, Attributes)>>,
+    pub batches: Mutex<Vec<usize>>,
     pub refuse: bool,
     pub never_answer: Vec<&'static str>,
 }
 
 impl RejectSink for RecordingRejects {
-    async fn send(&self, m: &RejectedMessage<'_>) -> Result<(), String> {
-        if self.never_answer.contains(&m.source_message_id) {
+    async fn send_batch(&self, batch: &[RejectedMessage<'_>]) -> Vec<Result<(), String>> {
+        self.batches.lock().unwrap().push(batch.len());
+        if batch
+            .iter()
+            .any(|m| self.never_answer.contains(&m.source_message_id))
+        {
             std::future::pending::<()>().await;
         }
         if self.refuse {
-            return Err("AWS.SimpleQueueService.NonExistentQueue: scripted".into());
+            return vec![
+                Err("AWS.SimpleQueueService.NonExistentQueue: scripted".into());
+                batch.len()
+            ];
         }
-        self.sent.lock().unwrap().push((
-            m.source_message_id.to_owned(),
-            m.reason.as_str().to_owned(),
-            m.body.to_owned(),
-        ));
-        Ok(())
+        for m in batch {
+            self.sent.lock().unwrap().push((
+                m.source_message_id.to_owned(),
+                m.reason.as_str().to_owned(),
+                m.body.to_owned(),
+            ));
+            self.attributes.lock().unwrap().push((
+                m.source_message_id.to_owned(),
+                m.attributes()
+                    .into_iter()
+                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    .collect(),
+            ));
+        }
+        vec![Ok(()); batch.len()]
     }
 }
 

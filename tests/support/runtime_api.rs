@@ -28,6 +28,8 @@ pub struct RuntimeApiStub {
     pub state: Arc<Mutex<StubState>>,
     /// How long an invocation may run (sets Lambda-Runtime-Deadline-Ms).
     pub timeout: Duration,
+    /// A fixed Lambda-Runtime-Deadline-Ms instead (e.g. one already past).
+    pub deadline_epoch_ms: Option<u64>,
 }
 
 impl RuntimeApiStub {
@@ -123,7 +125,9 @@ impl RuntimeApiStub {
                     } else {
                         self.timeout
                     };
-                    let deadline = (now + timeout).as_millis();
+                    let deadline = self
+                        .deadline_epoch_ms
+                        .map_or((now + timeout).as_millis(), u128::from);
                     let body = event.to_string();
                     return format!(
                         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: {id}\r\n\
