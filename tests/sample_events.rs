@@ -143,3 +143,81 @@ async fn large_batch_is_packed_into_full_calls() {
     // Strict order: 8 event positions x ceil(1000 / 500) calls.
     assert_eq!(h.kinesis().calls(), 16);
 }
+
+/// The golden file of the records `transform` produces for every sample
+/// event: the record format's one source of truth outside the code, read by
+/// the capacity model (record and body sizes). `UPDATE_GOLDEN=1 cargo test
+/// --test sample_events` rewrites it after a deliberate format change.
+const GOLDEN: &str = "events/records.golden.jsonl";
+const GOLDEN_TIME_PROCESSED: &str = "2026-11-22T18:47:44.758345Z";
+
+fn golden_lines() -> String {
+    use edr_preprocessor::config::PartitionKey;
+    use edr_preprocessor::submission::Limits;
+    use edr_preprocessor::transform::transform;
+    let dir = format!("{}/events", env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    files.sort();
+    let limits = Limits::with_max_events(config(&[]).max_events_per_submission);
+    let mut out = String::new();
+    for file in files {
+        for record in load(&file).records {
+            let body = record.body.unwrap_or_default();
+            let mut line = serde_json::json!({
+                "file": file,
+                "message_id": record.message_id,
+                "body_bytes": body.len(),
+            });
+            match transform(
+                &body,
+                limits,
+                PartitionKey::SubmissionId,
+                GOLDEN_TIME_PROCESSED,
+            ) {
+                Ok(encoded) => {
+                    line["partition_key"] = encoded.partition_key.to_string().into();
+                    line["records"] = encoded
+                        .records
+                        .iter()
+                        .map(|r| String::from_utf8(r.to_vec()).unwrap())
+                        .collect();
+                }
+                Err(rejection) => line["rejected"] = rejection.reason.as_str().into(),
+            }
+            out.push_str(&line.to_string());
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[test]
+fn the_golden_records_are_what_transform_produces() {
+    let path = format!("{}/{GOLDEN}", env!("CARGO_MANIFEST_DIR"));
+    let expected = golden_lines();
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &expected).unwrap();
+    }
+    let golden = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("{path}: {e} (UPDATE_GOLDEN=1 cargo test --test sample_events writes it)")
+    });
+    let (golden, expected): (Vec<&str>, Vec<&str>) =
+        (golden.lines().collect(), expected.lines().collect());
+    assert_eq!(
+        golden.len(),
+        expected.len(),
+        "{GOLDEN}: one line per sample message"
+    );
+    for (n, (g, e)) in golden.iter().zip(&expected).enumerate() {
+        assert_eq!(
+            g,
+            e,
+            "{GOLDEN} line {}: the records changed (UPDATE_GOLDEN=1 to accept)",
+            n + 1
+        );
+    }
+}
