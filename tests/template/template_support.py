@@ -13,9 +13,15 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 SAMCONFIG = ROOT / "samconfig.toml"
 DEPLOY_MK = ROOT / "mk" / "deploy.mk"
-DOCS = [ROOT / "README.md", ROOT / "docs" / "deploy.md"]
+# The documentation the tests check against the code: wherever a text lives.
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # The metric names and dimensions the function emits (its EMF contract).
 METRICS_RS = ROOT / "src" / "metrics.rs"
+
+
+def docs_text() -> str:
+    """README.md and every docs/*.md, one after the other."""
+    return "\n".join(path.read_text() for path in DOCS)
 
 
 class CfnLoader(yaml.SafeLoader):

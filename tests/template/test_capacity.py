@@ -14,7 +14,7 @@ import tomllib
 
 import pytest
 
-from template_support import ROOT, SAMCONFIG, parse_overrides
+from template_support import ROOT, SAMCONFIG, docs_text, parse_overrides
 
 spec = importlib.util.spec_from_file_location("capacity", ROOT / "scripts" / "capacity.py")
 capacity = importlib.util.module_from_spec(spec)
@@ -26,10 +26,10 @@ DEVICE = "9f8e7d6c-0000-4000-8000-000000000002"
 
 
 def readme_record() -> str:
-    """The record JSON README "Output" shows."""
-    text = (ROOT / "README.md").read_text()
+    """The record JSON the contract's "Output" shows (docs/contract.md)."""
+    text = docs_text()
     match = re.search(r"^## Output: one Kinesis record per event.*?```json\n(.*?)```", text, re.M | re.S)
-    assert match, "README.md has no record example under '## Output: one Kinesis record per event'"
+    assert match, "README.md and docs/*.md have no record example under '## Output: one Kinesis record per event'"
     return match.group(1)
 
 
