@@ -14,7 +14,7 @@ include mk/hardening.mk
 include mk/operate.mk
 include mk/bench.mk
 
-.PHONY: help test test-rust lint fmt events fuzz-smoke fuzz
+.PHONY: help test test-rust lint lint-python fmt events fuzz-smoke fuzz
 
 # cargo-fuzz, pinned, installed into the project (.cache/tools), run with nightly.
 FUZZ_TOOLS := .cache/tools
@@ -34,12 +34,17 @@ test: lint test-rust fuzz-smoke test-template test-e2e
 test-rust:
 	cargo test --locked
 
-## lint: rustfmt and clippy (warnings are errors), the function and its benchmarks
-lint:
+## lint: rustfmt and clippy (warnings are errors), the function and its benchmarks; ruff (lint-python)
+lint: lint-python
 	cargo fmt --check
 	cargo clippy --locked --all-targets -- -D warnings
 	cargo fmt --manifest-path benches/Cargo.toml --check
 	cargo clippy --locked --manifest-path benches/Cargo.toml --all-targets -- -D warnings
+
+## lint-python: ruff check and ruff format --check over the Python (settings: pyproject.toml)
+lint-python: $(LOCAL_AWS_VENV)/.installed
+	$(LOCAL_AWS_VENV)/bin/ruff check
+	$(LOCAL_AWS_VENV)/bin/ruff format --check
 
 ## fmt: format the Rust code
 fmt:
@@ -48,7 +53,7 @@ fmt:
 
 ## events: regenerate the sample SQS events in events/
 events:
-	python3 events/generate.py
+	$(EDR_TOOLS) python3 -m edr_tools.sample_events
 
 $(CARGO_FUZZ):
 	cargo install --locked --quiet cargo-fuzz@$(CARGO_FUZZ_VERSION) --root $(FUZZ_TOOLS)

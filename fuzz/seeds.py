@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes the fuzz seed corpus (fuzz/corpus/body/) from the bodies in events/*.json,
 plus each body decoded from base64: the valid submissions and every invalid kind."""
+
 import base64
 import binascii
 import hashlib

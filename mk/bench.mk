@@ -4,8 +4,10 @@
 # Included by the top-level Makefile, and self-contained: `make -f mk/bench.mk
 # bench` works too. Benchmarks only: nothing here is part of `make test`, and
 # no test depends on the speed of the machine. The Python reference runs from
-# .venv-bench, installed from requirements/bench.txt by the first target that
-# needs it. Results (JSON, criterion's files, logs, report.md) go to $(BENCH_OUT).
+# mk/local.mk's .venv-aws (requirements/awscli.txt: the same boto3 and botocore,
+# and awslambdaric), installed by the first target that needs it; the Python
+# that drives the benchmarks is python/edr_tools/bench. Results (JSON,
+# criterion's files, logs, report.md) go to $(BENCH_OUT).
 #
 #   make bench                    everything, then one table (BENCHMARKS.md#time)
 #   make bench-transform          criterion: decode + validate + encode, allocations
@@ -15,8 +17,14 @@
 #   make bench-profiles           release-profile and AWS_LC_SYS_NO_JITTER_ENTROPY variants,
 #                                 before/after (3 more release builds: slow, not part of bench)
 
+# Standalone (make -f mk/bench.mk): bring in mk/local.mk's .venv-aws rule and EDR_TOOLS.
+ifeq ($(filter %local.mk,$(MAKEFILE_LIST)),)
+include $(dir $(lastword $(MAKEFILE_LIST)))local.mk
+.DEFAULT_GOAL := bench
+endif
+
 BENCH_PYTHON ?= python3
-BENCH_VENV := .venv-bench
+BENCH_VENV := $(LOCAL_AWS_VENV)
 BENCH_OUT ?= target/bench
 # The binary `make bench` measures: the host release build of the function.
 BENCH_BIN := target/release/bootstrap
@@ -80,24 +88,24 @@ bench-publisher:
 bench-coldstart: $(BENCH_VENV)/.installed
 	cargo build --release --locked --bin bootstrap
 	@mkdir -p $(BENCH_OUT)
-	$(BENCH_PYTHON) benches/coldstart.py --rust release=$(BENCH_BIN) --python $(BENCH_VENV)/bin/python \
+	$(EDR_TOOLS) $(BENCH_PYTHON) -m edr_tools.bench.coldstart --rust release=$(BENCH_BIN) --python $(BENCH_VENV)/bin/python \
 		--init-runs $(BENCH_INIT_RUNS) --python-init-runs $(BENCH_PYTHON_INIT_RUNS) \
 		--batch-runs $(BENCH_BATCH_RUNS) $(foreach l,$(BENCH_LATENCIES),--kinesis-latency-ms $(l)) \
 		--out $(BENCH_OUT)/coldstart.json --log $(BENCH_OUT)/coldstart.log
 
 ## bench-report: print the table of the last `make bench` again (also in target/bench/report.md)
 bench-report:
-	@$(BENCH_PYTHON) benches/report.py --dir $(BENCH_OUT)
+	@$(EDR_TOOLS) $(BENCH_PYTHON) -m edr_tools.bench.report --dir $(BENCH_OUT)
 
 ## bench-profiles: release binary before/after profile tuning and AWS_LC_SYS_NO_JITTER_ENTROPY (slow)
 bench-profiles: $(BENCH_VENV)/.installed
 	@mkdir -p $(BENCH_OUT) $(BENCH_PROFILES_DIR)/bin
 	set -e; for v in $(BENCH_VARIANTS); do $(BENCH_MAKE) bench-variant-$$v; done
-	$(BENCH_PYTHON) benches/coldstart.py --batch-runs $(BENCH_BATCH_RUNS) \
+	$(EDR_TOOLS) $(BENCH_PYTHON) -m edr_tools.bench.coldstart --batch-runs $(BENCH_BATCH_RUNS) \
 		--init-runs $(BENCH_INIT_RUNS) --orderings strict \
 		$(foreach v,$(BENCH_VARIANTS),--rust $(v)=$(BENCH_PROFILES_DIR)/bin/$(v)) \
 		--out $(BENCH_OUT)/profiles.json --log $(BENCH_OUT)/profiles.log
-	@$(BENCH_PYTHON) benches/report.py --dir $(BENCH_OUT) --profiles
+	@$(EDR_TOOLS) $(BENCH_PYTHON) -m edr_tools.bench.report --dir $(BENCH_OUT) --profiles
 
 # One variant: its own target directory, so variants never rebuild each other
 # or the shared target/release.
@@ -106,11 +114,5 @@ bench-variant-%:
 		cargo build --release --locked --bin bootstrap $(BENCH_VARIANT_FLAGS_$*)
 	cp $(BENCH_PROFILES_DIR)/$*/release/bootstrap $(BENCH_PROFILES_DIR)/bin/$*
 
-## bench-venv: install the Python reference's environment (.venv-bench)
+## bench-venv: install the Python reference's environment (.venv-aws, mk/local.mk's rule)
 bench-venv: $(BENCH_VENV)/.installed
-
-$(BENCH_VENV)/.installed: requirements/bench.txt
-	rm -rf $(BENCH_VENV)
-	$(BENCH_PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r $<
-	touch $@

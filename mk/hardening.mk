@@ -45,4 +45,4 @@ SOAK_ENV := SOAK_SECONDS=$(SOAK_SECONDS) SOAK_FAILURE_RATE=$(SOAK_FAILURE_RATE) 
 
 ## soak: SOAK_SECONDS (180) of a sensor fleet through queue -> mapping -> function -> flaky Kinesis; checks order, loss, memory
 soak: local-venvs local-package
-	$(SOAK_ENV) $(LOCAL_AWS_VENV)/bin/python scripts/soak.py --zip $(LOCAL_ZIP)
+	$(SOAK_ENV) $(EDR_TOOLS) $(LOCAL_AWS_VENV)/bin/python -m edr_tools.soak --zip $(LOCAL_ZIP)

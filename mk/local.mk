@@ -4,10 +4,15 @@
 # works too. Python tools live in project-local virtual environments, each
 # installed from its pinned requirements file by the first target that needs it:
 #   .venv-emulator  requirements/emulator.txt  MiniStack (it pins botocore exactly)
-#   .venv-aws       requirements/awscli.txt    AWS CLI, awslocal, boto3, pytest
+#   .venv-aws       requirements/awscli.txt    AWS CLI, awslocal, boto3, pytest (also
+#                                              awslambdaric for mk/bench.mk, ruff for `make lint`)
+# The Python they run is the toolbox python/edr_tools, with PYTHONPATH=python
+# ($(EDR_TOOLS)); pytest finds it through pyproject.toml.
 # cargo-lambda (for the `cargo lambda invoke` tests) comes from mk/deploy.mk's
 # $(VENV), requirements/tools.txt. README.md ("Run it locally") describes every target.
 
+# Set first, while this file is the last in MAKEFILE_LIST.
+EDR_TOOLS := PYTHONPATH=$(abspath $(dir $(lastword $(MAKEFILE_LIST)))../python)
 PYTHON ?= python3
 VENV ?= .venv
 # Standalone (make -f mk/local.mk): bring in the $(VENV) rule from mk/deploy.mk.
@@ -48,7 +53,7 @@ LOCAL_ENV := BATCH_SIZE=$(BATCH_SIZE) VISIBILITY_TIMEOUT=$(VISIBILITY_TIMEOUT) \
 ## demo: start MiniStack, deploy the function behind an SQS mapping, run a sensor fleet, print the stream
 demo: local-venvs local-package
 	$(LOCAL_ENV) DEMO_DEVICES=$(DEMO_DEVICES) DEMO_SUBMISSIONS=$(DEMO_SUBMISSIONS) \
-		DEMO_BROKEN=$(DEMO_BROKEN) $(LOCAL_AWS_VENV)/bin/python scripts/demo.py --zip $(LOCAL_ZIP)
+		DEMO_BROKEN=$(DEMO_BROKEN) $(EDR_TOOLS) $(LOCAL_AWS_VENV)/bin/python -m edr_tools.demo --zip $(LOCAL_ZIP)
 
 ## test-e2e: end-to-end tests over real HTTP: MiniStack, the real binary, fault proxy, cargo lambda invoke
 test-e2e: local-venvs local-package $(VENV)/.installed
@@ -57,7 +62,7 @@ test-e2e: local-venvs local-package $(VENV)/.installed
 
 ## emulator: run MiniStack on 127.0.0.1:$(EMULATOR_PORT) in the foreground (Ctrl-C stops it), default region $(LOCAL_REGION)
 emulator: $(LOCAL_EMULATOR_VENV)/.installed
-	$(LOCAL_EMULATOR_VENV)/bin/python scripts/local_emulator.py run --port $(EMULATOR_PORT) --region $(LOCAL_REGION)
+	$(EDR_TOOLS) $(LOCAL_EMULATOR_VENV)/bin/python -m edr_tools.emulator run --port $(EMULATOR_PORT) --region $(LOCAL_REGION)
 
 ## deploy-local: build, then scripts/deploy-local.sh against AWS_ENDPOINT_URL (default: make emulator's), in $(LOCAL_REGION)
 deploy-local: $(LOCAL_AWS_VENV)/.installed local-package

@@ -93,8 +93,16 @@ def handler(event, context):
             events = validate(doc)
         except (ValueError, TypeError, KeyError) as e:
             rejected += 1
-            print(json.dumps({"level": "WARN", "message": "submission rejected",
-                              "message_id": record.get("messageId"), "error": type(e).__name__}))
+            print(
+                json.dumps(
+                    {
+                        "level": "WARN",
+                        "message": "submission rejected",
+                        "message_id": record.get("messageId"),
+                        "error": type(e).__name__,
+                    }
+                )
+            )
             continue
         submission_id = doc["submission_id"].lower()
         device_id = doc["device_id"].lower()
@@ -110,14 +118,19 @@ def handler(event, context):
                 "time_processed": time_processed,
                 "event_data": data,
             }
-            entries.append((record["messageId"], {
-                "Data": json.dumps(payload, separators=(",", ":")).encode(),
-                "PartitionKey": submission_id,
-            }))
+            entries.append(
+                (
+                    record["messageId"],
+                    {
+                        "Data": json.dumps(payload, separators=(",", ":")).encode(),
+                        "PartitionKey": submission_id,
+                    },
+                )
+            )
 
     failed = set()
     for start in range(0, len(entries), 500):
-        chunk = entries[start:start + 500]
+        chunk = entries[start : start + 500]
         try:
             response = kinesis.put_records(StreamName=STREAM_NAME, Records=[e for _, e in chunk])
         except Exception:  # noqa: BLE001 - the whole chunk is retried by SQS
@@ -127,7 +140,16 @@ def handler(event, context):
             if "ErrorCode" in result:
                 failed.add(message_id)
 
-    print(json.dumps({"level": "INFO", "message": "batch processed", "received": len(event["Records"]),
-                      "rejected": rejected, "records": len(entries), "failed": len(failed)}))
-    return {"batchItemFailures": [{"itemIdentifier": m} for m in dict.fromkeys(
-        m for m, _ in entries if m in failed)]}
+    print(
+        json.dumps(
+            {
+                "level": "INFO",
+                "message": "batch processed",
+                "received": len(event["Records"]),
+                "rejected": rejected,
+                "records": len(entries),
+                "failed": len(failed),
+            }
+        )
+    )
+    return {"batchItemFailures": [{"itemIdentifier": m} for m in dict.fromkeys(m for m, _ in entries if m in failed)]}

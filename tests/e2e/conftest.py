@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import os
 import stat
-import sys
 import zipfile
 from pathlib import Path
 
@@ -22,12 +21,9 @@ import boto3
 import pytest
 from botocore.config import Config
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from fault_proxy import KinesisFaultProxy  # noqa: E402
-from helpers import REGION, ROOT, Aws, Deployer  # noqa: E402
-
-import local_emulator  # noqa: E402  (scripts/, put on sys.path by helpers)
+from edr_tools import emulator as local_emulator
+from edr_tools.fault_proxy import KinesisFaultProxy
+from helpers import REGION, ROOT, Aws, Deployer
 
 
 def bootstrap_path() -> Path:
@@ -39,8 +35,10 @@ def bootstrap_path() -> Path:
 def bootstrap_binary() -> Path:
     path = bootstrap_path()
     if not path.is_file():
-        pytest.fail(f"no function binary at {path}: run `make test-e2e` (it builds it) "
-                    "or `cargo build --release`, or set E2E_BOOTSTRAP")
+        pytest.fail(
+            f"no function binary at {path}: run `make test-e2e` (it builds it) "
+            "or `cargo build --release`, or set E2E_BOOTSTRAP"
+        )
     return path
 
 
@@ -72,23 +70,36 @@ def emulator():
 
 
 def _client(service: str, endpoint: str):
-    return boto3.client(service, endpoint_url=endpoint, region_name=REGION,
-                        aws_access_key_id="test", aws_secret_access_key="test",
-                        config=Config(retries={"max_attempts": 3, "mode": "standard"}))
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(retries={"max_attempts": 3, "mode": "standard"}),
+    )
+
 
 @pytest.fixture(scope="session")
 def aws(emulator) -> Aws:
     e = emulator.endpoint
-    return Aws(e, _client("sqs", e), _client("kinesis", e), _client("lambda", e), _client("iam", e),
-               logs=_client("logs", e))
+    return Aws(
+        e, _client("sqs", e), _client("kinesis", e), _client("lambda", e), _client("iam", e), logs=_client("logs", e)
+    )
 
 
 @pytest.fixture(scope="session")
 def role_arn(aws) -> str:
     import json
 
-    doc = json.dumps({"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+    doc = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            ],
+        }
+    )
     return aws.iam.create_role(RoleName="edr-preprocessor-e2e", AssumeRolePolicyDocument=doc)["Role"]["Arn"]
 
 
@@ -104,4 +115,3 @@ def kinesis_proxy(emulator):
     proxy = KinesisFaultProxy(emulator.endpoint).start()
     yield proxy
     proxy.stop()
-

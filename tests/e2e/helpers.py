@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import local_emulator  # noqa: E402
-import sensor_fleet  # noqa: E402
+from edr_tools import ROOT as ROOT  # the tests import it from here
+from edr_tools import emulator as local_emulator
+from edr_tools import fleet as sensor_fleet
 
 # The region of every client and deployment of the tests: LOCAL_REGION (which
 # `make test-e2e` passes on), else eu-west-1, as for the other local targets.
@@ -33,6 +29,7 @@ class Aws:
 @dataclass
 class Stack:
     """One deployment: queue (+ rejects queue), stream, function, mapping."""
+
     aws: Aws
     name: str
     queue_url: str
@@ -82,9 +79,19 @@ class Deployer:
         self.aws, self.role_arn, self.zip_bytes = aws, role_arn, zip_bytes
         self.stacks: list[Stack] = []
 
-    def __call__(self, *, env: dict | None = None, batch_size: int = 10, visibility_timeout: int = 30,
-                 timeout: int | None = None, shards: int = 2, rejects: bool = True, mapping: bool = True,
-                 stream_as_arn: bool = False, fifo: bool = False) -> Stack:
+    def __call__(
+        self,
+        *,
+        env: dict | None = None,
+        batch_size: int = 10,
+        visibility_timeout: int = 30,
+        timeout: int | None = None,
+        shards: int = 2,
+        rejects: bool = True,
+        mapping: bool = True,
+        stream_as_arn: bool = False,
+        fifo: bool = False,
+    ) -> Stack:
         # As AWS requires: the queue hides a message at least as long as the function may run.
         timeout = timeout or min(10, visibility_timeout)
         assert timeout <= visibility_timeout
@@ -95,8 +102,7 @@ class Deployer:
         if fifo:
             attrs.update(FifoQueue="true", ContentBasedDeduplication="true")
         queue_url = sqs.create_queue(QueueName=qname, Attributes=attrs)["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"]["QueueArn"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         rejects_url = None
         if rejects:
             rname = f"{name}-rejects" + (".fifo" if fifo else "")
@@ -105,23 +111,37 @@ class Deployer:
         stream = f"{name}-events"
         kin.create_stream(StreamName=stream, ShardCount=shards)
         kin.get_waiter("stream_exists").wait(StreamName=stream)
-        stream_ref = kin.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"][
-            "StreamARN"] if stream_as_arn else stream
+        stream_ref = (
+            kin.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
+            if stream_as_arn
+            else stream
+        )
         variables = {"STREAM_NAME": stream_ref}
         if rejects_url:
             variables["REJECTS_QUEUE_URL"] = rejects_url
         variables.update(env or {})
         variables = {k: v for k, v in variables.items() if v is not None}
         function = f"{name}-fn"
-        lam.create_function(FunctionName=function, Runtime="provided.al2023", Handler="bootstrap",
-                            Architectures=["x86_64"], Role=self.role_arn, Code={"ZipFile": self.zip_bytes},
-                            Timeout=timeout, MemorySize=128, Environment={"Variables": variables})
+        lam.create_function(
+            FunctionName=function,
+            Runtime="provided.al2023",
+            Handler="bootstrap",
+            Architectures=["x86_64"],
+            Role=self.role_arn,
+            Code={"ZipFile": self.zip_bytes},
+            Timeout=timeout,
+            MemorySize=128,
+            Environment={"Variables": variables},
+        )
         lam.get_waiter("function_active_v2").wait(FunctionName=function)
         stack = Stack(self.aws, name, queue_url, queue_arn, stream, function, rejects_url)
         if mapping:
             stack.esm_uuid = lam.create_event_source_mapping(
-                FunctionName=function, EventSourceArn=queue_arn, BatchSize=batch_size,
-                FunctionResponseTypes=["ReportBatchItemFailures"])["UUID"]
+                FunctionName=function,
+                EventSourceArn=queue_arn,
+                BatchSize=batch_size,
+                FunctionResponseTypes=["ReportBatchItemFailures"],
+            )["UUID"]
         self.stacks.append(stack)
         return stack
 
@@ -146,21 +166,37 @@ def fleet(seed: int, devices: int = 4, submissions: int = 12, broken: int = 0) -
 def sqs_event(bodies: list[str], queue_arn: str = f"arn:aws:sqs:{REGION}:000000000000:submissions") -> dict:
     """An SQS event as the event source mapping builds it, for direct invokes."""
     now = str(int(time.time() * 1000))
-    return {"Records": [{
-        "messageId": str(uuid.uuid4()), "receiptHandle": f"rh-{i}", "body": body,
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": now, "SenderId": "000000000000",
-                       "ApproximateFirstReceiveTimestamp": now},
-        "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": queue_arn,
-        "awsRegion": REGION} for i, body in enumerate(bodies)]}
+    return {
+        "Records": [
+            {
+                "messageId": str(uuid.uuid4()),
+                "receiptHandle": f"rh-{i}",
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": now,
+                    "SenderId": "000000000000",
+                    "ApproximateFirstReceiveTimestamp": now,
+                },
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": REGION,
+            }
+            for i, body in enumerate(bodies)
+        ]
+    }
 
 
 @dataclass
 class Invocation:
     """One invocation as CloudWatch Logs holds it (MiniStack writes one log
     stream per invocation: START, the function's JSON lines, END, REPORT)."""
+
     request_id: str
     duration_ms: int | None  # MiniStack's REPORT line: how long the invocation took
-    lines: list[dict]        # the function's own JSON log lines
+    lines: list[dict]  # the function's own JSON log lines
 
     def summary(self) -> dict | None:
         """The function's "batch processed" line: it answered."""

@@ -21,28 +21,36 @@ import re
 import subprocess
 
 import boto3
-from helpers import ROOT, fleet
 
-import sensor_fleet
+from edr_tools import fleet as sensor_fleet
+from helpers import ROOT, fleet
 
 # The README's LocalStack commands, in the order the test runs them. Every
 # step runs after SETUP, in a shell whose current directory holds scripts/,
 # submission.json and broken.json.
 SETUP = "export AWS_DEFAULT_REGION=eu-west-1"
 DEPLOY = "AWS_CLI=awslocal scripts/deploy-local.sh"
-MAPPING = ("awslocal lambda list-event-source-mappings --function-name edr-preprocessor \\\n"
-           "    --query 'EventSourceMappings[].[State,BatchSize,FunctionResponseTypes[0]]' --output text")
-SEND = ('Q=$(awslocal sqs get-queue-url --queue-name submissions --query QueueUrl --output text)\n'
-        'awslocal sqs send-message --queue-url "$Q" --message-body "$(base64 -w0 < submission.json)"\n'
-        'awslocal sqs send-message --queue-url "$Q" --message-body "$(base64 -w0 < broken.json)"')
-READ = ("for shard in $(awslocal kinesis list-shards --stream-name events --query 'Shards[].ShardId' --output text); do\n"
-        "    IT=$(awslocal kinesis get-shard-iterator --stream-name events --shard-id \"$shard\" \\\n"
-        "        --shard-iterator-type TRIM_HORIZON --query ShardIterator --output text)\n"
-        "    awslocal kinesis get-records --shard-iterator \"$IT\" --query 'Records[].Data' --output text |\n"
-        "        tr '\\t' '\\n' | while read -r d; do echo \"$d\" | base64 -d; echo; done\n"
-        "done")
-REJECTS = ("R=$(awslocal sqs get-queue-url --queue-name submissions-rejects --query QueueUrl --output text)\n"
-           "awslocal sqs receive-message --queue-url \"$R\" --message-attribute-names All --max-number-of-messages 10")
+MAPPING = (
+    "awslocal lambda list-event-source-mappings --function-name edr-preprocessor \\\n"
+    "    --query 'EventSourceMappings[].[State,BatchSize,FunctionResponseTypes[0]]' --output text"
+)
+SEND = (
+    "Q=$(awslocal sqs get-queue-url --queue-name submissions --query QueueUrl --output text)\n"
+    'awslocal sqs send-message --queue-url "$Q" --message-body "$(base64 -w0 < submission.json)"\n'
+    'awslocal sqs send-message --queue-url "$Q" --message-body "$(base64 -w0 < broken.json)"'
+)
+READ = (
+    "for shard in $(awslocal kinesis list-shards --stream-name events --query 'Shards[].ShardId' --output text); do\n"
+    '    IT=$(awslocal kinesis get-shard-iterator --stream-name events --shard-id "$shard" \\\n'
+    "        --shard-iterator-type TRIM_HORIZON --query ShardIterator --output text)\n"
+    "    awslocal kinesis get-records --shard-iterator \"$IT\" --query 'Records[].Data' --output text |\n"
+    "        tr '\\t' '\\n' | while read -r d; do echo \"$d\" | base64 -d; echo; done\n"
+    "done"
+)
+REJECTS = (
+    "R=$(awslocal sqs get-queue-url --queue-name submissions-rejects --query QueueUrl --output text)\n"
+    'awslocal sqs receive-message --queue-url "$R" --message-attribute-names All --max-number-of-messages 10'
+)
 STEPS = [SETUP, DEPLOY, MAPPING, SEND, READ, REJECTS]
 
 
@@ -63,26 +71,45 @@ def test_awslocal_deployment_delivers_through_its_mapping(emulator, function_zip
     zip_path = tmp_path / "bootstrap.zip"
     zip_path.write_bytes(function_zip)
     (tmp_path / "scripts").symlink_to(ROOT / "scripts")
-    good, broken = fleet(seed=1111, devices=1, submissions=1)[0], fleet(seed=1112, devices=1, submissions=1,
-                                                                        broken=1)[0]
+    good, broken = (
+        fleet(seed=1111, devices=1, submissions=1)[0],
+        fleet(seed=1112, devices=1, submissions=1, broken=1)[0],
+    )
     assert broken["broken"] and not good["broken"]
     for name, entry in (("submission.json", good), ("broken.json", broken)):
         (tmp_path / name).write_text(json.dumps(entry["submission"]))
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LOCALSTACK_"))}
-    env.update(LOCALSTACK_HOST=f"127.0.0.1:{emulator.port}", ZIP=str(zip_path), DISABLE_DEPRECATION_NOTICE="1",
-               PATH=f"{ROOT / '.venv-aws' / 'bin'}:{env['PATH']}")
+    env.update(
+        LOCALSTACK_HOST=f"127.0.0.1:{emulator.port}",
+        ZIP=str(zip_path),
+        DISABLE_DEPRECATION_NOTICE="1",
+        PATH=f"{ROOT / '.venv-aws' / 'bin'}:{env['PATH']}",
+    )
 
     def run(step: str) -> str:
-        out = subprocess.run(["bash", "-euo", "pipefail", "-c", f"{SETUP}\n{step}"], cwd=tmp_path, env=env,
-                             text=True, capture_output=True, timeout=300)
+        out = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", f"{SETUP}\n{step}"],
+            cwd=tmp_path,
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=300,
+        )
         assert out.returncode == 0, f"{step}\n--- stderr ---\n{out.stderr[-4000:]}"
         return out.stdout
 
     # The SDK's view of the same deployment, in the README's region.
-    sqs, kinesis, lam = (boto3.client(service, endpoint_url=emulator.endpoint, region_name="eu-west-1",
-                                      aws_access_key_id="test", aws_secret_access_key="test")
-                         for service in ("sqs", "kinesis", "lambda"))
+    sqs, kinesis, lam = (
+        boto3.client(
+            service,
+            endpoint_url=emulator.endpoint,
+            region_name="eu-west-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+        for service in ("sqs", "kinesis", "lambda")
+    )
     deployed = {}
     try:
         deployed = dict(line.split("=", 1) for line in run(DEPLOY).splitlines() if re.match(r"^[A-Z_]+=", line))

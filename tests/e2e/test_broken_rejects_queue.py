@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import time
 
+from edr_tools import fleet as sensor_fleet
 from helpers import fleet, sqs_event
-
-import sensor_fleet
 
 
 def test_a_rejects_queue_that_never_answers_cannot_eat_the_invocation(deploy, kinesis_proxy):
-    stack = deploy(env={"AWS_ENDPOINT_URL_SQS": kinesis_proxy.endpoint, "KINESIS_CALL_TIMEOUT_MS": "1000"},
-                   timeout=3, visibility_timeout=4, mapping=False)
+    stack = deploy(
+        env={"AWS_ENDPOINT_URL_SQS": kinesis_proxy.endpoint, "KINESIS_CALL_TIMEOUT_MS": "1000"},
+        timeout=3,
+        visibility_timeout=4,
+        mapping=False,
+    )
     kinesis_proxy.never_answer()
     entries = fleet(seed=900, devices=3, submissions=8, broken=2)
     event = sqs_event([e["body"] for e in entries], stack.queue_arn)

@@ -18,10 +18,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import REGION, ROOT
 
-import local_emulator
-import sensor_fleet
+from edr_tools import emulator as local_emulator
+from edr_tools import fleet as sensor_fleet
+from helpers import REGION, ROOT
 
 EVENTS = sorted((ROOT / "events").glob("*.json"))
 # cargo-lambda from mk/deploy.mk's virtual environment (requirements/tools.txt).
@@ -73,8 +73,13 @@ def watch():
     log.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         ["cargo", "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", str(port)],
-        cwd=ROOT, env=cargo_env(), stdin=subprocess.DEVNULL, stdout=log.open("wb"),
-        stderr=subprocess.STDOUT, start_new_session=True)
+        cwd=ROOT,
+        env=cargo_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         wait_port(port)
         yield port
@@ -88,14 +93,23 @@ class Function:
     def __init__(self, binary: Path, port: int, env: dict):
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [str(binary)], env={
+            [str(binary)],
+            env={
                 "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
                 "AWS_LAMBDA_RUNTIME_API": f"http://127.0.0.1:{port}/.rt",
-                "AWS_LAMBDA_FUNCTION_NAME": "_", "AWS_LAMBDA_FUNCTION_VERSION": "1",
+                "AWS_LAMBDA_FUNCTION_NAME": "_",
+                "AWS_LAMBDA_FUNCTION_VERSION": "1",
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "4096",
-                "AWS_REGION": REGION, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                **env},
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+                "AWS_REGION": REGION,
+                "AWS_ACCESS_KEY_ID": "test",
+                "AWS_SECRET_ACCESS_KEY": "test",
+                **env,
+            },
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def stop(self) -> str:
         stop_group(self.proc)
@@ -107,9 +121,25 @@ class Function:
 
 def invoke(port: int, event_file: Path) -> dict:
     out = subprocess.run(
-        ["cargo", "lambda", "invoke", "-A", "127.0.0.1", "-P", str(port), "--data-file", str(event_file),
-         "--output-format", "json"],
-        cwd=ROOT, env=cargo_env(), text=True, capture_output=True, timeout=120)
+        [
+            "cargo",
+            "lambda",
+            "invoke",
+            "-A",
+            "127.0.0.1",
+            "-P",
+            str(port),
+            "--data-file",
+            str(event_file),
+            "--output-format",
+            "json",
+        ],
+        cwd=ROOT,
+        env=cargo_env(),
+        text=True,
+        capture_output=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     return json.loads(out.stdout)
 
@@ -136,16 +166,21 @@ def test_sample_event_gives_documented_response(event_file, watch, aws, bootstra
     event = json.loads(event_file.read_text())
     records = event["Records"]
 
-    fn = Function(bootstrap_binary, watch, {
-        "STREAM_NAME": name, "REJECTS_QUEUE_URL": rejects_url, "AWS_ENDPOINT_URL": aws.endpoint})
+    fn = Function(
+        bootstrap_binary,
+        watch,
+        {"STREAM_NAME": name, "REJECTS_QUEUE_URL": rejects_url, "AWS_ENDPOINT_URL": aws.endpoint},
+    )
     try:
         response = invoke(watch, event_file)
     finally:
         log = fn.stop()
     assert response == DOCUMENTED.get(event_file.name, {"batchItemFailures": []}), log
 
-    rejected = {m["MessageAttributes"]["source_message_id"]["StringValue"]: m
-                for m in sensor_fleet.drain_queue(aws.sqs, rejects_url)}
+    rejected = {
+        m["MessageAttributes"]["source_message_id"]["StringValue"]: m
+        for m in sensor_fleet.drain_queue(aws.sqs, rejects_url)
+    }
     by_id = {r["messageId"]: r for r in records}
     assert set(rejected) <= set(by_id)
     for mid, msg in rejected.items():
@@ -158,16 +193,26 @@ def test_sample_event_gives_documented_response(event_file, watch, aws, bootstra
 
     # Without a reachable Kinesis every accepted record is reported for retry,
     # and the invalid ones still are not.
-    down = Function(bootstrap_binary, watch, {
-        "STREAM_NAME": name, "AWS_ENDPOINT_URL": aws.endpoint,
-        "AWS_ENDPOINT_URL_KINESIS": "http://127.0.0.1:9", "MAX_ATTEMPTS": "2",
-        "RETRY_BASE_DELAY_MS": "10", "RETRY_MAX_DELAY_MS": "20", "KINESIS_CONNECT_TIMEOUT_MS": "200"})
+    down = Function(
+        bootstrap_binary,
+        watch,
+        {
+            "STREAM_NAME": name,
+            "AWS_ENDPOINT_URL": aws.endpoint,
+            "AWS_ENDPOINT_URL_KINESIS": "http://127.0.0.1:9",
+            "MAX_ATTEMPTS": "2",
+            "RETRY_BASE_DELAY_MS": "10",
+            "RETRY_MAX_DELAY_MS": "20",
+            "KINESIS_CONNECT_TIMEOUT_MS": "200",
+        },
+    )
     try:
         response = invoke(watch, event_file)
     finally:
         log = down.stop()
     assert sorted(f["itemIdentifier"] for f in response["batchItemFailures"]) == sorted(
-        r["messageId"] for r in accepted), log
+        r["messageId"] for r in accepted
+    ), log
 
     aws.sqs.delete_queue(QueueUrl=rejects_url)
     aws.kinesis.delete_stream(StreamName=name)

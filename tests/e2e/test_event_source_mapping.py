@@ -9,9 +9,8 @@ import os
 import subprocess
 import time
 
+from edr_tools import fleet as sensor_fleet
 from helpers import REGION, ROOT, esm_log_lines, fleet, sqs_event
-
-import sensor_fleet
 
 
 def test_deploy_script_sensor_batch_round_trip(emulator, aws, function_zip, tmp_path):
@@ -20,14 +19,25 @@ def test_deploy_script_sensor_batch_round_trip(emulator, aws, function_zip, tmp_
     zip_path = tmp_path / "bootstrap.zip"
     zip_path.write_bytes(function_zip)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ENDPOINT_URL=emulator.endpoint, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
-               AWS_DEFAULT_REGION=REGION, ZIP=str(zip_path), FUNCTION_NAME="e2e-script-fn",
-               QUEUE_NAME="e2e-script-submissions", STREAM_NAME="e2e-script-events",
-               REJECTS_QUEUE_NAME="e2e-script-rejects", DLQ_NAME="e2e-script-dlq",
-               BATCH_SIZE="5", VISIBILITY_TIMEOUT="20", FUNCTION_TIMEOUT="10")
+    env.update(
+        AWS_ENDPOINT_URL=emulator.endpoint,
+        AWS_ACCESS_KEY_ID="test",
+        AWS_SECRET_ACCESS_KEY="test",
+        AWS_DEFAULT_REGION=REGION,
+        ZIP=str(zip_path),
+        FUNCTION_NAME="e2e-script-fn",
+        QUEUE_NAME="e2e-script-submissions",
+        STREAM_NAME="e2e-script-events",
+        REJECTS_QUEUE_NAME="e2e-script-rejects",
+        DLQ_NAME="e2e-script-dlq",
+        BATCH_SIZE="5",
+        VISIBILITY_TIMEOUT="20",
+        FUNCTION_TIMEOUT="10",
+    )
     env["PATH"] = f"{ROOT / '.venv-aws' / 'bin'}:{env['PATH']}"
-    out = subprocess.run([str(ROOT / "scripts" / "deploy-local.sh")], env=env, text=True,
-                         capture_output=True, timeout=300)
+    out = subprocess.run(
+        [str(ROOT / "scripts" / "deploy-local.sh")], env=env, text=True, capture_output=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     deployed = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
 
@@ -39,13 +49,18 @@ def test_deploy_script_sensor_batch_round_trip(emulator, aws, function_zip, tmp_
     assert json.loads(attrs["RedrivePolicy"])["maxReceiveCount"] in (5, "5")
     config = aws.lambda_.get_function_configuration(FunctionName="e2e-script-fn")
     assert config["Runtime"] == "provided.al2023" and config["Handler"] == "bootstrap"
-    assert aws.kinesis.describe_stream_summary(StreamName="e2e-script-events")[
-        "StreamDescriptionSummary"]["OpenShardCount"] == 2
+    assert (
+        aws.kinesis.describe_stream_summary(StreamName="e2e-script-events")["StreamDescriptionSummary"][
+            "OpenShardCount"
+        ]
+        == 2
+    )
 
     # Running it again updates in place.
     env["BATCH_SIZE"] = "10"
-    again = subprocess.run([str(ROOT / "scripts" / "deploy-local.sh")], env=env, text=True,
-                           capture_output=True, timeout=300)
+    again = subprocess.run(
+        [str(ROOT / "scripts" / "deploy-local.sh")], env=env, text=True, capture_output=True, timeout=300
+    )
     assert again.returncode == 0, again.stderr
     assert aws.lambda_.get_event_source_mapping(UUID=deployed["EVENT_SOURCE_MAPPING"])["BatchSize"] == 10
 
@@ -133,11 +148,19 @@ def test_rejects_queue_gets_each_invalid_body_with_its_reason(deploy):
         base64.b64encode(b"[1, 2, 3]").decode(): "not_an_object",
         sensor_fleet.encode({**good, "firmware": "4.2"}): "unknown_field",
         sensor_fleet.encode({k: v for k, v in good.items() if k != "device_id"}): "missing_field",
-        sensor_fleet.encode({**good, "events": {"new_process": [{"cmdl": "x", "user": "y"}],
-                                                 "file_write": [{"path": "/tmp/x"}]}}): "unknown_event_type",
-        sensor_fleet.encode({**good, "events": {"network_connection": [
-            {"source_ip": "10.0.0.1", "destination_ip": "10.0.0.2", "destination_port": 70000}]}}):
-            "invalid_destination_port",
+        sensor_fleet.encode(
+            {**good, "events": {"new_process": [{"cmdl": "x", "user": "y"}], "file_write": [{"path": "/tmp/x"}]}}
+        ): "unknown_event_type",
+        sensor_fleet.encode(
+            {
+                **good,
+                "events": {
+                    "network_connection": [
+                        {"source_ip": "10.0.0.1", "destination_ip": "10.0.0.2", "destination_port": 70000}
+                    ]
+                },
+            }
+        ): "invalid_destination_port",
     }
     stack.send(entries)
     ids = stack.send_bodies(list(garbage))
@@ -167,10 +190,17 @@ def test_direct_invoke_returns_documented_batch_response(deploy):
     assert body == {"batchItemFailures": []}
 
     # Kinesis unreachable: every valid submission is reported, the invalid one is not.
-    down = deploy(mapping=False, rejects=False,
-                  env={"AWS_ENDPOINT_URL_KINESIS": "http://127.0.0.1:9", "MAX_ATTEMPTS": "2",
-                       "RETRY_BASE_DELAY_MS": "10", "RETRY_MAX_DELAY_MS": "20",
-                       "KINESIS_CONNECT_TIMEOUT_MS": "200"})
+    down = deploy(
+        mapping=False,
+        rejects=False,
+        env={
+            "AWS_ENDPOINT_URL_KINESIS": "http://127.0.0.1:9",
+            "MAX_ATTEMPTS": "2",
+            "RETRY_BASE_DELAY_MS": "10",
+            "RETRY_MAX_DELAY_MS": "20",
+            "KINESIS_CONNECT_TIMEOUT_MS": "200",
+        },
+    )
     body, error = down.invoke(event)
     assert error is None, body
     valid_ids = [r["messageId"] for r, e in zip(event["Records"], entries) if not e["broken"]]
@@ -193,9 +223,13 @@ def test_fifo_queue_keeps_device_order(deploy):
     stack = deploy(fifo=True)
     entries = fleet(seed=9, devices=3, submissions=9, broken=1)
     for start in range(0, len(entries), 10):
-        chunk = entries[start:start + 10]
-        resp = stack.aws.sqs.send_message_batch(QueueUrl=stack.queue_url, Entries=[
-            {"Id": str(i), "MessageBody": e["body"], "MessageGroupId": e["device"]} for i, e in enumerate(chunk)])
+        chunk = entries[start : start + 10]
+        resp = stack.aws.sqs.send_message_batch(
+            QueueUrl=stack.queue_url,
+            Entries=[
+                {"Id": str(i), "MessageBody": e["body"], "MessageGroupId": e["device"]} for i, e in enumerate(chunk)
+            ],
+        )
         assert not resp.get("Failed"), resp
         for ok in resp["Successful"]:
             chunk[int(ok["Id"])]["message_id"] = ok["MessageId"]
@@ -206,5 +240,7 @@ def test_fifo_queue_keeps_device_order(deploy):
             assert sensor_fleet.check_submission(e["submission"], by_sid.get(e["submission"]["submission_id"])) == []
     rejected = stack.rejects()
     assert [m["Body"] for m in rejected] == [e["body"] for e in entries if e["broken"]]
-    assert rejected[0]["MessageAttributes"]["reason"]["StringValue"] == sensor_fleet.BROKEN_KINDS[
-        next(e["broken"] for e in entries if e["broken"])]
+    assert (
+        rejected[0]["MessageAttributes"]["reason"]["StringValue"]
+        == sensor_fleet.BROKEN_KINDS[next(e["broken"] for e in entries if e["broken"])]
+    )

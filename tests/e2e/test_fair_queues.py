@@ -22,9 +22,9 @@ import base64
 import json
 
 import pytest
-from helpers import fleet, function_invocations, sqs_event
 
-import sensor_fleet
+from edr_tools import fleet as sensor_fleet
+from helpers import fleet, function_invocations, sqs_event
 
 GROUP = "tenant-a"
 FAILING = 1  # the second message of the group fails
@@ -54,8 +54,12 @@ def sent_keys(proxy) -> set[str]:
 def failing_batch(request, deploy, kinesis_proxy, emulator):
     """(stack, entries): four submissions of one group, the second of which will fail."""
     entries = fleet(seed=1200, devices=1, submissions=4)
-    env = {"AWS_ENDPOINT_URL_KINESIS": kinesis_proxy.endpoint, "MAX_ATTEMPTS": "2",
-           "RETRY_BASE_DELAY_MS": "10", "RETRY_MAX_DELAY_MS": "20"}
+    env = {
+        "AWS_ENDPOINT_URL_KINESIS": kinesis_proxy.endpoint,
+        "MAX_ATTEMPTS": "2",
+        "RETRY_BASE_DELAY_MS": "10",
+        "RETRY_MAX_DELAY_MS": "20",
+    }
     if request.param == "kinesis_refuses_it":
         target = entries[FAILING]["submission"]["submission_id"]
 
@@ -83,8 +87,12 @@ def invoke(stack, entries, queue_arn, fifo):
 
 def why(stack) -> str:
     """The function's warnings about what it did not publish, for a failed assertion."""
-    lines = [line for inv in function_invocations(stack.aws.logs, stack.function) for line in inv.lines
-             if line.get("level") in ("WARN", "ERROR")]
+    lines = [
+        line
+        for inv in function_invocations(stack.aws.logs, stack.function)
+        for line in inv.lines
+        if line.get("level") in ("WARN", "ERROR")
+    ]
     return "\n".join(json.dumps(line) for line in lines)
 
 
@@ -109,5 +117,5 @@ def test_the_same_group_from_a_fifo_queue_still_fails_its_successors_unpublished
     assert sensor_fleet.check_submission(first, by_sid.get(first["submission_id"])) == []
     later = {e["submission"]["submission_id"] for e in entries[FAILING:]}
     assert not later & set(by_sid), "nothing of a failed message or its successors is on the stream"
-    successors = {e["submission"]["submission_id"] for e in entries[FAILING + 1:]}
+    successors = {e["submission"]["submission_id"] for e in entries[FAILING + 1 :]}
     assert not successors & sent_keys(kinesis_proxy), "the successors were never sent to Kinesis"

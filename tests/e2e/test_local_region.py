@@ -21,9 +21,9 @@ import time
 import boto3
 import pytest
 from botocore.config import Config
-from helpers import ROOT, fleet
 
-import sensor_fleet
+from edr_tools import fleet as sensor_fleet
+from helpers import ROOT, fleet
 
 # The original fleet's region (sensor-fleet/main.py: Config(region_name='eu-west-1')).
 FLEET_REGION = "eu-west-1"
@@ -38,8 +38,14 @@ def default_env() -> dict[str, str]:
 
 def make_dry_run(target: str, *variables: str) -> str:
     """The commands `make <target>` would run (its build steps not included)."""
-    out = subprocess.run(["make", "--no-print-directory", "-n", "-o", "local-package", target, *variables],
-                         cwd=ROOT, env=default_env(), text=True, capture_output=True, timeout=60)
+    out = subprocess.run(
+        ["make", "--no-print-directory", "-n", "-o", "local-package", target, *variables],
+        cwd=ROOT,
+        env=default_env(),
+        text=True,
+        capture_output=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -52,12 +58,12 @@ def regions_in(commands: str) -> set[str]:
 
 # Each local target and the setting through which it passes the region on.
 LOCAL_TARGETS = {
-    "emulator": "--region",             # MiniStack's default region, and the exports it prints
+    "emulator": "--region",  # MiniStack's default region, and the exports it prints
     "deploy-local": "AWS_DEFAULT_REGION=",  # scripts/deploy-local.sh (the AWS CLI)
-    "demo": "AWS_REGION=",              # scripts/demo.py
-    "watch": "--env-var AWS_REGION=",   # the function under cargo lambda watch
-    "test-e2e": "LOCAL_REGION=",        # these tests (helpers.REGION)
-    "soak": "LOCAL_REGION=",            # scripts/soak.py
+    "demo": "AWS_REGION=",  # scripts/demo.py
+    "watch": "--env-var AWS_REGION=",  # the function under cargo lambda watch
+    "test-e2e": "LOCAL_REGION=",  # these tests (helpers.REGION)
+    "soak": "LOCAL_REGION=",  # scripts/soak.py
 }
 
 
@@ -81,18 +87,35 @@ def test_the_original_fleet_finds_the_queue_of_the_default_local_deployment(emul
     zip_path = tmp_path / "bootstrap.zip"
     zip_path.write_bytes(function_zip)
     # The package is the one under test (E2E_BOOTSTRAP), not rebuilt: -o local-package.
-    out = subprocess.run(["make", "-s", "--no-print-directory", "-o", "local-package", "deploy-local",
-                          f"EMULATOR_PORT={emulator.port}", f"LOCAL_ZIP={zip_path}"],
-                         cwd=ROOT, env=default_env(), text=True, capture_output=True, timeout=300)
+    out = subprocess.run(
+        [
+            "make",
+            "-s",
+            "--no-print-directory",
+            "-o",
+            "local-package",
+            "deploy-local",
+            f"EMULATOR_PORT={emulator.port}",
+            f"LOCAL_ZIP={zip_path}",
+        ],
+        cwd=ROOT,
+        env=default_env(),
+        text=True,
+        capture_output=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-4000:]
-    deployed = dict(line.split("=", 1) for line in out.stdout.splitlines()
-                    if re.match(r"^[A-Z_]+=", line))
+    deployed = dict(line.split("=", 1) for line in out.stdout.splitlines() if re.match(r"^[A-Z_]+=", line))
 
     def client(service):
         # As sensor-fleet/main.py builds it, with the dummy credentials of the README.
-        return boto3.client(service, endpoint_url=emulator.endpoint, aws_access_key_id="test",
-                            aws_secret_access_key="test",
-                            config=Config(region_name=FLEET_REGION, retries={"max_attempts": 3, "mode": "standard"}))
+        return boto3.client(
+            service,
+            endpoint_url=emulator.endpoint,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            config=Config(region_name=FLEET_REGION, retries={"max_attempts": 3, "mode": "standard"}),
+        )
 
     sqs, kinesis = client("sqs"), client("kinesis")
     try:
@@ -106,8 +129,11 @@ def test_the_original_fleet_finds_the_queue_of_the_default_local_deployment(emul
         deadline = time.monotonic() + 30
         while True:
             by_sid = sensor_fleet.group_by_submission(sensor_fleet.read_stream(kinesis, "events"))
-            problems = [p for e in entries for p in sensor_fleet.check_submission(
-                e["submission"], by_sid.get(e["submission"]["submission_id"]))]
+            problems = [
+                p
+                for e in entries
+                for p in sensor_fleet.check_submission(e["submission"], by_sid.get(e["submission"]["submission_id"]))
+            ]
             if not problems or time.monotonic() > deadline:
                 break
             time.sleep(1)
@@ -115,9 +141,16 @@ def test_the_original_fleet_finds_the_queue_of_the_default_local_deployment(emul
     finally:
         # Where the deployment went (on the old default, us-east-1).
         region = deployed.get("QUEUE_ARN", f"arn:aws:sqs:{FLEET_REGION}").split(":")[3]
-        sqs, kinesis, lam = (boto3.client(service, endpoint_url=emulator.endpoint, region_name=region,
-                                          aws_access_key_id="test", aws_secret_access_key="test")
-                             for service in ("sqs", "kinesis", "lambda"))
+        sqs, kinesis, lam = (
+            boto3.client(
+                service,
+                endpoint_url=emulator.endpoint,
+                region_name=region,
+                aws_access_key_id="test",
+                aws_secret_access_key="test",
+            )
+            for service in ("sqs", "kinesis", "lambda")
+        )
         if deployed.get("EVENT_SOURCE_MAPPING"):
             lam.delete_event_source_mapping(UUID=deployed["EVENT_SOURCE_MAPPING"])
         if deployed.get("FUNCTION_NAME"):

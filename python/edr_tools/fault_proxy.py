@@ -45,13 +45,22 @@ import threading
 import time
 import urllib.parse
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 THROUGHPUT = "ProvisionedThroughputExceededException"
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
-              "upgrade", "content-length", "host"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "content-length",
+    "host",
+}
 
 
 @dataclass
@@ -160,7 +169,7 @@ class KinesisFaultProxy:
         assert self._port, "start() the proxy first"
         return f"http://{self.host}:{self._port}"
 
-    def start(self) -> "KinesisFaultProxy":
+    def start(self) -> KinesisFaultProxy:
         self._listen(0)
         return self
 
@@ -218,8 +227,9 @@ class KinesisFaultProxy:
         server = _QuietServer((self.host, port), Handler)
         self._port = server.server_address[1]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        daemon=True, name="kinesis-fault-proxy")
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True, name="kinesis-fault-proxy"
+        )
         self._thread.start()
 
     def _close_listener(self) -> None:
@@ -258,8 +268,11 @@ class KinesisFaultProxy:
 
     @staticmethod
     def _json(status: int, doc: dict) -> tuple[int, list, bytes]:
-        return status, [("Content-Type", "application/x-amz-json-1.1"),
-                        ("x-amzn-RequestId", "fault-proxy")], json.dumps(doc).encode()
+        return (
+            status,
+            [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", "fault-proxy")],
+            json.dumps(doc).encode(),
+        )
 
     def _handle(self, path: str, headers: dict, body: bytes) -> tuple[int, list, bytes] | None:
         target = next((v for k, v in headers.items() if k.lower() == "x-amz-target"), "")
@@ -295,13 +308,25 @@ class KinesisFaultProxy:
             self._note(call)
 
         if call.injected == "throttle":
-            return self._json(400, {"__type": THROUGHPUT,
-                                    "message": "Rate exceeded for stream under account 000000000000."})
+            return self._json(
+                400, {"__type": THROUGHPUT, "message": "Rate exceeded for stream under account 000000000000."}
+            )
         if call.injected == "whole":
             # LocalStack's shape: every entry failed, FailedRecordCount 1.
-            return self._json(200, {"FailedRecordCount": 1, "Records": [
-                {"ErrorCode": THROUGHPUT, "ErrorMessage": "Rate exceeded for shard shardId-000000000000 "
-                 "in stream under account 000000000000."} for _ in records]})
+            return self._json(
+                200,
+                {
+                    "FailedRecordCount": 1,
+                    "Records": [
+                        {
+                            "ErrorCode": THROUGHPUT,
+                            "ErrorMessage": "Rate exceeded for shard shardId-000000000000 "
+                            "in stream under account 000000000000.",
+                        }
+                        for _ in records
+                    ],
+                },
+            )
         if call.injected != "entries":
             return self._forward(path, headers, body)
 
@@ -339,8 +364,9 @@ class KinesisFaultProxy:
         if self.keep_calls:
             self.calls.append(call)
 
-    def _switched_on(self, mode: str, action: str, path: str, headers: dict,
-                     body: bytes) -> tuple[int, list, bytes] | None:
+    def _switched_on(
+        self, mode: str, action: str, path: str, headers: dict, body: bytes
+    ) -> tuple[int, list, bytes] | None:
         records = json.loads(body or b"{}").get("Records", []) if action == "PutRecords" else []
         call = Call(action, len(records), injected=mode, entries=self._entries_of(records))
         with self.lock:
@@ -352,8 +378,9 @@ class KinesisFaultProxy:
             return None
         if mode == "error" and error is not None:
             status, code = error
-            return self._json(status, {"__type": code, "message": ERROR_MESSAGES.get(
-                code, f"injected by the test proxy ({code})")})
+            return self._json(
+                status, {"__type": code, "message": ERROR_MESSAGES.get(code, f"injected by the test proxy ({code})")}
+            )
         answer = self._forward(path, headers, body)
         time.sleep(delay)
         return answer
@@ -374,7 +401,7 @@ ERROR_MESSAGES = {
     "ServiceUnavailable": "Service Unavailable",
     THROUGHPUT: "Rate exceeded for stream under account 000000000000.",
     "AccessDeniedException": "User: arn:aws:sts::000000000000:assumed-role/edr-preprocessor/fn is not "
-                             "authorized to perform: kinesis:PutRecords on resource: stream",
+    "authorized to perform: kinesis:PutRecords on resource: stream",
     "UnrecognizedClientException": "The security token included in the request is invalid.",
 }
 

@@ -1,17 +1,16 @@
-#!/usr/bin/env python3
 """`make demo`: the function on a local AWS emulator, end to end.
 
 1. start MiniStack on 127.0.0.1 (port 4566, or a free one if that is taken)
 2. deploy with scripts/deploy-local.sh: queue + DLQ + rejects queue, a 2-shard
    stream, the function (provided.al2023, the real bootstrap zipped) and the
    SQS event source mapping with ReportBatchItemFailures
-3. send a sensor fleet's submissions (scripts/sensor_fleet.py), some broken
+3. send a sensor fleet's submissions (edr_tools.fleet), some broken
 4. wait until the queue drains
 5. print what arrived on the stream and in the rejects queue, and check it
 6. stop everything it started, also on Ctrl-C or failure
 
 Run from the Makefile (which builds the zip and the virtual environments), or:
-  .venv-aws/bin/python scripts/demo.py --zip target/lambda/bootstrap/bootstrap.zip
+  PYTHONPATH=python .venv-aws/bin/python -m edr_tools.demo --zip target/lambda/bootstrap/bootstrap.zip
 """
 
 from __future__ import annotations
@@ -25,11 +24,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import local_emulator  # noqa: E402
-import sensor_fleet  # noqa: E402
-
-ROOT = local_emulator.ROOT
+from edr_tools import ROOT
+from edr_tools import emulator as local_emulator
+from edr_tools import fleet as sensor_fleet
 
 
 def banner(text: str) -> None:
@@ -48,8 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--broken", type=int, default=int(os.environ.get("DEMO_BROKEN", "3")))
     p.add_argument("--seed", type=int, default=int(os.environ.get("FLEET_SEED", "20210329")))
     p.add_argument("--timeout", type=float, default=120, help="seconds to wait for the queue to drain")
-    p.add_argument("--region", default=local_emulator.local_region(),
-                   help="region of the deployment (LOCAL_REGION, else eu-west-1)")
+    p.add_argument(
+        "--region",
+        default=local_emulator.local_region(),
+        help="region of the deployment (LOCAL_REGION, else eu-west-1)",
+    )
     args = p.parse_args(argv)
 
     if not Path(args.zip).is_file():
@@ -79,30 +79,47 @@ def main(argv: list[str] | None = None) -> int:
         env = dict(os.environ)
         for key in [k for k in env if k.startswith("AWS_ENDPOINT_URL")]:
             del env[key]
-        env.update({
-            "AWS_ENDPOINT_URL": emulator.endpoint,
-            "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_DEFAULT_REGION": region, "AWS_REGION": region, "LOCAL_REGION": region,
-            "AWS_CLI": str(Path(sys.executable).parent / "aws"),
-            "ZIP": args.zip,
-            "BATCH_SIZE": str(args.batch_size),
-            "VISIBILITY_TIMEOUT": str(args.visibility_timeout),
-            "FUNCTION_TIMEOUT": str(args.function_timeout),
-        })
+        env.update(
+            {
+                "AWS_ENDPOINT_URL": emulator.endpoint,
+                "AWS_ACCESS_KEY_ID": "test",
+                "AWS_SECRET_ACCESS_KEY": "test",
+                "AWS_DEFAULT_REGION": region,
+                "AWS_REGION": region,
+                "LOCAL_REGION": region,
+                "AWS_CLI": str(Path(sys.executable).parent / "aws"),
+                "ZIP": args.zip,
+                "BATCH_SIZE": str(args.batch_size),
+                "VISIBILITY_TIMEOUT": str(args.visibility_timeout),
+                "FUNCTION_TIMEOUT": str(args.function_timeout),
+            }
+        )
         env.pop("AWS_PROFILE", None)
-        os.environ.update({k: env[k] for k in (
-            "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_REGION")})
+        os.environ.update(
+            {
+                k: env[k]
+                for k in (
+                    "AWS_ENDPOINT_URL",
+                    "AWS_ACCESS_KEY_ID",
+                    "AWS_SECRET_ACCESS_KEY",
+                    "AWS_DEFAULT_REGION",
+                    "AWS_REGION",
+                )
+            }
+        )
 
-        banner(f"Deploying (batch size {args.batch_size}, visibility timeout {args.visibility_timeout}s): "
-               f"AWS_ENDPOINT_URL={emulator.endpoint} scripts/deploy-local.sh")
-        out = subprocess.run([str(ROOT / "scripts/deploy-local.sh")], env=env, check=True,
-                             stdout=subprocess.PIPE, text=True).stdout
+        banner(
+            f"Deploying (batch size {args.batch_size}, visibility timeout {args.visibility_timeout}s): "
+            f"AWS_ENDPOINT_URL={emulator.endpoint} scripts/deploy-local.sh"
+        )
+        out = subprocess.run(
+            [str(ROOT / "scripts/deploy-local.sh")], env=env, check=True, stdout=subprocess.PIPE, text=True
+        ).stdout
         deployed = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
         for key in ("QUEUE_URL", "REJECTS_QUEUE_URL", "STREAM_NAME", "FUNCTION_NAME", "EVENT_SOURCE_MAPPING"):
             print(f"  {key}={deployed[key]}")
 
-        banner(f"Sensor fleet: {args.submissions} submissions from {args.devices} devices, "
-               f"{args.broken} broken")
+        banner(f"Sensor fleet: {args.submissions} submissions from {args.devices} devices, {args.broken} broken")
         sqs = sensor_fleet.client("sqs")
         entries = sensor_fleet.make_batch(args.seed, args.devices, args.submissions, args.broken)
         sent_at = time.monotonic()
@@ -110,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         for e in entries:
             sub = e["submission"]
             note = f"  BROKEN: {e['broken']}" if e["broken"] else ""
-            print(f"  sent {sub['submission_id']:<36}  {e['device']:<10} "
-                  f"{len(sensor_fleet.expected_events(sub)):>2} events{note}")
+            print(
+                f"  sent {sub['submission_id']:<36}  {e['device']:<10} "
+                f"{len(sensor_fleet.expected_events(sub)):>2} events{note}"
+            )
         manifest = ROOT / ".cache" / "local" / "demo-manifest.json"
         manifest.write_text(json.dumps(entries, indent=1))
 

@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Cold start, batch duration and memory of Lambda function processes, as Lambda sees them.
 
-Starts each function process under benches/lambda_stub.py (a Runtime API and a
+Starts each function process under edr_tools.bench.lambda_stub (a Runtime API and a
 Kinesis PutRecords endpoint on loopback, dummy credentials) and measures:
 
 - init: from just before the process is spawned to its first
@@ -21,14 +20,13 @@ under awslambdaric). Every function gets the same batches, the same endpoint
 and the same Kinesis latency (--kinesis-latency-ms, repeatable). Results go to
 --out as JSON; a summary is printed.
 
-    python3 benches/coldstart.py --rust tuned=target/release/bootstrap \\
-        --python .venv-bench/bin/python --out target/bench/coldstart.json
+    PYTHONPATH=python python3 -m edr_tools.bench.coldstart --rust tuned=target/release/bootstrap \\
+        --python .venv-aws/bin/python --out target/bench/coldstart.json
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import platform
@@ -42,53 +40,35 @@ import time
 import uuid
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "events"))
+from edr_tools import ROOT, samples
+from edr_tools.bench.lambda_stub import KinesisStub, RuntimeApi
 
-from generate import sensor_events  # noqa: E402  (the sample events' vocabulary)
-from lambda_stub import KinesisStub, RuntimeApi  # noqa: E402
-
+BENCHES = ROOT / "benches"
 EMPTY_HOME = tempfile.mkdtemp(prefix="bench-home-")
 PAYLOAD_LIMIT = 6 * 1024 * 1024  # Lambda's invocation payload limit (6 MB)
 
 
-# --- batches (the shape of events/generate.py) ------------------------------
-
-def _uid(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+# --- batches (edr_tools.samples, as the sample events in events/) ------------
 
 
 def submission(rng: random.Random, events: int, devices: list[str]) -> dict:
-    body_events = sensor_events(rng, events)
-    return {
-        "submission_id": _uid(rng),
-        "device_id": rng.choice(devices),
-        "time_created": f"2021-03-29T12:{rng.randrange(60):02d}:{rng.randrange(60):02d}.{rng.randrange(10**6):06d}",
-        "events": body_events,
-    }
+    body_events = samples.sensor_events(rng, events)
+    return samples.submission(samples.random_uuid(rng), rng.choice(devices), samples.sample_time(rng), body_events)
 
 
 def sqs_record(rng: random.Random, doc: dict) -> dict:
-    return {
-        "messageId": _uid(rng),
-        "receiptHandle": "AQEB" + uuid.UUID(int=rng.getrandbits(128)).hex * 4,
-        "body": base64.b64encode(json.dumps(doc).encode()).decode(),
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1617019569576",
-                       "SenderId": "AIDAIENQZJOLO23YVJ4VO", "ApproximateFirstReceiveTimestamp": "1617019569580"},
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:submissions",
-        "awsRegion": "us-east-1",
-    }
+    message_id = samples.random_uuid(rng)
+    receipt = "AQEB" + uuid.UUID(int=rng.getrandbits(128)).hex * 4
+    return samples.sqs_message(
+        message_id, receipt, samples.encode(doc), "arn:aws:sqs:us-east-1:123456789012:submissions"
+    )
 
 
 def batches(seed: int = 5) -> dict[str, tuple[bytes, int, int]]:
     """name -> (payload, messages, events): 10 sensor messages (6-10 events), and
     as many 8-event messages as fit in Lambda's 6 MB payload."""
     rng = random.Random(seed)
-    devices = [_uid(rng) for _ in range(4)]
+    devices = [samples.random_uuid(rng) for _ in range(4)]
     small = [submission(rng, rng.randint(6, 10), devices) for _ in range(10)]
     small_payload = json.dumps({"Records": [sqs_record(rng, d) for d in small]}).encode()
     records, size, events = [], len(b'{"Records": []}'), 0
@@ -102,12 +82,13 @@ def batches(seed: int = 5) -> dict[str, tuple[bytes, int, int]]:
     large_payload = json.dumps({"Records": records}).encode()
     assert len(large_payload) <= PAYLOAD_LIMIT, len(large_payload)
     return {
-        "10 msgs": (small_payload, len(small), sum(len(d["events"]["new_process"]) + len(d["events"]["network_connection"]) for d in small)),
+        "10 msgs": (small_payload, len(small), sum(samples.event_count(d) for d in small)),
         "6 MB": (large_payload, len(records), events),
     }
 
 
 # --- processes --------------------------------------------------------------
+
 
 def memory_kb(pid: int) -> dict[str, int]:
     out = {}
@@ -157,8 +138,9 @@ class Running:
         api.reset()
         self.api, self.kinesis = api, kinesis
         started = time.perf_counter()
-        self.proc = subprocess.Popen(fn.argv, cwd=fn.cwd, env=process_env(api, kinesis, fn.env),
-                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        self.proc = subprocess.Popen(
+            fn.argv, cwd=fn.cwd, env=process_env(api, kinesis, fn.env), stdin=subprocess.DEVNULL, stdout=log, stderr=log
+        )
         if not api.first_next.wait(timeout) or api.init_error is not None:
             self.stop()
             raise RuntimeError(f"{fn.label}: no /next within {timeout}s (init error: {api.init_error!r})")
@@ -213,15 +195,17 @@ def measure(fn: Function, api, kinesis, the_batches, init_runs: int, batch_runs:
             large_first = r.invoke(large, lmsgs, levents)
             large_calls = r.last_calls
             hwm_large = r.memory()["VmHWM"]
-            runs.append({
-                "small_first_ms": first * 1e3,
-                "small_warm_ms": statistics.median(warm_durations) * 1e3 if warm_durations else None,
-                "small_calls": small_calls,
-                "hwm_small_kb": hwm_small,
-                "large_ms": large_first * 1e3,
-                "large_calls": large_calls,
-                "hwm_large_kb": hwm_large,
-            })
+            runs.append(
+                {
+                    "small_first_ms": first * 1e3,
+                    "small_warm_ms": statistics.median(warm_durations) * 1e3 if warm_durations else None,
+                    "small_calls": small_calls,
+                    "hwm_small_kb": hwm_small,
+                    "large_ms": large_first * 1e3,
+                    "large_calls": large_calls,
+                    "hwm_large_kb": hwm_large,
+                }
+            )
         finally:
             r.stop()
     med = lambda key: statistics.median(run[key] for run in runs) if runs else None  # noqa: E731
@@ -268,9 +252,14 @@ def machine() -> dict:
                 mem_kb = int(line.split()[1])
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(mem_kb / 1024 / 1024, 1),
-            "kernel": platform.release(), "python": platform.python_version(),
-            "load_average_at_start": round(os.getloadavg()[0], 2)}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "load_average_at_start": round(os.getloadavg()[0], 2),
+    }
 
 
 def main() -> int:
@@ -283,8 +272,9 @@ def main() -> int:
     ap.add_argument("--batch-runs", type=int, default=3)
     ap.add_argument("--warm", type=int, default=5, help="warm repeats of the 10-message batch")
     ap.add_argument("--kinesis-latency-ms", type=float, action="append", default=None)
-    ap.add_argument("--tls", action=argparse.BooleanOptionalAction, default=True,
-                    help="Kinesis over HTTPS, as in AWS (default)")
+    ap.add_argument(
+        "--tls", action=argparse.BooleanOptionalAction, default=True, help="Kinesis over HTTPS, as in AWS (default)"
+    )
     ap.add_argument("--out", default="target/bench/coldstart.json")
     ap.add_argument("--log", default="target/bench/coldstart.log")
     args = ap.parse_args()
@@ -298,14 +288,25 @@ def main() -> int:
         path = Path(path).resolve()
         binaries[label] = {"path": str(path), "bytes": path.stat().st_size, "stripped_bytes": stripped_size(path)}
         for ordering in args.orderings.split(","):
-            functions.append((Function(f"rust {label} {ordering}", "rust", [str(path)], HERE,
-                                       {"ORDERING": ordering}), args.init_runs))
+            functions.append(
+                (
+                    Function(f"rust {label} {ordering}", "rust", [str(path)], BENCHES, {"ORDERING": ordering}),
+                    args.init_runs,
+                )
+            )
     if args.python:
-        functions.append((Function("python boto3", "python",
-                                   [os.path.abspath(args.python), "-m", "awslambdaric", "handler.handler"],
-                                   HERE / "python_reference",
-                                   {"LAMBDA_TASK_ROOT": str(HERE / "python_reference"),
-                                    "_HANDLER": "handler.handler"}), args.python_init_runs))
+        functions.append(
+            (
+                Function(
+                    "python boto3",
+                    "python",
+                    [os.path.abspath(args.python), "-m", "awslambdaric", "handler.handler"],
+                    BENCHES / "python_reference",
+                    {"LAMBDA_TASK_ROOT": str(BENCHES / "python_reference"), "_HANDLER": "handler.handler"},
+                ),
+                args.python_init_runs,
+            )
+        )
 
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     machine_at_start = machine()
@@ -319,10 +320,13 @@ def main() -> int:
                 result = measure(fn, api, kinesis, the_batches, init_runs, args.batch_runs, args.warm, log)
                 result.update(label=fn.label, kind=fn.kind, kinesis_latency_ms=latency)
                 results.append(result)
-                print(f"    init {result['init_ms_median']:.1f} ms, 10 msgs {result['small_first_ms']:.1f} ms "
-                      f"(warm {result['small_warm_ms']:.1f}), 6 MB {result['large_ms']:.0f} ms, "
-                      f"RSS {result['hwm_small_kb'] / 1024:.1f} / {result['hwm_large_kb'] / 1024:.1f} MB",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"    init {result['init_ms_median']:.1f} ms, 10 msgs {result['small_first_ms']:.1f} ms "
+                    f"(warm {result['small_warm_ms']:.1f}), 6 MB {result['large_ms']:.0f} ms, "
+                    f"RSS {result['hwm_small_kb'] / 1024:.1f} / {result['hwm_large_kb'] / 1024:.1f} MB",
+                    file=sys.stderr,
+                    flush=True,
+                )
             if kinesis.other_requests:
                 print(f"  unexpected requests to the Kinesis stub: {kinesis.other_requests[:3]}", file=sys.stderr)
             kinesis.shutdown()

@@ -1,7 +1,7 @@
-#!/usr/bin/env python3
 """Start and stop a MiniStack AWS emulator on the loopback, leaving nothing behind.
 
-Used by `scripts/demo.py`, the end-to-end tests (`tests/e2e`) and `make emulator`.
+Used by `edr_tools.demo`, `edr_tools.soak`, the end-to-end tests (`tests/e2e`)
+and `make emulator`.
 
 MiniStack runs in its own virtual environment (`.venv-emulator`: it pins
 botocore exactly) in its own process group, so stopping the group also ends
@@ -17,7 +17,7 @@ runs (LocalStack does the same), so a deployment needs no endpoint of its own.
 A function can still send one service elsewhere with a service-specific
 variable such as AWS_ENDPOINT_URL_KINESIS, which the AWS SDKs prefer.
 
-CLI:  local_emulator.py run [--port 4566]   foreground until Ctrl-C
+CLI:  python -m edr_tools.emulator run [--port 4566]   foreground until Ctrl-C
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from edr_tools import ROOT
+
 DEFAULT_PYTHON = ROOT / ".venv-emulator" / "bin" / "python"
 HOST = "127.0.0.1"
 # The region of the local loop: that of the original homework environment,
@@ -110,11 +111,10 @@ class MiniStack:
         env.update(self.extra_env)
         return env
 
-    def start(self, timeout: float = 60.0) -> "MiniStack":
+    def start(self, timeout: float = 60.0) -> MiniStack:
         if not Path(self.python).exists():
             raise RuntimeError(
-                f"MiniStack's Python not found at {self.python}; run `make emulator-venv` "
-                "(or set MINISTACK_PYTHON)"
+                f"MiniStack's Python not found at {self.python}; run `make emulator-venv` (or set MINISTACK_PYTHON)"
             )
         if port_in_use(self.port):
             raise RuntimeError(f"{HOST}:{self.port} is already in use")
@@ -189,7 +189,7 @@ class MiniStack:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
 
-    def __enter__(self) -> "MiniStack":
+    def __enter__(self) -> MiniStack:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -225,8 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         emulator.start()
         print(f"MiniStack is up at {emulator.endpoint} (log: {log.relative_to(ROOT)})", flush=True)
-        print(f"  export AWS_ENDPOINT_URL={emulator.endpoint} AWS_ACCESS_KEY_ID=test "
-              f"AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION={emulator.region}", flush=True)
+        print(
+            f"  export AWS_ENDPOINT_URL={emulator.endpoint} AWS_ACCESS_KEY_ID=test "
+            f"AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION={emulator.region}",
+            flush=True,
+        )
         print("  Ctrl-C stops it and removes everything it created.", flush=True)
         while emulator.proc is not None and emulator.proc.poll() is None:
             time.sleep(0.5)

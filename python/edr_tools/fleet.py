@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A fleet of EDR sensors for the local demo and the end-to-end tests.
 
 Subcommands (the endpoint comes from AWS_ENDPOINT_URL, as for the AWS CLI):
@@ -20,13 +19,15 @@ submission id, a device id, the time it was created and 6-10 events of two
 types. A few are broken the way real sensors break them: "not-an-uuid" ids,
 "not-an-ip" destinations, null command lines.
 
-The generator functions are imported by the end-to-end tests.
+The submissions come from edr_tools.samples (the one generator of the project);
+the end-to-end tests, the demo and the soak import these functions.
+
+    python -m edr_tools.fleet send --queue-url ... --manifest sent.json
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import random
@@ -36,37 +37,18 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-# --- what sensors send ----------------------------------------------------------
+from edr_tools import samples
 
-WINDOWS_PROCESSES = [
-    (r"C:\Windows\System32\svchost.exe -k netsvcs -p -s Schedule", r"NT AUTHORITY\SYSTEM"),
-    (r'"C:\Program Files\Google\Chrome\Application\chrome.exe" --type=renderer --lang=en-US', r"CORP\alice"),
-    (r"powershell.exe -NoProfile -ExecutionPolicy Bypass -File C:\Scripts\inventory.ps1", r"CORP\svc-inventory"),
-    (r"C:\Windows\system32\cmd.exe /c whoami /all", r"CORP\bob"),
-    (r'"C:\Program Files\Microsoft Office\root\Office16\OUTLOOK.EXE"', r"CORP\alice"),
-    (r"C:\Windows\System32\rundll32.exe C:\Users\bob\AppData\Local\Temp\upd.dll,Start", r"CORP\bob"),
-]
-LINUX_PROCESSES = [
-    ("/usr/sbin/sshd -D", "root"),
-    ("/usr/bin/python3 /opt/edr-agent/collector.py --interval 30", "edr"),
-    ("curl -fsSL https://downloads.example.com/install.sh", "ubuntu"),
-    ("/bin/bash -c 'tar czf /tmp/backup.tgz /home/ubuntu'", "ubuntu"),
-    ("/usr/lib/systemd/systemd-journald", "root"),
-    ("nc -lvnp 4444", "www-data"),
-]
-DESTINATIONS = [
-    ("203.0.113.7", 443), ("198.51.100.23", 443), ("192.0.2.80", 80), ("10.0.0.53", 53),
-    ("10.0.12.5", 445), ("10.0.12.9", 3389), ("2001:db8::17", 443), ("203.0.113.200", 22),
-]
+# --- what sensors send (drawn from edr_tools.samples) -----------------------------
 
 # How a broken submission is broken, and the reason the function gives for it.
 BROKEN_KINDS = {
     "submission_id": "invalid_submission_id",  # "submission_id": "not-an-uuid"
-    "device_id": "invalid_device_id",          # "device_id": "not-an-uuid"
+    "device_id": "invalid_device_id",  # "device_id": "not-an-uuid"
     "destination_ip": "invalid_destination_ip",  # a connection to "not-an-ip"
-    "cmdl": "null_value",                      # a process with "cmdl": null
+    "cmdl": "null_value",  # a process with "cmdl": null
 }
 BROKEN_ORDER = ["destination_ip", "submission_id", "cmdl", "device_id"]
 
@@ -84,39 +66,42 @@ def make_fleet(rng: random.Random, count: int) -> list[Device]:
     devices = []
     for i in range(count):
         os_kind = "windows" if i % 2 == 0 else "linux"
-        devices.append(Device(
-            device_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            name=f"{'laptop' if os_kind == 'windows' else 'server'}-{i + 1:02d}",
-            os=os_kind,
-            ip=f"10.20.{rng.randint(0, 15)}.{rng.randint(2, 250)}",
-            network_first=(i % 3 == 2),
-        ))
+        devices.append(
+            Device(
+                device_id=samples.random_uuid(rng),
+                name=f"{'laptop' if os_kind == 'windows' else 'server'}-{i + 1:02d}",
+                os=os_kind,
+                ip=f"10.20.{rng.randint(0, 15)}.{rng.randint(2, 250)}",
+                network_first=(i % 3 == 2),
+            )
+        )
     return devices
 
 
-def make_submission(rng: random.Random, device: Device, created: datetime,
-                    n_events: int | None = None, broken: str | None = None) -> dict:
+def make_submission(
+    rng: random.Random, device: Device, created: datetime, n_events: int | None = None, broken: str | None = None
+) -> dict:
     """One sensor upload as a JSON-ready dict (keys in the order sensors write them)."""
     n = n_events if n_events is not None else rng.randint(6, 10)
     n_proc = rng.randint(1, n - 1) if n > 1 else n
-    pool = WINDOWS_PROCESSES if device.os == "windows" else LINUX_PROCESSES
-    processes = [{"cmdl": c, "user": u} for c, u in (rng.choice(pool) for _ in range(n_proc))]
+    processes = [samples.new_process(rng) for _ in range(n_proc)]
     connections = []
     for _ in range(n - n_proc):
-        ip, port = rng.choice(DESTINATIONS)
-        connections.append({
-            "source_ip": device.ip,
-            "destination_ip": ip,
-            "destination_port": port if rng.random() < 0.8 else rng.randint(1024, 65535),
-        })
-    events = ({"network_connection": connections, "new_process": processes} if device.network_first
-              else {"new_process": processes, "network_connection": connections})
-    sub = {
-        "submission_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-        "device_id": device.device_id,
-        "time_created": created.replace(tzinfo=None).isoformat(timespec="microseconds"),
-        "events": events,
-    }
+        connection = samples.network_connection(rng, source_ip=device.ip)
+        if rng.random() >= 0.8:  # now and then a client port of the sensor's own
+            connection["destination_port"] = rng.randint(1024, 65535)
+        connections.append(connection)
+    events = (
+        {"network_connection": connections, "new_process": processes}
+        if device.network_first
+        else {"new_process": processes, "network_connection": connections}
+    )
+    sub = samples.submission(
+        samples.random_uuid(rng),
+        device.device_id,
+        created.replace(tzinfo=None).isoformat(timespec="microseconds"),
+        events,
+    )
     if broken == "submission_id":
         sub["submission_id"] = "not-an-uuid"
     elif broken == "device_id":
@@ -124,7 +109,8 @@ def make_submission(rng: random.Random, device: Device, created: datetime,
     elif broken == "destination_ip":
         if not connections:
             events["network_connection"] = connections = [
-                {"source_ip": device.ip, "destination_ip": "203.0.113.7", "destination_port": 443}]
+                {"source_ip": device.ip, "destination_ip": samples.DESTINATIONS[0], "destination_port": 443}
+            ]
         connections[rng.randrange(len(connections))]["destination_ip"] = "not-an-ip"
     elif broken == "cmdl":
         processes[rng.randrange(len(processes))]["cmdl"] = None
@@ -133,10 +119,7 @@ def make_submission(rng: random.Random, device: Device, created: datetime,
     return sub
 
 
-def encode(sub: dict, plain: bool = False) -> str:
-    """The SQS message body: base64 of the UTF-8 JSON (or the JSON itself)."""
-    text = json.dumps(sub, ensure_ascii=False)
-    return text if plain else base64.b64encode(text.encode("utf-8")).decode("ascii")
+encode = samples.encode  # the SQS message body: base64 of the UTF-8 JSON (or the JSON itself)
 
 
 def expected_events(sub: dict) -> list[tuple[str, dict]]:
@@ -144,12 +127,11 @@ def expected_events(sub: dict) -> list[tuple[str, dict]]:
     return [(etype, ev) for etype, evs in sub["events"].items() for ev in evs]
 
 
-def make_batch(seed: int, devices: int, submissions: int, broken: int,
-               start: datetime | None = None) -> list[dict]:
+def make_batch(seed: int, devices: int, submissions: int, broken: int, start: datetime | None = None) -> list[dict]:
     """Manifest entries: {"submission", "body", "broken", "device"} in sending order."""
     rng = random.Random(seed)
     fleet = make_fleet(rng, devices)
-    start = start or datetime.now(timezone.utc) - timedelta(minutes=5)
+    start = start or datetime.now(UTC) - timedelta(minutes=5)
     # Spread the broken ones over the batch, not all at its end.
     broken_at = set(rng.sample(range(submissions), min(broken, submissions)))
     out, kinds = [], iter(BROKEN_ORDER * submissions)
@@ -164,11 +146,12 @@ def make_batch(seed: int, devices: int, submissions: int, broken: int,
 
 # --- AWS plumbing ---------------------------------------------------------------
 
+
 def client(service: str):
     import boto3
     from botocore.config import Config
 
-    from local_emulator import local_region
+    from edr_tools.emulator import local_region
 
     return boto3.client(
         service,
@@ -183,9 +166,10 @@ def client(service: str):
 def send(sqs, queue_url: str, entries: list[dict]) -> None:
     """Sends the bodies 10 at a time; records each entry's SQS message id."""
     for start in range(0, len(entries), 10):
-        chunk = entries[start:start + 10]
-        resp = sqs.send_message_batch(QueueUrl=queue_url, Entries=[
-            {"Id": str(i), "MessageBody": e["body"]} for i, e in enumerate(chunk)])
+        chunk = entries[start : start + 10]
+        resp = sqs.send_message_batch(
+            QueueUrl=queue_url, Entries=[{"Id": str(i), "MessageBody": e["body"]} for i, e in enumerate(chunk)]
+        )
         if resp.get("Failed"):
             raise RuntimeError(f"send_message_batch failed: {resp['Failed']}")
         for ok in resp["Successful"]:
@@ -193,9 +177,14 @@ def send(sqs, queue_url: str, entries: list[dict]) -> None:
 
 
 def queue_depth(sqs, queue_url: str) -> int:
-    attrs = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=[
-        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-        "ApproximateNumberOfMessagesDelayed"])["Attributes"]
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
     return sum(int(v) for v in attrs.values())
 
 
@@ -219,8 +208,9 @@ def read_stream(kinesis, stream: str) -> list[dict]:
     out = []
     shards = kinesis.list_shards(StreamName=stream)["Shards"]
     for shard in shards:
-        it = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
-                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        it = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")[
+            "ShardIterator"
+        ]
         while it:
             resp = kinesis.get_records(ShardIterator=it, Limit=10000)
             for r in resp["Records"]:
@@ -229,8 +219,14 @@ def read_stream(kinesis, stream: str) -> list[dict]:
                     data = json.loads(raw)
                 except ValueError:
                     data = raw
-                out.append({"shard": shard["ShardId"], "partition_key": r["PartitionKey"],
-                            "sequence_number": r["SequenceNumber"], "data": data})
+                out.append(
+                    {
+                        "shard": shard["ShardId"],
+                        "partition_key": r["PartitionKey"],
+                        "sequence_number": r["SequenceNumber"],
+                        "data": data,
+                    }
+                )
             if not resp["Records"] and resp.get("MillisBehindLatest", 0) == 0:
                 break
             it = resp.get("NextShardIterator")
@@ -241,8 +237,13 @@ def drain_queue(sqs, queue_url: str, idle_polls: int = 2) -> list[dict]:
     """Receives (and deletes) everything in a queue, with message attributes."""
     got, idle = [], 0
     while idle < idle_polls:
-        resp = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                   MessageAttributeNames=["All"], AttributeNames=["All"])
+        resp = sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=0,
+            MessageAttributeNames=["All"],
+            AttributeNames=["All"],
+        )
         msgs = resp.get("Messages", [])
         if not msgs:
             idle += 1
@@ -250,12 +251,15 @@ def drain_queue(sqs, queue_url: str, idle_polls: int = 2) -> list[dict]:
             continue
         idle = 0
         got.extend(msgs)
-        sqs.delete_message_batch(QueueUrl=queue_url, Entries=[
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)])
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)],
+        )
     return got
 
 
 # --- checking what arrived ----------------------------------------------------------
+
 
 @dataclass
 class Published:
@@ -304,15 +308,20 @@ def check_submission(sub: dict, pub: Published | None, copies: str = "first") ->
     chosen = pub.first_copies() if copies == "first" else pub.last_copies()
     seqs = [r["sequence"] for r in chosen]
     if seqs != list(range(len(expected))):
-        problems.append(f"{sub['submission_id']}: {copies} copies in order {seqs}, "
-                        f"expected 0..{len(expected) - 1}")
+        problems.append(f"{sub['submission_id']}: {copies} copies in order {seqs}, expected 0..{len(expected) - 1}")
     for r in chosen:
         i = r.get("sequence")
         if not isinstance(i, int) or not 0 <= i < len(expected):
             continue
         etype, edata = expected[i]
-        want = {"event_type": etype, "submission_id": sub["submission_id"], "device_id": sub["device_id"],
-                "event_count": len(expected), "time_created": sub["time_created"], "event_data": edata}
+        want = {
+            "event_type": etype,
+            "submission_id": sub["submission_id"],
+            "device_id": sub["device_id"],
+            "event_count": len(expected),
+            "time_created": sub["time_created"],
+            "event_data": edata,
+        }
         for key, value in want.items():
             if r.get(key) != value:
                 problems.append(f"{sub['submission_id']} #{i}: {key} = {r.get(key)!r}, expected {value!r}")
@@ -322,8 +331,9 @@ def check_submission(sub: dict, pub: Published | None, copies: str = "first") ->
         except (ValueError, TypeError, AttributeError):
             problems.append(f"{sub['submission_id']} #{i}: event_id {r.get('event_id')!r} is not a UUID")
         if not RFC3339_Z.match(str(r.get("time_processed", ""))):
-            problems.append(f"{sub['submission_id']} #{i}: time_processed {r.get('time_processed')!r} "
-                            "is not RFC 3339 UTC (…Z)")
+            problems.append(
+                f"{sub['submission_id']} #{i}: time_processed {r.get('time_processed')!r} is not RFC 3339 UTC (…Z)"
+            )
     return problems
 
 
@@ -338,8 +348,13 @@ def describe_event(r: dict) -> str:
     return json.dumps(r)
 
 
-def report(manifest: list[dict], records: list[dict], rejects: list[dict] | None,
-           out=sys.stdout, partition_key: str = "submission_id") -> int:
+def report(
+    manifest: list[dict],
+    records: list[dict],
+    rejects: list[dict] | None,
+    out=sys.stdout,
+    partition_key: str = "submission_id",
+) -> int:
     """Prints what arrived; returns the number of problems found."""
     by_sid = group_by_submission(records)
     sent_valid = [m for m in manifest if not m["broken"]]
@@ -361,23 +376,27 @@ def report(manifest: list[dict], records: list[dict], rejects: list[dict] | None
         dups = len(pub.records) - len(first)
         key = sub[partition_key]
         pk_ok = pub.partition_keys == {key}
-        w(f"\nsubmission {sub['submission_id']}  {m['device']} ({sub['device_id'][:8]}…)  "
-          f"{pub.shard}  {len(first)} events"
-          + (f", {dups} duplicate cop{'y' if dups == 1 else 'ies'}" if dups else "")
-          + ("" if pk_ok else f"  PARTITION KEYS {sorted(pub.partition_keys)}") + "\n")
+        w(
+            f"\nsubmission {sub['submission_id']}  {m['device']} ({sub['device_id'][:8]}…)  "
+            f"{pub.shard}  {len(first)} events"
+            + (f", {dups} duplicate cop{'y' if dups == 1 else 'ies'}" if dups else "")
+            + ("" if pk_ok else f"  PARTITION KEYS {sorted(pub.partition_keys)}")
+            + "\n"
+        )
         for r in first:
             w(f"  {r.get('sequence'):>2}  {describe_event(r)}\n")
         if not pk_ok:
-            problems.append(f"{sub['submission_id']}: partition keys {sorted(pub.partition_keys)}, "
-                            f"expected {key}")
+            problems.append(f"{sub['submission_id']}: partition keys {sorted(pub.partition_keys)}, expected {key}")
     for m in sent_valid:
         problems += check_submission(m["submission"], by_sid.get(m["submission"]["submission_id"]))
     broken_ids = {m["submission"]["submission_id"] for m in sent_broken}
     valid_ids = {m["submission"]["submission_id"] for m in sent_valid}
     for sid in by_sid:
         if sid not in valid_ids:
-            problems.append(f"published a submission that was not sent valid: {sid}"
-                            + (" (it was broken)" if sid in broken_ids else ""))
+            problems.append(
+                f"published a submission that was not sent valid: {sid}"
+                + (" (it was broken)" if sid in broken_ids else "")
+            )
     rejected = 0
     if rejects is not None:
         by_body = {m["body"]: m for m in sent_broken}
@@ -402,10 +421,13 @@ def report(manifest: list[dict], records: list[dict], rejects: list[dict] | None
     published = sum(1 for m in sent_valid if m["submission"]["submission_id"] in by_sid)
     events = sum(len(p.first_copies()) for p in by_sid.values())
     dups = sum(len(p.records) - len(p.first_copies()) for p in by_sid.values())
-    w(f"\nSent {len(manifest)} submissions ({len(sent_broken)} broken) from "
-      f"{len({m['device'] for m in manifest})} devices | published {published} "
-      f"({events} events, {dups} duplicates) | rejected "
-      + (f"{rejected}" if rejects is not None else "? (no rejects queue)") + "\n")
+    w(
+        f"\nSent {len(manifest)} submissions ({len(sent_broken)} broken) from "
+        f"{len({m['device'] for m in manifest})} devices | published {published} "
+        f"({events} events, {dups} duplicates) | rejected "
+        + (f"{rejected}" if rejects is not None else "? (no rejects queue)")
+        + "\n"
+    )
     if problems:
         w(f"\n{len(problems)} problem(s):\n" + "".join(f"  - {p}\n" for p in problems))
     else:
@@ -418,8 +440,7 @@ def show(records: list[dict], rejects: list[dict] | None, out=sys.stdout) -> int
     submissions whose first copies are not 0..event_count-1."""
     by_sid = group_by_submission(records)
     w = out.write
-    w(f"\nStream: {len(records)} records on {len({r['shard'] for r in records})} shard(s), "
-      f"{len(by_sid)} submissions\n")
+    w(f"\nStream: {len(records)} records on {len({r['shard'] for r in records})} shard(s), {len(by_sid)} submissions\n")
     incomplete = 0
     for sid, pub in by_sid.items():
         first = pub.first_copies()
@@ -427,24 +448,32 @@ def show(records: list[dict], rejects: list[dict] | None, out=sys.stdout) -> int
         seqs = [r.get("sequence") for r in first]
         whole = isinstance(count, int) and seqs == list(range(count))
         incomplete += not whole
-        w(f"\nsubmission {sid}  device {first[0].get('device_id')}  {pub.shard}  {len(first)} of {count} events"
-          + ("" if whole else f"  INCOMPLETE OR OUT OF ORDER: {seqs}") + "\n")
+        w(
+            f"\nsubmission {sid}  device {first[0].get('device_id')}  {pub.shard}  {len(first)} of {count} events"
+            + ("" if whole else f"  INCOMPLETE OR OUT OF ORDER: {seqs}")
+            + "\n"
+        )
         for r in first:
             w(f"  {r.get('sequence'):>2}  {describe_event(r)}\n")
     if rejects is not None:
         w(f"\nRejects queue: {len(rejects)}\n")
         for msg in rejects:
             attrs = msg.get("MessageAttributes", {})
-            reason, detail, source = (attrs.get(k, {}).get("StringValue") for k in
-                                      ("reason", "detail", "source_message_id"))
+            reason, detail, source = (
+                attrs.get(k, {}).get("StringValue") for k in ("reason", "detail", "source_message_id")
+            )
             w(f"  {reason}  {detail or ''}  (source message {source})\n")
-    w(f"\n{len(by_sid) - incomplete} submissions complete and in order"
-      + (f", {incomplete} not" if incomplete else "")
-      + (f"; {len(rejects)} rejected" if rejects is not None else "") + "\n")
+    w(
+        f"\n{len(by_sid) - incomplete} submissions complete and in order"
+        + (f", {incomplete} not" if incomplete else "")
+        + (f"; {len(rejects)} rejected" if rejects is not None else "")
+        + "\n"
+    )
     return incomplete
 
 
 # --- CLI ----------------------------------------------------------------------------
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -477,11 +506,12 @@ def main(argv: list[str] | None = None) -> int:
         by_device = defaultdict(int)
         for e in entries:
             by_device[e["device"]] += 1
-        print(f"sent {len(entries)} submissions ({sum(1 for e in entries if e['broken'])} broken: "
-              + ", ".join(f'{e["submission"]["submission_id"][:13]}… bad {e["broken"]}'
-                          for e in entries if e["broken"])
-              + f") from {len(by_device)} devices, "
-              + f"{sum(len(expected_events(e['submission'])) for e in entries)} events")
+        print(
+            f"sent {len(entries)} submissions ({sum(1 for e in entries if e['broken'])} broken: "
+            + ", ".join(f"{e['submission']['submission_id'][:13]}… bad {e['broken']}" for e in entries if e["broken"])
+            + f") from {len(by_device)} devices, "
+            + f"{sum(len(expected_events(e['submission'])) for e in entries)} events"
+        )
         return 0
     if args.command == "wait-drained":
         took = wait_drained(client("sqs"), args.queue_url, args.timeout)

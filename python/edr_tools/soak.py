@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """`make soak`: the function under a steady load for a bounded time, on the loopback.
 
 1. start MiniStack on a free 127.0.0.1 port (its own process group, its own TMPDIR)
-   and the tests' Kinesis fault proxy (tests/e2e/fault_proxy.py) in front of its
+   and the tests' Kinesis fault proxy (edr_tools.fault_proxy) in front of its
    Kinesis, failing a random share of the entries of every PutRecords call, half
    with ProvisionedThroughputExceededException, half with InternalFailure;
 2. deploy with scripts/deploy-local.sh: queue + DLQ + rejects queue, a 2-shard
@@ -30,7 +29,7 @@ process that lived through both windows with itself, and reports the others.
 Exit status: 0 if every check passed, 1 if one failed, 2 on a usage error.
 Run from the Makefile (`make soak`, which builds the zip and the virtual
 environments first), or:
-  .venv-aws/bin/python scripts/soak.py --zip target/lambda/bootstrap/bootstrap.zip --seconds 180
+  PYTHONPATH=python .venv-aws/bin/python -m edr_tools.soak --zip target/lambda/bootstrap/bootstrap.zip --seconds 180
 """
 
 from __future__ import annotations
@@ -46,15 +45,13 @@ import sys
 import threading
 import time
 from collections import Counter
+from datetime import UTC
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import local_emulator  # noqa: E402
-import sensor_fleet  # noqa: E402
-
-ROOT = local_emulator.ROOT
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from fault_proxy import KinesisFaultProxy  # noqa: E402
+from edr_tools import ROOT
+from edr_tools import emulator as local_emulator
+from edr_tools import fleet as sensor_fleet
+from edr_tools.fault_proxy import KinesisFaultProxy
 
 NAME = "soak"
 WINDOW = 1000  # invocations: "the first and the last thousand"
@@ -91,16 +88,16 @@ class Fleet:
         out = []
         for _ in range(n):
             device = self.rng.choice(self.devices)
-            kind = (self.rng.choice(sensor_fleet.BROKEN_ORDER) if self.rng.random() < self.broken_share else None)
+            kind = self.rng.choice(sensor_fleet.BROKEN_ORDER) if self.rng.random() < self.broken_share else None
             sub = sensor_fleet.make_submission(self.rng, device, _now(), broken=kind)
             out.append({"submission": sub, "body": sensor_fleet.encode(sub), "broken": kind, "device": device.name})
         return out
 
 
 def _now():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Watcher(threading.Thread):
@@ -113,10 +110,10 @@ class Watcher(threading.Thread):
         self.interval = interval
         self.lock = threading.Lock()
         self.stopping = threading.Event()
-        self.invocations = 0        # batches the mapping ran (answered or not)
+        self.invocations = 0  # batches the mapping ran (answered or not)
         self.messages_acked = 0
-        self.messages_failed = 0    # reported in batchItemFailures
-        self.batch_errors = 0       # the invocation failed as a whole (timeout, crash)
+        self.messages_failed = 0  # reported in batchItemFailures
+        self.batch_errors = 0  # the invocation failed as a whole (timeout, crash)
         self.error_lines: list[str] = []
         # pid -> [(time, invocations so far, VmRSS kB, VmHWM kB)]
         self.samples: dict[int, list[tuple[float, int, int, int]]] = {}
@@ -179,9 +176,13 @@ class Watcher(threading.Thread):
     def snapshot(self) -> dict:
         with self.lock:
             latest = {pid: s[-1] for pid, s in self.samples.items() if s}
-            return {"invocations": self.invocations, "acked": self.messages_acked,
-                    "failed": self.messages_failed, "errors": self.batch_errors,
-                    "rss_kb": {pid: s[2] for pid, s in latest.items()}}
+            return {
+                "invocations": self.invocations,
+                "acked": self.messages_acked,
+                "failed": self.messages_failed,
+                "errors": self.batch_errors,
+                "rss_kb": {pid: s[2] for pid, s in latest.items()},
+            }
 
 
 def bootstrap_pids(parent: int) -> list[int]:
@@ -196,8 +197,8 @@ def bootstrap_pids(parent: int) -> list[int]:
         except OSError:
             continue
         # pid (comm) state ppid ...
-        comm = stat[stat.find("(") + 1:stat.rfind(")")]
-        fields = stat[stat.rfind(")") + 2:].split()
+        comm = stat[stat.find("(") + 1 : stat.rfind(")")]
+        fields = stat[stat.rfind(")") + 2 :].split()
         if comm == "bootstrap" and len(fields) > 1 and int(fields[1]) == parent:
             out.append(int(entry))
     return sorted(out)
@@ -226,25 +227,44 @@ def memory_verdict(samples: dict[int, list], total: int, tolerance_kb: int, tole
     for pid, s in sorted(samples.items()):
         first = [rss for _, n, rss, _ in s if n <= first_end]
         last = [rss for _, n, rss, _ in s if n >= last_start]
-        entry = {"pid": pid, "samples": len(s), "seen_from_invocation": s[0][1], "seen_until_invocation": s[-1][1],
-                 "rss_kb_first_seen": s[0][2], "rss_kb_last_seen": s[-1][2], "hwm_kb_last_seen": s[-1][3],
-                 # the trend: RSS when a tenth, a fifth, ... of the invocations had run
-                 "rss_kb_by_decile": [next((rss for _, n, rss, _ in reversed(s) if n <= total * d / 10), None)
-                                      for d in range(1, 11)]}
+        entry = {
+            "pid": pid,
+            "samples": len(s),
+            "seen_from_invocation": s[0][1],
+            "seen_until_invocation": s[-1][1],
+            "rss_kb_first_seen": s[0][2],
+            "rss_kb_last_seen": s[-1][2],
+            "hwm_kb_last_seen": s[-1][3],
+            # the trend: RSS when a tenth, a fifth, ... of the invocations had run
+            "rss_kb_by_decile": [
+                next((rss for _, n, rss, _ in reversed(s) if n <= total * d / 10), None) for d in range(1, 11)
+            ],
+        }
         if first and last:
             a, b = max(first), max(last)
             allowed = max(tolerance_kb, int(a * tolerance_share))
-            entry.update(first_window_max_rss_kb=a, last_window_max_rss_kb=b,
-                         first_window_median_rss_kb=int(statistics.median(first)),
-                         last_window_median_rss_kb=int(statistics.median(last)),
-                         growth_kb=b - a, allowed_growth_kb=allowed, grew=b - a > allowed)
+            entry.update(
+                first_window_max_rss_kb=a,
+                last_window_max_rss_kb=b,
+                first_window_median_rss_kb=int(statistics.median(first)),
+                last_window_median_rss_kb=int(statistics.median(last)),
+                growth_kb=b - a,
+                allowed_growth_kb=allowed,
+                grew=b - a > allowed,
+            )
             ok = ok and b - a <= allowed
         else:
             entry["compared"] = False  # not alive in both windows (spawned late or recycled)
         processes.append(entry)
     compared = [p for p in processes if "growth_kb" in p]
-    return {"window_invocations": window, "first_window": [1, first_end], "last_window": [last_start + 1, total],
-            "processes": processes, "compared": len(compared), "ok": ok and bool(compared) and window >= 1}
+    return {
+        "window_invocations": window,
+        "first_window": [1, first_end],
+        "last_window": [last_start + 1, total],
+        "processes": processes,
+        "compared": len(compared),
+        "ok": ok and bool(compared) and window >= 1,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -252,25 +272,53 @@ def main(argv: list[str] | None = None) -> int:
     env_float = lambda k, d: float(os.environ.get(k) or d)  # noqa: E731
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--zip", default=str(ROOT / "target/lambda/bootstrap/bootstrap.zip"))
-    p.add_argument("--seconds", type=float, default=env_float("SOAK_SECONDS", 180),
-                   help="how long the fleet keeps sending (SOAK_SECONDS)")
-    p.add_argument("--failure-rate", type=float, default=env_float("SOAK_FAILURE_RATE", 0.05),
-                   help="share of PutRecords entries the proxy fails (SOAK_FAILURE_RATE)")
-    p.add_argument("--broken-share", type=float, default=env_float("SOAK_BROKEN_SHARE", 0.1),
-                   help="share of submissions that are invalid (SOAK_BROKEN_SHARE)")
-    p.add_argument("--backlog", type=int, default=env_int("SOAK_BACKLOG", 100),
-                   help="the fleet tops the queue up to this many messages (SOAK_BACKLOG)")
+    p.add_argument(
+        "--seconds",
+        type=float,
+        default=env_float("SOAK_SECONDS", 180),
+        help="how long the fleet keeps sending (SOAK_SECONDS)",
+    )
+    p.add_argument(
+        "--failure-rate",
+        type=float,
+        default=env_float("SOAK_FAILURE_RATE", 0.05),
+        help="share of PutRecords entries the proxy fails (SOAK_FAILURE_RATE)",
+    )
+    p.add_argument(
+        "--broken-share",
+        type=float,
+        default=env_float("SOAK_BROKEN_SHARE", 0.1),
+        help="share of submissions that are invalid (SOAK_BROKEN_SHARE)",
+    )
+    p.add_argument(
+        "--backlog",
+        type=int,
+        default=env_int("SOAK_BACKLOG", 100),
+        help="the fleet tops the queue up to this many messages (SOAK_BACKLOG)",
+    )
     p.add_argument("--devices", type=int, default=env_int("SOAK_DEVICES", 50))
     p.add_argument("--batch-size", type=int, default=env_int("SOAK_BATCH_SIZE", 10))
-    p.add_argument("--concurrency", type=int, default=env_int("SOAK_CONCURRENCY", 5),
-                   help="the mapping's MaximumConcurrency: bootstrap processes at once (SOAK_CONCURRENCY)")
-    p.add_argument("--max-attempts", type=int, default=env_int("SOAK_MAX_ATTEMPTS", 2),
-                   help="the function's MAX_ATTEMPTS: low, so that some failures reach SQS (SOAK_MAX_ATTEMPTS)")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=env_int("SOAK_CONCURRENCY", 5),
+        help="the mapping's MaximumConcurrency: bootstrap processes at once (SOAK_CONCURRENCY)",
+    )
+    p.add_argument(
+        "--max-attempts",
+        type=int,
+        default=env_int("SOAK_MAX_ATTEMPTS", 2),
+        help="the function's MAX_ATTEMPTS: low, so that some failures reach SQS (SOAK_MAX_ATTEMPTS)",
+    )
     p.add_argument("--function-timeout", type=int, default=env_int("SOAK_FUNCTION_TIMEOUT", 5))
     p.add_argument("--visibility-timeout", type=int, default=env_int("SOAK_VISIBILITY_TIMEOUT", 6))
     p.add_argument("--drain-timeout", type=float, default=180)
-    p.add_argument("--memory-tolerance-kb", type=int, default=env_int("SOAK_MEMORY_TOLERANCE_KB", 1024),
-                   help="RSS growth still counted as none: the larger of this and --memory-tolerance-share")
+    p.add_argument(
+        "--memory-tolerance-kb",
+        type=int,
+        default=env_int("SOAK_MEMORY_TOLERANCE_KB", 1024),
+        help="RSS growth still counted as none: the larger of this and --memory-tolerance-share",
+    )
     p.add_argument("--memory-tolerance-share", type=float, default=env_float("SOAK_MEMORY_TOLERANCE_SHARE", 0.05))
     p.add_argument("--seed", type=int, default=env_int("FLEET_SEED", 20210329))
     p.add_argument("--report", default=str(ROOT / ".cache" / "soak" / "report.json"))
@@ -304,41 +352,71 @@ def main(argv: list[str] | None = None) -> int:
         say(f"proxy {proxy.endpoint} fails {args.failure_rate:.0%} of PutRecords entries at random")
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update({
-            "AWS_ENDPOINT_URL": emulator.endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_DEFAULT_REGION": region, "AWS_REGION": region, "LOCAL_REGION": region,
-            "AWS_CLI": str(Path(sys.executable).parent / "aws"), "ZIP": args.zip,
-            "FUNCTION_NAME": f"{NAME}-fn", "QUEUE_NAME": f"{NAME}-submissions", "STREAM_NAME": f"{NAME}-events",
-            "REJECTS_QUEUE_NAME": f"{NAME}-rejects", "DLQ_NAME": f"{NAME}-dlq", "MAX_RECEIVE_COUNT": "100",
-            "BATCH_SIZE": str(args.batch_size), "VISIBILITY_TIMEOUT": str(args.visibility_timeout),
-            "FUNCTION_TIMEOUT": str(args.function_timeout),
-            "ARCHITECTURE": "arm64" if os.uname().machine in ("aarch64", "arm64") else "x86_64",
-            "FUNCTION_ENV": ",".join(f"{k}={v}" for k, v in {
-                "AWS_ENDPOINT_URL_KINESIS": proxy.endpoint, "MAX_ATTEMPTS": args.max_attempts,
-                "RETRY_BASE_DELAY_MS": 20, "RETRY_MAX_DELAY_MS": 200, "KINESIS_CALL_TIMEOUT_MS": 2000,
-                "KINESIS_CONNECT_TIMEOUT_MS": 500}.items()),
-        })
-        for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
-                    "AWS_REGION"):
+        env.update(
+            {
+                "AWS_ENDPOINT_URL": emulator.endpoint,
+                "AWS_ACCESS_KEY_ID": "test",
+                "AWS_SECRET_ACCESS_KEY": "test",
+                "AWS_DEFAULT_REGION": region,
+                "AWS_REGION": region,
+                "LOCAL_REGION": region,
+                "AWS_CLI": str(Path(sys.executable).parent / "aws"),
+                "ZIP": args.zip,
+                "FUNCTION_NAME": f"{NAME}-fn",
+                "QUEUE_NAME": f"{NAME}-submissions",
+                "STREAM_NAME": f"{NAME}-events",
+                "REJECTS_QUEUE_NAME": f"{NAME}-rejects",
+                "DLQ_NAME": f"{NAME}-dlq",
+                "MAX_RECEIVE_COUNT": "100",
+                "BATCH_SIZE": str(args.batch_size),
+                "VISIBILITY_TIMEOUT": str(args.visibility_timeout),
+                "FUNCTION_TIMEOUT": str(args.function_timeout),
+                "ARCHITECTURE": "arm64" if os.uname().machine in ("aarch64", "arm64") else "x86_64",
+                "FUNCTION_ENV": ",".join(
+                    f"{k}={v}"
+                    for k, v in {
+                        "AWS_ENDPOINT_URL_KINESIS": proxy.endpoint,
+                        "MAX_ATTEMPTS": args.max_attempts,
+                        "RETRY_BASE_DELAY_MS": 20,
+                        "RETRY_MAX_DELAY_MS": 200,
+                        "KINESIS_CALL_TIMEOUT_MS": 2000,
+                        "KINESIS_CONNECT_TIMEOUT_MS": 500,
+                    }.items()
+                ),
+            }
+        )
+        for key in (
+            "AWS_ENDPOINT_URL",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_DEFAULT_REGION",
+            "AWS_REGION",
+        ):
             os.environ[key] = env[key]
         say("== Deploying with scripts/deploy-local.sh")
-        out = subprocess.run([str(ROOT / "scripts" / "deploy-local.sh")], env=env, check=True,
-                             stdout=subprocess.PIPE, text=True).stdout
+        out = subprocess.run(
+            [str(ROOT / "scripts" / "deploy-local.sh")], env=env, check=True, stdout=subprocess.PIPE, text=True
+        ).stdout
         deployed = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
         lam, sqs = sensor_fleet.client("lambda"), sensor_fleet.client("sqs")
-        lam.update_event_source_mapping(UUID=deployed["EVENT_SOURCE_MAPPING"],
-                                        ScalingConfig={"MaximumConcurrency": args.concurrency})
+        lam.update_event_source_mapping(
+            UUID=deployed["EVENT_SOURCE_MAPPING"], ScalingConfig={"MaximumConcurrency": args.concurrency}
+        )
         queue_url = deployed["QUEUE_URL"]
-        say(f"function {deployed['FUNCTION_NAME']} (timeout {args.function_timeout}s, MAX_ATTEMPTS "
+        say(
+            f"function {deployed['FUNCTION_NAME']} (timeout {args.function_timeout}s, MAX_ATTEMPTS "
             f"{args.max_attempts}), batch size {args.batch_size}, concurrency {args.concurrency}, "
-            f"visibility timeout {args.visibility_timeout}s")
+            f"visibility timeout {args.visibility_timeout}s"
+        )
 
         proxy.entry_failures(10**12, RandomEntryFailures(args.failure_rate, args.seed))
         watcher = Watcher(emulator.proc.pid, log, deployed["FUNCTION_NAME"])
         watcher.start()
 
-        say(f"== Sensor fleet: {args.devices} devices keep {args.backlog}+ messages waiting for "
-            f"{args.seconds:.0f}s ({args.broken_share:.0%} broken)")
+        say(
+            f"== Sensor fleet: {args.devices} devices keep {args.backlog}+ messages waiting for "
+            f"{args.seconds:.0f}s ({args.broken_share:.0%} broken)"
+        )
         fleet = Fleet(args.seed, args.devices, args.broken_share)
         began = time.monotonic()
         next_report = began + 15
@@ -353,9 +431,11 @@ def main(argv: list[str] | None = None) -> int:
                 next_report += 15
                 snap = watcher.snapshot()
                 rss = ", ".join(f"{pid}:{kb / 1024:.1f}" for pid, kb in sorted(snap["rss_kb"].items()))
-                say(f"  {now - began:5.0f}s  sent {len(fleet.sent):6d}  invocations {snap['invocations']:5d}  "
+                say(
+                    f"  {now - began:5.0f}s  sent {len(fleet.sent):6d}  invocations {snap['invocations']:5d}  "
                     f"reported failed {snap['failed']:4d}  batch errors {snap['errors']}  "
-                    f"depth {sensor_fleet.queue_depth(sqs, queue_url):4d}  bootstrap RSS MiB [{rss}]")
+                    f"depth {sensor_fleet.queue_depth(sqs, queue_url):4d}  bootstrap RSS MiB [{rss}]"
+                )
         sending = time.monotonic() - began
 
         say("== Fleet stopped; waiting for the queue to drain (faults still on)")
@@ -394,65 +474,94 @@ def main(argv: list[str] | None = None) -> int:
         snap = watcher.snapshot()
         if snap["errors"]:
             problems.append(f"{snap['errors']} batch(es) failed as a whole: {watcher.error_lines[:3]}")
-        memory = memory_verdict(watcher.samples, snap["invocations"], args.memory_tolerance_kb,
-                                args.memory_tolerance_share)
+        memory = memory_verdict(
+            watcher.samples, snap["invocations"], args.memory_tolerance_kb, args.memory_tolerance_share
+        )
         if not memory["ok"]:
-            problems.append("bootstrap memory grew between the first and the last invocations (or could not "
-                            "be compared)")
+            problems.append(
+                "bootstrap memory grew between the first and the last invocations (or could not be compared)"
+            )
 
         first_copies = sum(len(p.first_copies()) for p in by_sid.values())
         report = {
-            "seconds_sending": round(sending, 1), "seconds_draining": round(drained_in, 1),
+            "seconds_sending": round(sending, 1),
+            "seconds_draining": round(drained_in, 1),
             "settings": {k: v for k, v in vars(args).items() if k not in ("zip", "report")},
-            "submissions_sent": len(fleet.sent), "valid": len(valid), "invalid": len(broken),
+            "submissions_sent": len(fleet.sent),
+            "valid": len(valid),
+            "invalid": len(broken),
             "events_expected": sum(len(sensor_fleet.expected_events(e["submission"])) for e in valid),
-            "records_on_stream": len(records), "first_copies": first_copies,
+            "records_on_stream": len(records),
+            "first_copies": first_copies,
             "duplicate_copies": len(records) - first_copies,
-            "invocations": snap["invocations"], "messages_acked": snap["acked"],
-            "messages_reported_failed": snap["failed"], "batch_errors": snap["errors"],
-            "proxy": dict(proxy.totals), "queue_depth": depth, "dlq_depth": dlq,
+            "invocations": snap["invocations"],
+            "messages_acked": snap["acked"],
+            "messages_reported_failed": snap["failed"],
+            "batch_errors": snap["errors"],
+            "proxy": dict(proxy.totals),
+            "queue_depth": depth,
+            "dlq_depth": dlq,
             "rejects_received": sum(rejected.values()),
             "bootstrap_processes": len(watcher.samples),
             "ministack_rss_kb": [watcher.ministack_rss[0][1], watcher.ministack_rss[-1][1]]
-            if watcher.ministack_rss else None,
-            "memory": memory, "problems": problems[:50], "problem_count": len(problems),
+            if watcher.ministack_rss
+            else None,
+            "memory": memory,
+            "problems": problems[:50],
+            "problem_count": len(problems),
         }
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         Path(args.report).write_text(json.dumps(report, indent=1))
 
-        say(f"sent {len(fleet.sent)} submissions in {sending:.0f}s ({len(broken)} invalid) from "
+        say(
+            f"sent {len(fleet.sent)} submissions in {sending:.0f}s ({len(broken)} invalid) from "
             f"{args.devices} devices; {snap['invocations']} invocations "
             f"({snap['invocations'] / max(sending + drained_in, 1):.1f}/s), "
             f"{snap['failed']} messages reported in batchItemFailures and redelivered, "
-            f"{snap['errors']} batch errors")
-        say(f"proxy: {proxy.totals['put_records']} PutRecords calls, {proxy.totals['records']} entries, "
-            f"{proxy.totals['failed_entries']} failed on purpose")
-        say(f"stream: {len(records)} records, {first_copies} first copies for {report['events_expected']} "
+            f"{snap['errors']} batch errors"
+        )
+        say(
+            f"proxy: {proxy.totals['put_records']} PutRecords calls, {proxy.totals['records']} entries, "
+            f"{proxy.totals['failed_entries']} failed on purpose"
+        )
+        say(
+            f"stream: {len(records)} records, {first_copies} first copies for {report['events_expected']} "
             f"expected events, {len(records) - first_copies} duplicates; queue {depth}, DLQ {dlq}, "
-            f"rejects {sum(rejected.values())}/{len(broken)}")
-        say(f"memory (first {memory['window_invocations']} vs last {memory['window_invocations']} invocations, "
-            f"kB of VmRSS, per bootstrap process):")
+            f"rejects {sum(rejected.values())}/{len(broken)}"
+        )
+        say(
+            f"memory (first {memory['window_invocations']} vs last {memory['window_invocations']} invocations, "
+            f"kB of VmRSS, per bootstrap process):"
+        )
         for proc in memory["processes"]:
             if "growth_kb" in proc:
-                say(f"  pid {proc['pid']}: max {proc['first_window_max_rss_kb']} -> {proc['last_window_max_rss_kb']} "
+                say(
+                    f"  pid {proc['pid']}: max {proc['first_window_max_rss_kb']} -> {proc['last_window_max_rss_kb']} "
                     f"(median {proc['first_window_median_rss_kb']} -> {proc['last_window_median_rss_kb']}), "
                     f"growth {proc['growth_kb']:+d} (allowed {proc['allowed_growth_kb']}), "
-                    f"VmHWM {proc['hwm_kb_last_seen']}")
+                    f"VmHWM {proc['hwm_kb_last_seen']}"
+                )
                 deciles = [kb for kb in proc["rss_kb_by_decile"] if kb is not None]
                 if deciles:
-                    say("    RSS after each tenth of the invocations, against the first: "
-                        + " ".join(f"{kb - deciles[0]:+d}" for kb in deciles))
+                    say(
+                        "    RSS after each tenth of the invocations, against the first: "
+                        + " ".join(f"{kb - deciles[0]:+d}" for kb in deciles)
+                    )
             else:
-                say(f"  pid {proc['pid']}: seen from invocation {proc['seen_from_invocation']} to "
+                say(
+                    f"  pid {proc['pid']}: seen from invocation {proc['seen_from_invocation']} to "
                     f"{proc['seen_until_invocation']} only, RSS {proc['rss_kb_first_seen']} -> "
-                    f"{proc['rss_kb_last_seen']}, not compared")
+                    f"{proc['rss_kb_last_seen']}, not compared"
+                )
         if report["ministack_rss_kb"]:
             say(f"MiniStack itself: RSS {report['ministack_rss_kb'][0]} -> {report['ministack_rss_kb'][1]} kB")
         if problems:
             say(f"\n{len(problems)} problem(s):\n" + "".join(f"  - {p}\n" for p in problems[:20]))
         else:
-            say("Every valid submission arrived complete and in order (first copies); nothing invalid was "
-                "published; the queue is empty; no bootstrap process's RSS grew beyond the tolerance.")
+            say(
+                "Every valid submission arrived complete and in order (first copies); nothing invalid was "
+                "published; the queue is empty; no bootstrap process's RSS grew beyond the tolerance."
+            )
         shown = Path(args.report)
         shown = shown.relative_to(ROOT) if shown.is_relative_to(ROOT) else shown
         say(f"\nsoak {'passed' if not problems else 'FAILED'} in {time.monotonic() - started:.0f}s (report: {shown})")

@@ -1,6 +1,6 @@
 """A minimal AWS Lambda Runtime API and Kinesis PutRecords endpoint on loopback.
 
-Used by benches/coldstart.py to run a Lambda function process (the Rust
+Used by edr_tools.bench.coldstart to run a Lambda function process (the Rust
 `bootstrap`, or the Python reference under awslambdaric) the way Lambda
 does, and measure it from outside:
 
@@ -23,7 +23,6 @@ Standard library (and the openssl command for TLS) only. Times are
 
 from __future__ import annotations
 
-import json
 import queue
 import socket
 import ssl
@@ -103,13 +102,17 @@ class RuntimeApi:
                     return self._send(410)
                 deadline_ms = int(time.time() * 1000) + api.deadline_s * 1000
                 inv.delivered_at = time.perf_counter()
-                self._send(200, inv.payload, {
-                    "Content-Type": "application/json",
-                    "Lambda-Runtime-Aws-Request-Id": inv.request_id,
-                    "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
-                    "Lambda-Runtime-Invoked-Function-Arn": api.function_arn,
-                    "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000;Sampled=0",
-                })
+                self._send(
+                    200,
+                    inv.payload,
+                    {
+                        "Content-Type": "application/json",
+                        "Lambda-Runtime-Aws-Request-Id": inv.request_id,
+                        "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
+                        "Lambda-Runtime-Invoked-Function-Arn": api.function_arn,
+                        "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000;Sampled=0",
+                    },
+                )
 
             def do_POST(self):
                 body = self._body()
@@ -118,7 +121,7 @@ class RuntimeApi:
                     api.init_error = body
                     api.first_next.set()
                     return self._send(202, b"{}")
-                parts = self.path[len(RUNTIME_PREFIX):].strip("/").split("/")
+                parts = self.path[len(RUNTIME_PREFIX) :].strip("/").split("/")
                 if len(parts) == 3 and parts[0] == "invocation" and parts[2] in ("response", "error"):
                     inv = api.invocations.get(parts[1])
                     if inv is None:
@@ -185,15 +188,62 @@ def make_certificates(directory: str) -> tuple[str, str, str]:
     """A CA and a server certificate for 127.0.0.1 signed by it: (ca, cert, key) paths."""
     d = Path(directory)
     run = lambda *args: subprocess.run(["openssl", *args], check=True, capture_output=True)  # noqa: E731
-    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", str(d / "ca.key"), "-out", str(d / "ca.pem"), "-days", "2", "-subj", "/CN=bench CA",
-        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
-    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", str(d / "server.key"), "-out", str(d / "server.csr"), "-subj", "/CN=127.0.0.1")
-    (d / "ext.cnf").write_text("basicConstraints=critical,CA:FALSE\nsubjectAltName=IP:127.0.0.1\n"
-                               "extendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n")
-    run("x509", "-req", "-in", str(d / "server.csr"), "-CA", str(d / "ca.pem"), "-CAkey", str(d / "ca.key"),
-        "-CAcreateserial", "-out", str(d / "server.pem"), "-days", "2", "-extfile", str(d / "ext.cnf"))
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        str(d / "ca.key"),
+        "-out",
+        str(d / "ca.pem"),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=bench CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    )
+    run(
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        str(d / "server.key"),
+        "-out",
+        str(d / "server.csr"),
+        "-subj",
+        "/CN=127.0.0.1",
+    )
+    (d / "ext.cnf").write_text(
+        "basicConstraints=critical,CA:FALSE\nsubjectAltName=IP:127.0.0.1\n"
+        "extendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n"
+    )
+    run(
+        "x509",
+        "-req",
+        "-in",
+        str(d / "server.csr"),
+        "-CA",
+        str(d / "ca.pem"),
+        "-CAkey",
+        str(d / "ca.key"),
+        "-CAcreateserial",
+        "-out",
+        str(d / "server.pem"),
+        "-days",
+        "2",
+        "-extfile",
+        str(d / "ext.cnf"),
+    )
     return str(d / "ca.pem"), str(d / "server.pem"), str(d / "server.key")
 
 
@@ -219,8 +269,9 @@ class KinesisStub:
                 if not target.endswith(".PutRecords"):
                     with stub.lock:
                         stub.other_requests.append(f"{self.path} {target} {self.headers.get('Content-Type')}")
-                    return self._send(400, b'{"__type":"UnknownOperationException"}',
-                                      {"Content-Type": "application/x-amz-json-1.1"})
+                    return self._send(
+                        400, b'{"__type":"UnknownOperationException"}', {"Content-Type": "application/x-amz-json-1.1"}
+                    )
                 # Every entry has one PartitionKey member: counting them is all
                 # the stub needs, and keeps its own CPU out of the measurement.
                 entries = body.count(b'"PartitionKey"')
@@ -232,9 +283,14 @@ class KinesisStub:
                     stub.bytes += len(body)
                     first = stub.sequence
                     stub.sequence += entries
-                answer = b'{"FailedRecordCount":0,"Records":[' + b",".join(
-                    b'{"SequenceNumber":"4958%052d","ShardId":"shardId-000000000000"}' % (first + i)
-                    for i in range(entries)) + b"]}"
+                answer = (
+                    b'{"FailedRecordCount":0,"Records":['
+                    + b",".join(
+                        b'{"SequenceNumber":"4958%052d","ShardId":"shardId-000000000000"}' % (first + i)
+                        for i in range(entries)
+                    )
+                    + b"]}"
+                )
                 self._send(200, answer, {"Content-Type": "application/x-amz-json-1.1"})
 
         self.server = _Server(("127.0.0.1", 0), Handler)
