@@ -16,9 +16,9 @@ import random
 from collections import Counter
 
 import pytest
-from helpers import esm_log_lines, fleet
 
-import sensor_fleet
+from edr_tools import fleet as sensor_fleet
+from helpers import esm_log_lines, fleet
 
 FAST_GIVE_UP = {"MAX_ATTEMPTS": "2", "RETRY_BASE_DELAY_MS": "10", "RETRY_MAX_DELAY_MS": "20"}
 
@@ -33,8 +33,9 @@ def assert_all_published(stack, entries, copies="first"):
     problems = []
     for e in entries:
         if not e["broken"]:
-            problems += sensor_fleet.check_submission(e["submission"], by_sid.get(e["submission"]["submission_id"]),
-                                                      copies=copies)
+            problems += sensor_fleet.check_submission(
+                e["submission"], by_sid.get(e["submission"]["submission_id"]), copies=copies
+            )
     assert problems == []
     broken = {e["submission"]["submission_id"] for e in entries if e["broken"]}
     assert not broken & set(by_sid)

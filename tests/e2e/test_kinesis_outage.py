@@ -1,6 +1,6 @@
 """Kinesis broken under the real function, then repaired.
 
-MiniStack's Kinesis sits behind the tests' fault proxy (fault_proxy.py, reached
+MiniStack's Kinesis sits behind the tests' fault proxy (edr_tools.fault_proxy, reached
 through AWS_ENDPOINT_URL_KINESIS), which breaks it one way per test: refusing
 connections, accepting requests and never answering, answering 500/503,
 throttling every call, throttling some records of every call, answering so
@@ -36,14 +36,14 @@ import json
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pytest
-from fault_proxy import THROUGHPUT, KinesisFaultProxy
-from helpers import esm_log_lines, fleet, function_invocations, sqs_event
 
-import sensor_fleet
+from edr_tools import fleet as sensor_fleet
+from edr_tools.fault_proxy import THROUGHPUT, KinesisFaultProxy
+from helpers import esm_log_lines, fleet, function_invocations, sqs_event
 
 # The function's timeout, in seconds (MiniStack sends the Lambda deadline as
 # now + timeout), and the queue's visibility timeout, just above it as AWS requires.
@@ -107,23 +107,51 @@ FAULTS = [
     # Each attempt ends after KINESIS_CALL_TIMEOUT_MS (1 s): two attempts time
     # out, the third is abandoned at the deadline. (A hung request the endpoint
     # finally drops, as pass_through() does, is a DispatchFailure.)
-    Fault("never_answers", lambda p: p.never_answer(), codes={"Timeout", "DeadlineReached", "DispatchFailure"},
-          min_calls=3),
-    Fault("answers_5xx", lambda p: p.error_responses([(500, "InternalFailure"), (503, "ServiceUnavailable")]),
-          codes={"InternalFailure", "ServiceUnavailable"}),
+    Fault(
+        "never_answers",
+        lambda p: p.never_answer(),
+        codes={"Timeout", "DeadlineReached", "DispatchFailure"},
+        min_calls=3,
+    ),
+    Fault(
+        "answers_5xx",
+        lambda p: p.error_responses([(500, "InternalFailure"), (503, "ServiceUnavailable")]),
+        codes={"InternalFailure", "ServiceUnavailable"},
+    ),
     Fault("throttles_every_call", lambda p: p.error_responses((400, THROUGHPUT)), codes={THROUGHPUT}),
-    Fault("throttles_some_records", lambda p: p.entry_failures(10**9, SomeRecordsThrottled(seed=61)),
-          codes={"InternalFailure"}, causes={"attempts_exhausted"}, everything_fails=False,
-          env={"MAX_ATTEMPTS": "3"}),
+    Fault(
+        "throttles_some_records",
+        lambda p: p.entry_failures(10**9, SomeRecordsThrottled(seed=61)),
+        codes={"InternalFailure"},
+        causes={"attempts_exhausted"},
+        everything_fails=False,
+        env={"MAX_ATTEMPTS": "3"},
+    ),
     # Each answer comes 0.8 s after the records were written; strict ordering
     # needs one round trip per event, so no submission (6-10 events) can finish
     # before the deadline, and the calls in flight then are abandoned.
-    Fault("slow_near_the_deadline", lambda p: p.slow_responses(0.8), codes={"DeadlineReached"},
-          env={"KINESIS_CALL_TIMEOUT_MS": "2000"}),
-    Fault("denies_access", lambda p: p.error_responses((400, "AccessDeniedException")),
-          codes={"AccessDeniedException"}, causes={"non_retryable_error"}, at_once=True, min_calls=1),
-    Fault("rejects_the_credentials", lambda p: p.error_responses((400, "UnrecognizedClientException")),
-          codes={"UnrecognizedClientException"}, causes={"non_retryable_error"}, at_once=True, min_calls=1),
+    Fault(
+        "slow_near_the_deadline",
+        lambda p: p.slow_responses(0.8),
+        codes={"DeadlineReached"},
+        env={"KINESIS_CALL_TIMEOUT_MS": "2000"},
+    ),
+    Fault(
+        "denies_access",
+        lambda p: p.error_responses((400, "AccessDeniedException")),
+        codes={"AccessDeniedException"},
+        causes={"non_retryable_error"},
+        at_once=True,
+        min_calls=1,
+    ),
+    Fault(
+        "rejects_the_credentials",
+        lambda p: p.error_responses((400, "UnrecognizedClientException")),
+        codes={"UnrecognizedClientException"},
+        causes={"non_retryable_error"},
+        at_once=True,
+        min_calls=1,
+    ),
 ]
 
 
@@ -161,8 +189,11 @@ def complete_on_stream(stack) -> set[str]:
 
 @pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.name)
 def test_kinesis_broken_then_repaired(fault, deploy, kinesis_proxy, emulator, aws):
-    stack = deploy(env={"AWS_ENDPOINT_URL_KINESIS": kinesis_proxy.endpoint, **FAST, **fault.env},
-                   timeout=FUNCTION_TIMEOUT, visibility_timeout=VISIBILITY_TIMEOUT)
+    stack = deploy(
+        env={"AWS_ENDPOINT_URL_KINESIS": kinesis_proxy.endpoint, **FAST, **fault.env},
+        timeout=FUNCTION_TIMEOUT,
+        visibility_timeout=VISIBILITY_TIMEOUT,
+    )
     seed = 600 + FAULTS.index(fault)
     queued = fleet(seed=seed, devices=4, submissions=12, broken=3)
     direct = fleet(seed=seed + 50, devices=3, submissions=8, broken=2)
@@ -198,8 +229,11 @@ def test_kinesis_broken_then_repaired(fault, deploy, kinesis_proxy, emulator, aw
         assert took < 1.5, f"a non-retryable error should end the invocation at once, took {took:.2f}s"
 
     # The mapping has delivered every queued message once.
-    wait_until(lambda: sum(esm_deliveries(emulator, stack.function)[:2]) >= len(queued),
-               timeout=3 * VISIBILITY_TIMEOUT, what="the mapping did not deliver every message")
+    wait_until(
+        lambda: sum(esm_deliveries(emulator, stack.function)[:2]) >= len(queued),
+        timeout=3 * VISIBILITY_TIMEOUT,
+        what="the mapping did not deliver every message",
+    )
     acked, reported, errors = esm_deliveries(emulator, stack.function)
     n_invalid = sum(1 for e in queued if e["broken"])
     assert errors == 0, "a batch failed as a whole (timeout or crash)"
@@ -233,8 +267,9 @@ def test_kinesis_broken_then_repaired(fault, deploy, kinesis_proxy, emulator, aw
     broken_ids = {e["submission"]["submission_id"] for e in queued + direct if e["broken"]}
     assert not broken_ids & set(by_sid), "an invalid submission reached the stream"
     rejected = Counter(m["Body"] for m in stack.rejects())
-    assert rejected == Counter(e["body"] for e in queued + direct if e["broken"]), \
+    assert rejected == Counter(e["body"] for e in queued + direct if e["broken"]), (
         "each invalid body once in the rejects queue"
+    )
     _, _, errors = esm_deliveries(emulator, stack.function)
     assert errors == 0
 
@@ -263,8 +298,10 @@ def test_kinesis_broken_then_repaired(fault, deploy, kinesis_proxy, emulator, aw
     if fault.at_once:
         assert slowest < 1000, f"a non-retryable error should end the invocation at once ({slowest:.0f} ms)"
     # What happened, for `pytest -s` / `-rA`.
-    print(f"\n{fault.name}: direct invoke answered in {took:.2f}s, {len(failed)}/{len(valid)} valid reported "
-          f"failed; mapping acked {acked}, reported {reported} under the fault; {len(invocations)} invocations, "
-          f"slowest {slowest:.0f} ms, calls {calls}; codes {dict(codes)}, "
-          f"causes {dict(Counter(w['cause'] for w in warnings))}; proxy saw {len(kinesis_proxy.calls)} requests; "
-          f"stream {len(records)} records")
+    print(
+        f"\n{fault.name}: direct invoke answered in {took:.2f}s, {len(failed)}/{len(valid)} valid reported "
+        f"failed; mapping acked {acked}, reported {reported} under the fault; {len(invocations)} invocations, "
+        f"slowest {slowest:.0f} ms, calls {calls}; codes {dict(codes)}, "
+        f"causes {dict(Counter(w['cause'] for w in warnings))}; proxy saw {len(kinesis_proxy.calls)} requests; "
+        f"stream {len(records)} records"
+    )
