@@ -1,13 +1,16 @@
-"""Helpers of the template tests: a YAML loader that understands
-CloudFormation's short tags (!Ref, !GetAtt, !Sub, ...), and small evaluators
-for the intrinsic functions, rules and parameter constraints the tests run."""
+"""Helpers of the template tests. The template is read with cfn-lint's own
+decoder and transformed with SAM's own transform (samtranslator, the version
+sam and cfn-lint run). What is left here is only what neither does: evaluating
+conditions, rules and intrinsic functions for one given set of parameter
+values, and checking a parameter value against its constraints, which is what
+CloudFormation does at deploy time (each piece says why below)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-import yaml
+from cfnlint.decode import cfn_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -24,32 +27,10 @@ def docs_text() -> str:
     return "\n".join(path.read_text() for path in DOCS)
 
 
-class CfnLoader(yaml.SafeLoader):
-    """SafeLoader that turns `!Ref X` into {"Ref": "X"}, `!GetAtt A.B` into
-    {"Fn::GetAtt": ["A", "B"]} and every other `!Fn` into {"Fn::Fn": ...}."""
-
-
-def _construct(loader: CfnLoader, tag_suffix: str, node: yaml.Node):
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    if tag_suffix == "Ref":
-        return {"Ref": value}
-    if tag_suffix == "Condition":
-        return {"Condition": value}
-    if tag_suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{tag_suffix}": value}
-
-
-CfnLoader.add_multi_constructor("!", _construct)
-
-
 def load_template(text: str) -> dict:
-    return yaml.load(text, Loader=CfnLoader)
+    """The template as cfn-lint reads it: short tags (`!Ref X`, `!GetAtt A.B`,
+    `!Sub ...`) become their long form ({"Ref": "X"}, {"Fn::GetAtt": ["A", "B"]}, ...)."""
+    return cfn_yaml.loads(text)
 
 
 def parse_overrides(value) -> dict[str, str]:
@@ -66,6 +47,15 @@ def function(resources: dict) -> dict:
 
 
 # --- Intrinsic functions ---------------------------------------------------
+#
+# Why an evaluator of our own: the tests ask what the stack does for one set of
+# parameter values (a condition is true, a rule fails, an output is this ARN).
+# samtranslator resolves only Ref and the parameters inside Fn::Sub (it keeps
+# the Fn::Sub, leaves ${!Literal} and Fn::Sub's variable map alone, and
+# evaluates no condition function); cfn-lint reasons over every value a
+# parameter may take (to find a template that can fail), never one given set.
+# CloudFormation alone evaluates them, at deploy time, so this does it the
+# same way for the functions template.yaml uses, and raises on any other.
 
 
 class Evaluator:
@@ -152,7 +142,9 @@ class Evaluator:
         raise NotImplementedError(fn)
 
     def rule_failures(self) -> list[str]:
-        """AssertDescriptions of the Rules assertions these values break."""
+        """AssertDescriptions of the Rules assertions these values break.
+        (CloudFormation checks Rules against the values of a deployment;
+        cfn-lint checks only that they are well formed.)"""
         failed = []
         for rule in self.template.get("Rules", {}).values():
             if "RuleCondition" in rule and not self.eval(rule["RuleCondition"]):
@@ -164,7 +156,9 @@ class Evaluator:
 
 
 def satisfies_constraints(param: dict, value: str) -> bool:
-    """Whether CloudFormation would accept `value` for this parameter."""
+    """Whether CloudFormation would accept `value` for this parameter.
+    (CloudFormation checks a deployment's values against AllowedValues,
+    AllowedPattern and Min/MaxValue; cfn-lint checks only the defaults.)"""
     if "AllowedValues" in param and value not in [str(v) for v in param["AllowedValues"]]:
         return False
     if "AllowedPattern" in param and not re.fullmatch(param["AllowedPattern"], value):
