@@ -74,9 +74,11 @@ def parse_metrics_rs(source: str) -> CodeMetrics:
     metrics.rs cannot turn the consistency check off."""
     code = _strip_comments(source)
     consts = dict(
-        re.findall(r'\bpub(?:\([^)]*\))?\s+const\s+([A-Z][A-Z0-9_]*)\s*:\s*&(?:\'static\s+)?str\s*=\s*"([^"]*)"\s*;', code)
+        re.findall(
+            r'\bpub(?:\([^)]*\))?\s+const\s+([A-Z][A-Z0-9_]*)\s*:\s*&(?:\'static\s+)?str\s*=\s*"([^"]*)"\s*;', code
+        )
     )
-    assert consts, "src/metrics.rs: no `pub const NAME: &str = \"...\";` constants found; update this parser"
+    assert consts, 'src/metrics.rs: no `pub const NAME: &str = "...";` constants found; update this parser'
     listing = re.search(
         r"\bpub(?:\([^)]*\))?\s+const\s+METRIC_NAMES\s*:\s*(?:\[\s*&(?:'static\s+)?str\s*;\s*(\d+)\s*\]|&\[\s*&(?:'static\s+)?str\s*\])\s*=\s*&?\[(.*?)\]\s*;",
         code,
@@ -114,11 +116,17 @@ def parse_metrics_rs(source: str) -> CodeMetrics:
         named = re.findall(r'"Name"\s*:\s*([A-Z][A-Z0-9_]*)', code[position : call.start()])
         by_dimensions.setdefault(dims, set()).update(consts[n] for n in named if n in consts)
         position = call.end()
-    assert ("DIMENSION_FUNCTION",) in by_dimensions, "no EMF document with [DIMENSION_FUNCTION] found; update this parser"
+    assert ("DIMENSION_FUNCTION",) in by_dimensions, (
+        "no EMF document with [DIMENSION_FUNCTION] found; update this parser"
+    )
     with_reason = by_dimensions.get(("DIMENSION_FUNCTION", "DIMENSION_REASON"))
-    assert with_reason, "no EMF document with [DIMENSION_FUNCTION, DIMENSION_REASON] naming a metric; update this parser"
+    assert with_reason, (
+        "no EMF document with [DIMENSION_FUNCTION, DIMENSION_REASON] naming a metric; update this parser"
+    )
     for dims in by_dimensions:
-        assert dims in {("DIMENSION_FUNCTION",), ("DIMENSION_FUNCTION", "DIMENSION_REASON")}, f"new dimension set {dims}"
+        assert dims in {("DIMENSION_FUNCTION",), ("DIMENSION_FUNCTION", "DIMENSION_REASON")}, (
+            f"new dimension set {dims}"
+        )
     assert with_reason <= set(names)
     return CodeMetrics(tuple(names), consts["DIMENSION_FUNCTION"], consts["DIMENSION_REASON"], frozenset(with_reason))
 
@@ -155,7 +163,7 @@ def _search_references(expression: str, where: str) -> list[Reference]:
         parts = [p.strip().strip('"') for p in schema.group(1).split(",")]
         namespace, dimension_names = parts[0], parts[1:]
         terms = dict(re.findall(r'(\w+)\s*=\s*"([^"]*)"', schema.group(2)))
-        assert "MetricName" in terms, f"{where}: SEARCH without MetricName=\"...\": {query}"
+        assert "MetricName" in terms, f'{where}: SEARCH without MetricName="...": {query}'
         name = terms.pop("MetricName")
         assert set(terms) <= set(dimension_names), f"{where}: SEARCH filters on {set(terms)} outside its schema"
         dims = tuple(sorted((d, terms.get(d, "*")) for d in dimension_names))
@@ -258,7 +266,11 @@ def test_function_and_alarms_use_one_namespace_parameter(resources):
 
 
 def test_every_namespace_read_is_the_functions_or_an_aws_one(dashboard, alarms):
-    unknown = {(r.namespace, r.where) for r in dashboard + alarms if r.namespace != NAMESPACE and r.namespace not in AWS_NAMESPACES}
+    unknown = {
+        (r.namespace, r.where)
+        for r in dashboard + alarms
+        if r.namespace != NAMESPACE and r.namespace not in AWS_NAMESPACES
+    }
     assert not unknown, f"metrics read from a namespace that is neither MetricsNamespace nor AWS/*: {unknown}"
 
 
@@ -322,7 +334,9 @@ def test_aws_metrics_name_this_stacks_resources(dashboard, alarms):
 
 
 def test_the_dashboard_shows_queue_dlq_function_and_stream_health(dashboard):
-    shown = {(r.namespace, r.name, dict(r.dimensions).get(AWS_NAMESPACES.get(r.namespace, ("",))[0])) for r in dashboard}
+    shown = {
+        (r.namespace, r.name, dict(r.dimensions).get(AWS_NAMESPACES.get(r.namespace, ("",))[0])) for r in dashboard
+    }
     for expected in [
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible", QUEUE),
         ("AWS/SQS", "ApproximateAgeOfOldestMessage", QUEUE),
@@ -381,7 +395,7 @@ def test_widgets_fit_the_grid_without_overlapping(template, evaluator):
 # --- The parser itself, on variants of the source --------------------------------
 
 
-SAMPLE = '''
+SAMPLE = """
 pub const A: &str = "Alpha";
 pub const B: &str = "Beta"; // trailing comment
 pub(crate) const C: &'static str = "Gamma";
@@ -404,7 +418,7 @@ fn f() {
         definitions,
     );
 }
-'''
+"""
 
 
 def test_parser_handles_formatting_variants():
@@ -429,6 +443,6 @@ def test_parser_fails_loudly_on_what_it_does_not_understand(mutation, message):
 
 def test_search_expressions_are_parsed_with_their_schema():
     (ref,) = _search_references(
-        "SEARCH('{\"My/Ns\",FunctionName,Reason} MetricName=\"SubmissionsRejected\" FunctionName=\"fn\"', 'Sum', 60)", "w"
+        'SEARCH(\'{"My/Ns",FunctionName,Reason} MetricName="SubmissionsRejected" FunctionName="fn"\', \'Sum\', 60)', "w"
     )
     assert ref == Reference("My/Ns", "SubmissionsRejected", (("FunctionName", "fn"), ("Reason", "*")), "w")

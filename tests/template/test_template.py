@@ -183,7 +183,7 @@ def test_parameter_ranges_match_what_the_function_accepts(parameters):
     }
     numeric = {v: p for v, p in ENV_PARAMETERS.items() if parameters[p]["Type"] == "Number"}
     if not found:
-        pytest.skip("src/config.rs no longer declares its ranges as number(\"VAR\", default, min, max)")
+        pytest.skip('src/config.rs no longer declares its ranges as number("VAR", default, min, max)')
     assert set(found) == set(numeric), "environment variables of src/config.rs vs the template"
     for variable, (default, low, high) in found.items():
         p = parameters[numeric[variable]]
@@ -313,9 +313,21 @@ def test_rules_refuse_what_aws_refuses(template, defaults, overrides, refused):
 @pytest.mark.parametrize(
     "name, good, bad",
     [
-        ("ExistingQueueArn", ["", "arn:aws:sqs:eu-west-1:123456789012:submissions", "arn:aws:sqs:eu-west-1:123456789012:s.fifo"], ["submissions", "arn:aws:sns:eu-west-1:123456789012:t", "*"]),
-        ("ExistingStreamArn", ["", "arn:aws:kinesis:eu-west-1:123456789012:stream/events"], ["events", "arn:aws:kinesis:eu-west-1:123456789012:stream/*", "*"]),
-        ("RejectsQueue", ["create", "none", "arn:aws-cn:sqs:cn-north-1:123456789012:rejects"], ["", "arn:aws:sqs:eu-west-1:123456789012:rejects.fifo", "*"]),
+        (
+            "ExistingQueueArn",
+            ["", "arn:aws:sqs:eu-west-1:123456789012:submissions", "arn:aws:sqs:eu-west-1:123456789012:s.fifo"],
+            ["submissions", "arn:aws:sns:eu-west-1:123456789012:t", "*"],
+        ),
+        (
+            "ExistingStreamArn",
+            ["", "arn:aws:kinesis:eu-west-1:123456789012:stream/events"],
+            ["events", "arn:aws:kinesis:eu-west-1:123456789012:stream/*", "*"],
+        ),
+        (
+            "RejectsQueue",
+            ["create", "none", "arn:aws-cn:sqs:cn-north-1:123456789012:rejects"],
+            ["", "arn:aws:sqs:eu-west-1:123456789012:rejects.fifo", "*"],
+        ),
         ("AlarmTopicArn", ["", "arn:aws:sns:eu-west-1:123456789012:oncall"], ["oncall", "*"]),
         ("BatchSize", ["1", "10000"], ["0", "10001"]),
         ("VisibilityTimeout", ["1", "43200"], ["0", "43201"]),
@@ -393,7 +405,9 @@ def test_the_stream_takes_records_as_large_as_the_function_sends(resources, para
         ),
     ],
 )
-def test_function_environment_follows_existing_resource_parameters(resources, template, defaults, overrides, stream, rejects_url):
+def test_function_environment_follows_existing_resource_parameters(
+    resources, template, defaults, overrides, stream, rejects_url
+):
     created = {"EventsStream.Arn": "created-stream-arn", "RejectsQueueResource": "created-rejects-url"}
     evaluator = Evaluator(template, {**defaults, **overrides, **created})
     env = function(resources)["Properties"]["Environment"]["Variables"]
@@ -449,7 +463,13 @@ def test_iam_grants_exactly_what_the_function_needs(resources):
             None,
         ),
         frozenset({"sqs:SendMessage"}): (
-            {"Fn::If": ["CreateRejectsQueue", {"Fn::GetAtt": ["RejectsQueueResource", "Arn"]}, {"Ref": "RejectsQueue"}]},
+            {
+                "Fn::If": [
+                    "CreateRejectsQueue",
+                    {"Fn::GetAtt": ["RejectsQueueResource", "Arn"]},
+                    {"Ref": "RejectsQueue"},
+                ]
+            },
             "HasRejectsQueue",
         ),
     }

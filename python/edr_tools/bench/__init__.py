@@ -1,4 +1,5 @@
-"""The Python side of `make bench` (mk/bench.mk; docs/benchmarks.md explains the figures):
+"""The Python side of `make bench` (mk/bench.mk; docs/benchmarks.md explains
+the figures):
 
     coldstart     runs the function's processes (the Rust binary, the Python reference
                   in benches/python_reference) under lambda_stub and measures them
