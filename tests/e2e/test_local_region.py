@@ -60,10 +60,10 @@ def regions_in(commands: str) -> set[str]:
 LOCAL_TARGETS = {
     "emulator": "--region",  # MiniStack's default region, and the exports it prints
     "deploy-local": "AWS_DEFAULT_REGION=",  # scripts/deploy-local.sh (the AWS CLI)
-    "demo": "AWS_REGION=",  # scripts/demo.py
+    "demo": "AWS_REGION=",  # edr_tools.demo
     "watch": "--env-var AWS_REGION=",  # the function under cargo lambda watch
     "test-e2e": "LOCAL_REGION=",  # these tests (helpers.REGION)
-    "soak": "LOCAL_REGION=",  # scripts/soak.py
+    "soak": "LOCAL_REGION=",  # edr_tools.soak
 }
 
 
