@@ -55,16 +55,16 @@ STEPS = [SETUP, DEPLOY, MAPPING, SEND, READ, REJECTS]
 
 
 def localstack_section() -> str:
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "local.md").read_text()
     match = re.search(r"^### On LocalStack \(Docker\)$.*?(?=^##)", readme, re.M | re.S)
-    assert match, "README.md has no '### On LocalStack (Docker)' section"
+    assert match, "docs/local.md has no '### On LocalStack (Docker)' section"
     return match.group(0)
 
 
 def test_the_readme_shows_the_commands_this_test_runs():
     section = localstack_section()
     missing = [step for step in STEPS if step not in section]
-    assert not missing, f"commands of tests/e2e/test_awslocal.py not in the README's LocalStack section: {missing}"
+    assert not missing, f"commands of tests/e2e/test_awslocal.py not in docs/local.md's LocalStack section: {missing}"
 
 
 def test_awslocal_deployment_delivers_through_its_mapping(emulator, function_zip, tmp_path):
