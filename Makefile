@@ -34,12 +34,13 @@ test: lint test-rust fuzz-smoke test-template test-e2e
 test-rust:
 	cargo test --locked
 
-## lint: rustfmt and clippy (warnings are errors), the function and its benchmarks; ruff (lint-python)
+## lint: rustfmt, clippy and rustdoc (warnings are errors), the function and its benchmarks; ruff (lint-python)
 lint: lint-python
 	cargo fmt --check
 	cargo clippy --locked --all-targets -- -D warnings
 	cargo fmt --manifest-path benches/Cargo.toml --check
 	cargo clippy --locked --manifest-path benches/Cargo.toml --all-targets -- -D warnings
+	RUSTDOCFLAGS=-Dwarnings cargo doc --locked --no-deps
 
 ## lint-python: ruff check and ruff format --check over the Python (settings: pyproject.toml)
 lint-python: $(LOCAL_AWS_VENV)/.installed

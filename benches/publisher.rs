@@ -35,13 +35,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use edr_preprocessor::config::{Config, Ordering, PartitionKey};
-use edr_preprocessor::event::EncodedSubmission;
+use edr_preprocessor::encode::EncodedSubmission;
+use edr_preprocessor::model::{Limits, Reason};
 use edr_preprocessor::publisher::{
     CallError, EntryResult, MAX_BYTES_PER_CALL, MAX_RECORDS_PER_CALL, OutboundRecord, Outcome,
     Publisher, RecordSink,
 };
-use edr_preprocessor::rejects::{self, RejectSink, RejectedMessage};
-use edr_preprocessor::submission::{Limits, Reason};
+use edr_preprocessor::rejects_queue::{self, RejectSink, RejectedMessage};
 use edr_preprocessor::transform::transform;
 use serde_json::json;
 use tokio::time::Instant;
@@ -459,7 +459,8 @@ fn run_rejects(messages: usize, round_trip_ms: u64) -> serde_json::Value {
     let (results, wall) = rt.block_on(async {
         let t0 = Instant::now();
         let results =
-            rejects::send_all(&sim, &outgoing, Instant::now() + Duration::from_secs(900)).await;
+            rejects_queue::send_all(&sim, &outgoing, Instant::now() + Duration::from_secs(900))
+                .await;
         (results, t0.elapsed())
     });
     let stored = results.iter().filter(|r| r.is_ok()).count();

@@ -1,7 +1,7 @@
 //! Transform cost: SQS body -> validated submission -> serialised Kinesis
 //! records, on one core: `edr_preprocessor::transform::transform`, the very
 //! function the handler calls per message (base64 decode, JSON parse with
-//! validation, `event::encode`), and each of its three stages alone.
+//! validation, `encode::encode`), and each of its three stages alone.
 //!
 //! Inputs: 100 realistic sensor submissions (6-10 events each, 795 events
 //! in all) and one submission of 1,000 events. Criterion times each stage
@@ -23,8 +23,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
 use edr_preprocessor::config::PartitionKey;
-use edr_preprocessor::event::{self, EncodedSubmission};
-use edr_preprocessor::submission::{self, Limits};
+use edr_preprocessor::decode;
+use edr_preprocessor::encode::{self, EncodedSubmission};
+use edr_preprocessor::model::{self, Limits};
 
 /// Counts every allocation (and reallocation) made through the global allocator.
 struct Counting;
@@ -97,35 +98,35 @@ fn bench(c: &mut Criterion, inputs: &[Input]) {
         group.bench_function("decode_base64", |b| {
             b.iter(|| {
                 for body in &input.bodies {
-                    black_box(submission::decode_body(black_box(body)).expect("valid"));
+                    black_box(decode::decode_body(black_box(body)).expect("valid"));
                 }
             })
         });
         let decoded: Vec<Vec<u8>> = input
             .bodies
             .iter()
-            .map(|b| submission::decode_body(b).expect("valid").into_owned())
+            .map(|b| decode::decode_body(b).expect("valid").into_owned())
             .collect();
         group.bench_function("parse_validate", |b| {
             b.iter(|| {
                 for doc in &decoded {
-                    black_box(submission::parse_json(black_box(doc), LIMITS).expect("valid"));
+                    black_box(decode::parse_json(black_box(doc), LIMITS).expect("valid"));
                 }
             })
         });
         let parsed: Vec<_> = decoded
             .iter()
-            .map(|d| submission::parse_json(d, LIMITS).expect("valid"))
+            .map(|d| decode::parse_json(d, LIMITS).expect("valid"))
             .collect();
         group.bench_function("encode", |b| {
             b.iter(|| {
                 for s in &parsed {
                     black_box(
-                        event::encode(
+                        encode::encode(
                             black_box(s),
                             PartitionKey::SubmissionId,
                             TIME_PROCESSED,
-                            event::MAX_RECORD_BYTES,
+                            model::MAX_RECORD_BYTES,
                         )
                         .expect("encodable"),
                     );
@@ -147,7 +148,7 @@ fn count_allocations(inputs: &[Input]) -> serde_json::Value {
         let stages: [(&str, Stage); 2] = [
             ("whole", &|b: &str| drop(black_box(transform(b)))),
             ("decode_base64", &|b: &str| {
-                drop(black_box(submission::decode_body(b).expect("valid")))
+                drop(black_box(decode::decode_body(b).expect("valid")))
             }),
         ];
         let mut per_stage = serde_json::Map::new();

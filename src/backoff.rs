@@ -9,12 +9,14 @@
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Exponential backoff ceilings from `base` doubling up to `max`, with full jitter.
 pub struct Backoff {
     base: Duration,
     max: Duration,
 }
 
 impl Backoff {
+    /// A backoff from `base` up to `max` (a `max` below `base` is taken as `base`).
     pub fn new(base: Duration, max: Duration) -> Self {
         Backoff {
             base,

@@ -76,12 +76,17 @@ pub struct Config {
     pub call_timeout: Duration,
     /// `METRICS_NAMESPACE` (default `EdrPreprocessor`).
     pub metrics_namespace: String,
+    /// `AWS_LAMBDA_FUNCTION_NAME`, set by Lambda (default
+    /// `edr-preprocessor`): the `FunctionName` dimension of every metric.
+    pub function_name: String,
 }
 
 /// `STREAM_NAME` as given: Kinesis accepts either form, but in different fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamRef {
+    /// A stream name (`StreamName`).
     Name(String),
+    /// A stream ARN (`StreamARN`).
     Arn(String),
 }
 
@@ -122,7 +127,9 @@ fn valid_stream_name(name: &str) -> bool {
 /// A setting that could not be used; the message names the variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
+    /// The environment variable.
     pub variable: &'static str,
+    /// What is wrong with its value.
     pub problem: String,
 }
 
@@ -223,6 +230,8 @@ impl Config {
             connect_timeout: millis("KINESIS_CONNECT_TIMEOUT_MS", 1_000, 10, 60_000)?,
             call_timeout: millis("KINESIS_CALL_TIMEOUT_MS", 5_000, 10, 600_000)?,
             metrics_namespace: get("METRICS_NAMESPACE").unwrap_or_else(|| "EdrPreprocessor".into()),
+            function_name: get("AWS_LAMBDA_FUNCTION_NAME")
+                .unwrap_or_else(|| "edr-preprocessor".into()),
         };
         if config.retry_max_delay < config.retry_base_delay {
             return Err(ConfigError {
@@ -274,7 +283,7 @@ mod tests {
         assert_eq!(c.ordering, Ordering::Strict);
         assert_eq!(c.rejects_queue_url, None);
         assert_eq!(c.max_events_per_submission, 500);
-        assert_eq!(c.max_record_bytes, crate::event::MAX_RECORD_BYTES);
+        assert_eq!(c.max_record_bytes, crate::model::MAX_RECORD_BYTES);
         assert_eq!(c.max_in_flight_calls, 8);
         assert_eq!(c.max_attempts, 10);
         assert_eq!(c.retry_base_delay, Duration::from_millis(50));
@@ -283,6 +292,7 @@ mod tests {
         assert_eq!(c.connect_timeout, Duration::from_millis(1_000));
         assert_eq!(c.call_timeout, Duration::from_millis(5_000));
         assert_eq!(c.metrics_namespace, "EdrPreprocessor");
+        assert_eq!(c.function_name, "edr-preprocessor");
     }
 
     #[test]
@@ -370,7 +380,7 @@ mod tests {
             ("KINESIS_MAX_RECORD_SIZE_KIB", "10240"),
         ])
         .unwrap();
-        assert_eq!(c.max_record_bytes, crate::event::MAX_RECORD_BYTES_LIMIT);
+        assert_eq!(c.max_record_bytes, crate::model::MAX_RECORD_BYTES_LIMIT);
         let c = parse(&[
             ("STREAM_NAME", "s"),
             ("KINESIS_MAX_RECORD_SIZE_KIB", "2048"),

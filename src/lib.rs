@@ -2,19 +2,32 @@
 //!
 //! An SQS batch of sensor submissions goes in; each valid submission comes
 //! out as an ordered sequence of Kinesis records, one per event; the answer
-//! to SQS names exactly the submissions that were not fully published. The
-//! modules follow the data:
+//! to SQS names exactly the submissions that were not fully published.
 //!
-//! - [`submission`]: body → validated submission, or a rejection with a reason
-//! - [`event`]: the event model and the JSON record each event becomes
-//! - [`publisher`]: PutRecords with packing, ordering, retries and the deadline
-//! - [`rejects`]: where invalid submissions are kept
-//! - [`transform`]: body → records, the pure path the handler runs per message
-//! - [`handler`]: the batch, from SQS records to `batchItemFailures`
-//! - [`config`], [`metrics`], [`logging`], [`backoff`]: the supporting cast
-//! - `aws` (feature `lambda`, on by default): the AWS SDK adapters behind the
-//!   publisher's and rejects' seams
+//! # The modules, in the order the data flows
+//!
+//! | module | stage |
+//! | --- | --- |
+//! | [`model`] | the input model: a submission, its events, the value rules, the rejection reasons (a leaf) |
+//! | [`decode`] | SQS body → validated [`model::Submission`], or a [`model::Rejection`] with a reason |
+//! | [`encode`] | submission → the JSON record of each event (`event_id`, `time_processed`) |
+//! | [`transform`] | body → records: decode then encode, the pure path run per message |
+//! | [`batch`] | the bookkeeping of one batch: triage, FIFO lanes and rounds, the answer, the counts |
+//! | [`rejects_queue`] | storing invalid submissions in the optional rejects queue (SendMessageBatch) |
+//! | [`publisher`] | PutRecords: packing, strict/relaxed ordering, per-record retries, the deadline |
+//! | [`handler`] | an invocation: triage, store rejects, publish, apply, respond |
+//! | `aws` (feature `lambda`) | the AWS SDK adapters behind the seams, and the Lambda glue |
+//!
+//! The supporting cast: [`config`] (settings from the environment),
+//! [`metrics`] (EMF documents on stdout), [`logging`] (JSON lines, the level
+//! applied in-process), [`backoff`] (full-jitter backoff).
+//!
+//! Two seams keep AWS out of the domain: [`publisher::RecordSink`] (Kinesis)
+//! and [`rejects_queue::RejectSink`] (SQS). Production plugs in the SDK
+//! adapters of `aws`; the tests plug in scripted fakes, so every guarantee is
+//! proven without an emulator and on a paused clock.
 
+#![warn(missing_docs)]
 #![cfg_attr(
     not(test),
     deny(
@@ -28,12 +41,14 @@
 #[cfg(feature = "lambda")]
 pub mod aws;
 pub mod backoff;
+pub mod batch;
 pub mod config;
-pub mod event;
+pub mod decode;
+pub mod encode;
 pub mod handler;
 pub mod logging;
 pub mod metrics;
+pub mod model;
 pub mod publisher;
-pub mod rejects;
-pub mod submission;
+pub mod rejects_queue;
 pub mod transform;

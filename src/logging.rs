@@ -18,6 +18,8 @@ use tracing_subscriber::EnvFilter;
 /// Lambda's log levels, lowest first (its `ApplicationLogLevel` values).
 pub const LAMBDA_LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
 
+/// Installs the JSON subscriber on stdout at the level the environment sets
+/// (see the module documentation).
 pub fn init() {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     let level = var("RUST_LOG")
@@ -57,6 +59,18 @@ pub fn drops_metrics(application_log_level: &str) -> bool {
             .position(|l| l.eq_ignore_ascii_case(level.trim()))
     };
     matches!((rank(application_log_level), rank("INFO")), (Some(a), Some(info)) if a > info)
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary.
+pub fn bounded(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
 }
 
 #[cfg(test)]

@@ -7,18 +7,27 @@
 //! and alarms: [`METRIC_NAMES`] lists them all.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
-use crate::submission::Reason;
+use crate::model::Reason;
 
+/// SQS messages in the batch.
 pub const SUBMISSIONS_RECEIVED: &str = "SubmissionsReceived";
+/// Invalid submissions acknowledged.
 pub const SUBMISSIONS_REJECTED: &str = "SubmissionsRejected";
+/// Valid submissions fully published and acknowledged.
 pub const SUBMISSIONS_PUBLISHED: &str = "SubmissionsPublished";
+/// Messages reported in `batchItemFailures`.
 pub const SUBMISSIONS_FAILED: &str = "SubmissionsFailed";
+/// Events of the published submissions.
 pub const EVENTS_PUBLISHED: &str = "EventsPublished";
+/// PutRecords requests made.
 pub const PUT_RECORDS_CALLS: &str = "PutRecordsCalls";
+/// Records sent again after a failed or unanswered send.
 pub const RECORDS_RETRIED: &str = "RecordsRetried";
+/// Time spent publishing, in milliseconds.
 pub const PUBLISH_LATENCY: &str = "PublishLatency";
 
 /// Every metric name the function emits.
@@ -35,26 +44,35 @@ pub const METRIC_NAMES: [&str; 8] = [
 
 /// The dimension every metric carries, and the one rejections add.
 pub const DIMENSION_FUNCTION: &str = "FunctionName";
+/// The dimension that breaks `SubmissionsRejected` down by reason code.
 pub const DIMENSION_REASON: &str = "Reason";
 
 /// What one invocation did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InvocationMetrics {
+    /// Messages in the batch.
     pub received: u64,
     /// Valid submissions (for the summary log; not a metric of its own).
     pub valid: u64,
+    /// Invalid submissions acknowledged, by reason.
     pub rejected: BTreeMap<Reason, u64>,
+    /// Valid submissions fully published and acknowledged.
     pub published: u64,
     /// Messages reported in `batchItemFailures` (all of them when the whole
     /// batch is failed).
     pub failed: u64,
+    /// Records of the published submissions.
     pub events_published: u64,
+    /// PutRecords requests made.
     pub put_records_calls: u64,
+    /// Records sent again.
     pub records_retried: u64,
+    /// Time spent publishing.
     pub publish_latency_ms: f64,
 }
 
 impl InvocationMetrics {
+    /// Invalid submissions acknowledged, all reasons together.
     pub fn rejected_total(&self) -> u64 {
         self.rejected.values().sum()
     }
@@ -99,6 +117,22 @@ impl InvocationMetrics {
         documents
     }
 
+    /// The summary line of the invocation (INFO), `elapsed` its duration.
+    pub fn log_summary(&self, elapsed: Duration) {
+        tracing::info!(
+            received = self.received,
+            valid = self.valid,
+            rejected = self.rejected_total(),
+            published = self.published,
+            failed = self.failed,
+            records = self.events_published,
+            calls = self.put_records_calls,
+            retries = self.records_retried,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "batch processed"
+        );
+    }
+
     /// Writes the EMF documents to stdout, one line each, in one write.
     pub fn emit(&self, namespace: &str, function_name: &str, timestamp_ms: u64) {
         let mut lines = String::new();
@@ -109,6 +143,15 @@ impl InvocationMetrics {
         // `print!` (not a locked handle) so test harnesses capture it.
         print!("{lines}");
     }
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it): EMF
+/// timestamps, and the reference for Lambda's deadline.
+pub fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 fn document(

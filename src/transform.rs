@@ -6,8 +6,9 @@
 //! exactly what runs in production.
 
 use crate::config::PartitionKey;
-use crate::event::{self, EncodedSubmission};
-use crate::submission::{self, Limits, Rejection};
+use crate::decode;
+use crate::encode::{self, EncodedSubmission};
+use crate::model::{Limits, Rejection};
 
 /// Decodes, validates and encodes one submission.
 pub fn transform(
@@ -16,7 +17,7 @@ pub fn transform(
     key: PartitionKey,
     time_processed: &str,
 ) -> Result<EncodedSubmission, Rejection> {
-    let decoded = submission::decode_body(body)?;
-    let submission = submission::parse_json(&decoded, limits)?;
-    event::encode(&submission, key, time_processed, limits.max_record_bytes)
+    let decoded = decode::decode_body(body)?;
+    let submission = decode::parse_json(&decoded, limits)?;
+    encode::encode(&submission, key, time_processed, limits.max_record_bytes)
 }

@@ -15,11 +15,11 @@ use aws_smithy_types::body::SdkBody;
 use bytes::Bytes;
 use edr_preprocessor::aws::{KinesisSink, SqsRejectSink};
 use edr_preprocessor::config::StreamRef;
+use edr_preprocessor::model::Reason;
 use edr_preprocessor::publisher::{
     CallError, EntryResult, MISSING_SEQUENCE_NUMBER, OutboundRecord, RecordSink,
 };
-use edr_preprocessor::rejects::{RejectSink, RejectedMessage};
-use edr_preprocessor::submission::Reason;
+use edr_preprocessor::rejects_queue::{RejectSink, RejectedMessage};
 
 fn records(n: usize) -> Vec<OutboundRecord> {
     (0..n)

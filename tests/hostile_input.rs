@@ -10,20 +10,19 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
-use edr_preprocessor::submission::{self, Limits, Reason};
+use edr_preprocessor::decode;
+use edr_preprocessor::model::{Limits, Reason};
 use serde_json::json;
 use support::*;
 
 const LIMITS: Limits = Limits::with_max_events(10_000);
 
 fn reason(body: &str) -> Option<Reason> {
-    let decoded = match submission::decode_body(body) {
+    let decoded = match decode::decode_body(body) {
         Ok(d) => d,
         Err(r) => return Some(r.reason),
     };
-    submission::parse_json(&decoded, LIMITS)
-        .err()
-        .map(|r| r.reason)
+    decode::parse_json(&decoded, LIMITS).err().map(|r| r.reason)
 }
 
 fn with_events(events: &str) -> String {
@@ -67,21 +66,21 @@ fn strings_of_megabytes_are_rejected_when_they_cannot_be_published() {
     let body = with_events(&format!(
         r#"{{"new_process":[{{"cmdl":"{huge}","user":"u"}}]}}"#
     ));
-    let decoded = submission::decode_body(&body).unwrap();
-    let parsed = submission::parse_json(&decoded, LIMITS).unwrap();
+    let decoded = decode::decode_body(&body).unwrap();
+    let parsed = decode::parse_json(&decoded, LIMITS).unwrap();
     let encode = |max_record_bytes| {
-        edr_preprocessor::event::encode(
+        edr_preprocessor::encode::encode(
             &parsed,
             edr_preprocessor::config::PartitionKey::SubmissionId,
             "t",
             max_record_bytes,
         )
     };
-    let err = encode(edr_preprocessor::event::MAX_RECORD_BYTES).unwrap_err();
+    let err = encode(edr_preprocessor::model::MAX_RECORD_BYTES).unwrap_err();
     assert_eq!(err.reason, Reason::EventTooLarge);
     assert!(err.detail.len() < 200);
     // A stream whose MaxRecordSize was raised takes it.
-    let records = encode(edr_preprocessor::event::MAX_RECORD_BYTES_LIMIT).unwrap();
+    let records = encode(edr_preprocessor::model::MAX_RECORD_BYTES_LIMIT).unwrap();
     assert!(records.records[0].len() > 2 * 1024 * 1024);
 }
 

@@ -5,8 +5,9 @@
 
 use base64::Engine as _;
 use edr_preprocessor::config::PartitionKey;
-use edr_preprocessor::event::{self, EVENT_ID_NAMESPACE};
-use edr_preprocessor::submission::{self, Limits};
+use edr_preprocessor::decode;
+use edr_preprocessor::encode::{self, EVENT_ID_NAMESPACE};
+use edr_preprocessor::model::{self, Limits};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -113,9 +114,9 @@ proptest! {
     fn a_valid_submission_round_trips_into_its_records(doc in doc()) {
         let text = doc.text();
         let body = if doc.base64 { base64::engine::general_purpose::STANDARD.encode(&text) } else { text.clone() };
-        let decoded = submission::decode_body(&body).unwrap();
-        let parsed = submission::parse_json(&decoded, Limits::with_max_events(100)).unwrap();
-        let encoded = event::encode(&parsed, PartitionKey::SubmissionId, "2026-11-22T18:47:44.758345Z", event::MAX_RECORD_BYTES).unwrap();
+        let decoded = decode::decode_body(&body).unwrap();
+        let parsed = decode::parse_json(&decoded, Limits::with_max_events(100)).unwrap();
+        let encoded = encode::encode(&parsed, PartitionKey::SubmissionId, "2026-11-22T18:47:44.758345Z", model::MAX_RECORD_BYTES).unwrap();
 
         let expected = doc.expected_events();
         prop_assert_eq!(encoded.records.len(), expected.len());

@@ -153,7 +153,7 @@ const GOLDEN_TIME_PROCESSED: &str = "2026-11-22T18:47:44.758345Z";
 
 fn golden_lines() -> String {
     use edr_preprocessor::config::PartitionKey;
-    use edr_preprocessor::submission::Limits;
+    use edr_preprocessor::model::Limits;
     use edr_preprocessor::transform::transform;
     let dir = format!("{}/events", env!("CARGO_MANIFEST_DIR"));
     let mut files: Vec<String> = std::fs::read_dir(&dir)
@@ -219,5 +219,47 @@ fn the_golden_records_are_what_transform_produces() {
             "{GOLDEN} line {}: the records changed (UPDATE_GOLDEN=1 to accept)",
             n + 1
         );
+    }
+}
+
+#[test]
+fn generated_sensor_bodies_are_valid_and_drawn_from_the_one_vocabulary() {
+    use edr_preprocessor::config::PartitionKey;
+    use edr_preprocessor::model::Limits;
+    use edr_preprocessor::transform::transform;
+    let vocabulary = samples::vocabulary();
+    for body in samples::sensor_bodies(7, 50) {
+        let encoded = transform(
+            &body,
+            Limits::with_max_events(500),
+            PartitionKey::SubmissionId,
+            "t",
+        )
+        .unwrap();
+        assert!((6..=10).contains(&encoded.records.len()));
+        for record in &encoded.records {
+            let record: serde_json::Value = serde_json::from_slice(record).unwrap();
+            let data = &record["event_data"];
+            match record["event_type"].as_str().unwrap() {
+                "new_process" => {
+                    assert!(vocabulary.commands.iter().any(|c| data["cmdl"] == *c));
+                    assert!(vocabulary.users.iter().any(|u| data["user"] == *u));
+                }
+                _ => {
+                    assert!(
+                        vocabulary
+                            .destinations
+                            .iter()
+                            .any(|d| data["destination_ip"] == *d)
+                    );
+                    assert!(
+                        vocabulary
+                            .ports
+                            .iter()
+                            .any(|p| data["destination_port"] == *p)
+                    );
+                }
+            }
+        }
     }
 }

@@ -5,8 +5,9 @@
 #![no_main]
 
 use edr_preprocessor::config::PartitionKey;
-use edr_preprocessor::event::MAX_RECORD_BYTES;
-use edr_preprocessor::submission::{self, Limits};
+use edr_preprocessor::model::MAX_RECORD_BYTES;
+use edr_preprocessor::decode;
+use edr_preprocessor::model::{self, Limits};
 use edr_preprocessor::transform::transform;
 use libfuzzer_sys::fuzz_target;
 
@@ -18,8 +19,8 @@ fuzz_target!(|data: &[u8]| {
         check(transform(body, LIMITS, PartitionKey::SubmissionId, "2026-11-22T18:47:44.758345Z"));
     }
     // As a decoded document, invalid UTF-8 included.
-    if let Ok(submission) = submission::parse_json(data, LIMITS) {
-        let encoded = edr_preprocessor::event::encode(&submission, PartitionKey::DeviceId, "t", MAX_RECORD_BYTES);
+    if let Ok(submission) = decode::parse_json(data, LIMITS) {
+        let encoded = edr_preprocessor::encode::encode(&submission, PartitionKey::DeviceId, "t", MAX_RECORD_BYTES);
         if let Ok(encoded) = &encoded {
             assert_eq!(encoded.records.len(), submission.events.len());
         }
@@ -27,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-fn check(result: Result<edr_preprocessor::event::EncodedSubmission, submission::Rejection>) {
+fn check(result: Result<edr_preprocessor::encode::EncodedSubmission, model::Rejection>) {
     match result {
         Ok(encoded) => {
             for (sequence, record) in encoded.records.iter().enumerate() {

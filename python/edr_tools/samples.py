@@ -6,7 +6,8 @@ sample events in events/ (`edr_tools.sample_events`), the sensor fleet of the
 demo, the soak and the end-to-end tests (`edr_tools.fleet`) and the
 benchmarks' batches (`edr_tools.bench.coldstart`) all draw from here, so the
 command lines, users and addresses are the same everywhere. The Rust
-benchmarks' generator (benches/common) uses the same vocabulary.
+generator (tests/support/samples.rs, shared by the tests and the benchmarks)
+reads the same vocabulary file.
 
 Deterministic: every function takes the `random.Random` it draws from.
 """
@@ -17,22 +18,18 @@ import base64
 import json
 import random
 import uuid
+from pathlib import Path
 
 # --- the vocabulary -----------------------------------------------------------------
+# In vocabulary.json, which the Rust generator (tests/support/samples.rs) reads too.
 
-USERS = ["SYSTEM", "alice", "bob", "svc-backup"]
-COMMANDS = [
-    "C:\\Windows\\System32\\svchost.exe -k netsvcs",
-    "C:\\Program Files\\Mozilla Firefox\\firefox.exe",
-    "powershell.exe -NoProfile -Command Get-Process",
-    "/usr/bin/ssh deploy@10.0.3.7",
-    "/usr/sbin/cron -f",
-    "notepad.exe C:\\Users\\alice\\notes.txt",
-]
-DESTINATIONS = ["142.250.74.110", "151.101.1.69", "2606:4700::6810:84e5", "192.0.2.10"]
-PORTS = [22, 53, 80, 443, 8443]
+_VOCABULARY = json.loads((Path(__file__).parent / "vocabulary.json").read_text())
+USERS: list[str] = _VOCABULARY["users"]
+COMMANDS: list[str] = _VOCABULARY["commands"]
+DESTINATIONS: list[str] = _VOCABULARY["destinations"]
+PORTS: list[int] = _VOCABULARY["ports"]
 # The day the sample submissions were created (the homework's sample data).
-SAMPLE_DAY = "2021-03-29"
+SAMPLE_DAY: str = _VOCABULARY["sample_day"]
 
 # The attributes of an SQS message as Lambda delivers it, but for its ids.
 SQS_ATTRIBUTES = {

@@ -17,12 +17,14 @@ use crate::publisher::{
 };
 
 #[derive(Debug, Clone)]
+/// The Kinesis outlet: PutRecords through the AWS SDK, to one stream.
 pub struct KinesisSink {
     client: aws_sdk_kinesis::Client,
     stream: StreamRef,
 }
 
 impl KinesisSink {
+    /// Publishes to `stream` (a name or an ARN) with `client`.
     pub fn new(client: aws_sdk_kinesis::Client, stream: StreamRef) -> Self {
         KinesisSink { client, stream }
     }
@@ -131,6 +133,6 @@ pub fn classify(error: SdkError<PutRecordsError>) -> CallError {
     CallError {
         retryable,
         code,
-        message: crate::submission::bounded(&detail, 256),
+        message: crate::logging::bounded(&detail, 256),
     }
 }

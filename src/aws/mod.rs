@@ -9,6 +9,7 @@
 //! one call timeout, the most the handler waits for it.
 
 pub mod kinesis;
+pub mod lambda;
 pub mod sqs;
 
 use aws_config::retry::RetryConfig;
@@ -28,6 +29,8 @@ pub async fn handler_from_env(config: Config) -> Handler<KinesisSink, SqsRejectS
     handler_from_sdk_config(config, &shared)
 }
 
+/// Builds the handler from settings and an already loaded SDK configuration
+/// (tests point it at stubs); the Kinesis client without SDK retries.
 pub fn handler_from_sdk_config(
     config: Config,
     shared: &SdkConfig,

@@ -13,9 +13,10 @@ use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 
-use crate::rejects::{ATTRIBUTE_TYPE, RejectSink, RejectedMessage};
+use crate::rejects_queue::{ATTRIBUTE_TYPE, RejectSink, RejectedMessage};
 
 #[derive(Debug, Clone)]
+/// The rejects-queue outlet: SendMessageBatch through the AWS SDK.
 pub struct SqsRejectSink {
     client: aws_sdk_sqs::Client,
     queue_url: String,
@@ -23,6 +24,7 @@ pub struct SqsRejectSink {
 }
 
 impl SqsRejectSink {
+    /// Sends to `queue_url` (a FIFO queue when it ends in `.fifo`) with `client`.
     pub fn new(client: aws_sdk_sqs::Client, queue_url: String) -> Self {
         let fifo = queue_url.ends_with(".fifo");
         SqsRejectSink {
@@ -80,7 +82,7 @@ impl RejectSink for SqsRejectSink {
         match sent {
             Ok(output) => entry_results(&output, messages.len()),
             Err(e) => {
-                let error = crate::submission::bounded(&DisplayErrorContext(&e).to_string(), 256);
+                let error = crate::logging::bounded(&DisplayErrorContext(&e).to_string(), 256);
                 vec![Err(error); messages.len()]
             }
         }
@@ -108,7 +110,7 @@ pub fn entry_results(output: &SendMessageBatchOutput, n: usize) -> Vec<Result<()
             .and_then(|i| results.get_mut(i))
         {
             let message = failed.message().unwrap_or_default();
-            *slot = Err(crate::submission::bounded(
+            *slot = Err(crate::logging::bounded(
                 &format!("{}: {message}", failed.code()),
                 256,
             ));

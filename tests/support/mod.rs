@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod runtime_api;
+pub mod samples;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -14,7 +15,7 @@ use base64::Engine as _;
 use edr_preprocessor::config::Config;
 use edr_preprocessor::handler::Handler;
 use edr_preprocessor::publisher::{CallError, EntryResult, OutboundRecord, RecordSink};
-use edr_preprocessor::rejects::{RejectSink, RejectedMessage};
+use edr_preprocessor::rejects_queue::{RejectSink, RejectedMessage};
 use serde_json::{Value, json};
 
 /// One record as the fake saw it.

@@ -23,7 +23,7 @@ use futures_util::StreamExt as _;
 use futures_util::stream;
 use tokio::time::Instant;
 
-use crate::submission::Reason;
+use crate::model::Reason;
 
 /// Requests to the rejects queue in flight at once.
 const MAX_CONCURRENT_SENDS: usize = 10;
@@ -41,9 +41,13 @@ pub const ATTRIBUTE_TYPE: &str = "String";
 /// What goes to the rejects queue: the body unchanged, the reason beside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RejectedMessage<'a> {
+    /// The SQS body, unchanged.
     pub body: &'a str,
+    /// Why it was rejected.
     pub reason: Reason,
+    /// The rejection's detail.
     pub detail: &'a str,
+    /// The SQS message id it came with.
     pub source_message_id: &'a str,
     /// The source message's FIFO group, if any.
     pub group_id: Option<&'a str>,

@@ -1,4 +1,4 @@
-//! The event model and the JSON of the Kinesis record each event becomes.
+//! The JSON of the Kinesis record each event becomes.
 //!
 //! Every event of a submission is published as its own record, wrapped with
 //! enough context (ids, position, count, times) that a consumer can process
@@ -6,85 +6,31 @@
 //! `event_id` is a UUIDv5 over `device_id`, `submission_id` and `sequence`,
 //! so the same submission always yields the same ids.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize, Serializer};
 use time::OffsetDateTime;
 use time::macros::format_description;
 use uuid::Uuid;
 
 use crate::config::PartitionKey;
-use crate::submission::{Reason, Rejection, Submission};
+use crate::model::{Reason, Rejection, Submission};
 
 /// The namespace of `event_id`:
 /// `event_id = uuid5(EVENT_ID_NAMESPACE, "{device_id}/{submission_id}/{sequence}")`
 /// with both ids in lowercase hyphenated form and `sequence` in decimal.
 pub const EVENT_ID_NAMESPACE: Uuid = uuid::uuid!("112ae2df-81a4-48c5-9844-96005350b137");
 
-/// The default limit on one record, data plus partition key: a stream's
-/// `MaxRecordSize` is 1 MiB unless raised with `UpdateMaxRecordSize`
-/// (`KINESIS_MAX_RECORD_SIZE_KIB`).
-pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
-
-/// The largest record Kinesis takes from a stream whose `MaxRecordSize` was
-/// raised as far as it goes: 10 MiB.
-pub const MAX_RECORD_BYTES_LIMIT: usize = 10 * 1024 * 1024;
-
-/// One event of a submission, as the sensor sent it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event<'a> {
-    NewProcess(NewProcess<'a>),
-    NetworkConnection(NetworkConnection<'a>),
-}
-
-impl Event<'_> {
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            Event::NewProcess(_) => "new_process",
-            Event::NetworkConnection(_) => "network_connection",
-        }
-    }
-}
-
-/// `event_data` is the event's own object, without a type tag.
-impl Serialize for Event<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Event::NewProcess(e) => e.serialize(s),
-            Event::NetworkConnection(e) => e.serialize(s),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewProcess<'a> {
-    #[serde(borrow)]
-    pub cmdl: Cow<'a, str>,
-    #[serde(borrow)]
-    pub user: Cow<'a, str>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct NetworkConnection<'a> {
-    /// Validated as an IP address, published as sent.
-    #[serde(borrow)]
-    pub source_ip: Cow<'a, str>,
-    #[serde(borrow)]
-    pub destination_ip: Cow<'a, str>,
-    #[serde(deserialize_with = "crate::submission::deserialize_port")]
-    pub destination_port: u16,
-}
-
 /// A submission ready to publish: its records in `sequence` order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedSubmission {
+    /// The submission's id.
     pub submission_id: Uuid,
+    /// The sensor's id.
     pub device_id: Uuid,
+    /// The partition key of every record (`PARTITION_KEY`).
     pub partition_key: Arc<str>,
+    /// The records' JSON, in `sequence` order, slices of one buffer.
     pub records: Vec<Bytes>,
 }
 
@@ -179,36 +125,8 @@ pub fn encode(
     };
     let event_count = submission.events.len();
     let ids = EventIds::new(&submission.device_id, &submission.submission_id);
-    // `","submission_id":"…","device_id":"…","sequence":`
-    let mut middle = Vec::with_capacity(128);
-    middle.extend_from_slice(b"\",\"submission_id\":\"");
-    middle.extend_from_slice(
-        submission
-            .submission_id
-            .hyphenated()
-            .encode_lower(&mut Uuid::encode_buffer())
-            .as_bytes(),
-    );
-    middle.extend_from_slice(b"\",\"device_id\":\"");
-    middle.extend_from_slice(
-        submission
-            .device_id
-            .hyphenated()
-            .encode_lower(&mut Uuid::encode_buffer())
-            .as_bytes(),
-    );
-    middle.extend_from_slice(b"\",\"sequence\":");
-    // `,"event_count":…,"time_created":"…","time_processed":"…","event_data":`
-    let mut tail = Vec::with_capacity(160);
-    tail.extend_from_slice(b",\"event_count\":");
-    tail.extend_from_slice(decimal(event_count, &mut [0u8; 20]));
-    tail.extend_from_slice(b",\"time_created\":");
-    serde_json::to_writer(&mut tail, submission.time_created.as_ref())
+    let (middle, tail) = shared_fields(submission, time_processed)
         .map_err(|_| too_large(submission, 0, max_record_bytes))?;
-    tail.extend_from_slice(b",\"time_processed\":");
-    serde_json::to_writer(&mut tail, time_processed)
-        .map_err(|_| too_large(submission, 0, max_record_bytes))?;
-    tail.extend_from_slice(b",\"event_data\":");
 
     let mut buf: Vec<u8> = Vec::with_capacity(event_count * (middle.len() + tail.len() + 200));
     let mut ends = Vec::with_capacity(event_count);
@@ -252,6 +170,42 @@ pub fn encode(
     })
 }
 
+/// The fields every record of a submission shares, rendered once: the
+/// middle, `","submission_id":"…","device_id":"…","sequence":`, and the
+/// tail, `,"event_count":…,"time_created":"…","time_processed":"…","event_data":`.
+fn shared_fields(
+    submission: &Submission<'_>,
+    time_processed: &str,
+) -> Result<(Vec<u8>, Vec<u8>), serde_json::Error> {
+    let mut middle = Vec::with_capacity(128);
+    middle.extend_from_slice(b"\",\"submission_id\":\"");
+    middle.extend_from_slice(
+        submission
+            .submission_id
+            .hyphenated()
+            .encode_lower(&mut Uuid::encode_buffer())
+            .as_bytes(),
+    );
+    middle.extend_from_slice(b"\",\"device_id\":\"");
+    middle.extend_from_slice(
+        submission
+            .device_id
+            .hyphenated()
+            .encode_lower(&mut Uuid::encode_buffer())
+            .as_bytes(),
+    );
+    middle.extend_from_slice(b"\",\"sequence\":");
+    let mut tail = Vec::with_capacity(160);
+    tail.extend_from_slice(b",\"event_count\":");
+    tail.extend_from_slice(decimal(submission.events.len(), &mut [0u8; 20]));
+    tail.extend_from_slice(b",\"time_created\":");
+    serde_json::to_writer(&mut tail, submission.time_created.as_ref())?;
+    tail.extend_from_slice(b",\"time_processed\":");
+    serde_json::to_writer(&mut tail, time_processed)?;
+    tail.extend_from_slice(b",\"event_data\":");
+    Ok((middle, tail))
+}
+
 fn too_large(submission: &Submission<'_>, sequence: usize, max_record_bytes: usize) -> Rejection {
     Rejection {
         reason: Reason::EventTooLarge,
@@ -266,7 +220,9 @@ fn too_large(submission: &Submission<'_>, sequence: usize, max_record_bytes: usi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::submission::{Limits, parse_json};
+    use crate::decode::parse_json;
+    use crate::model::{Event, Limits, MAX_RECORD_BYTES, MAX_RECORD_BYTES_LIMIT};
+    use serde::Serialize;
     use serde_json::{Value, json};
 
     const SUBMISSION: &str = "4a1b3c5d-0000-4000-8000-000000000001";

@@ -1,7 +1,7 @@
-//! The numbers the README quotes about packing and backoff, recomputed from
-//! the code: the publisher against a Kinesis that answers every call after a
+//! The numbers the documentation (README.md and docs/) quotes about packing
+//! and backoff, recomputed from the code: the publisher against a Kinesis that answers every call after a
 //! fixed round trip, on the paused clock, so a call count or a round count
-//! in the README that the code does not produce fails here.
+//! in the docs that the code does not produce fails here.
 
 mod support;
 
@@ -11,8 +11,21 @@ use support::*;
 
 const ROUND_TRIP: Duration = Duration::from_millis(20);
 
-fn readme() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap()
+/// README.md and every page of docs/, one after the other.
+fn docs() -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut pages: Vec<_> = std::fs::read_dir(format!("{root}/docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    pages.sort();
+    let mut text = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    for page in pages {
+        text.push_str("\n\n");
+        text.push_str(&std::fs::read_to_string(page).unwrap());
+    }
+    text
 }
 
 /// (calls, rounds, milliseconds) for `b` submissions of 8 events.
@@ -49,11 +62,11 @@ fn quoted(text: &str, mode: &str, from: usize) -> (usize, (usize, u128, u128)) {
 }
 
 #[tokio::test(start_paused = true)]
-async fn the_strict_and_relaxed_call_counts_in_the_readme_are_the_publishers() {
-    let text = readme();
+async fn the_strict_and_relaxed_call_counts_in_the_docs_are_the_publishers() {
+    let text = docs();
     let start = text
         .find("The trade-off in numbers")
-        .expect("README has the trade-off paragraph");
+        .expect("the docs have the trade-off paragraph");
     let paragraph = &text[start..start + text[start..].find("\n\n").unwrap()];
     let paragraph = paragraph.replace('\n', " ");
     let mut at = paragraph.find("*B* = 10 sensor").unwrap();
@@ -67,12 +80,12 @@ async fn the_strict_and_relaxed_call_counts_in_the_readme_are_the_publishers() {
 }
 
 #[test]
-fn the_backoff_the_readme_quotes_is_the_default() {
+fn the_backoff_the_docs_quote_is_the_default() {
     let config = config(&[]);
     let quoted = format!(
         "{} ms doubling up to {} ms",
         config.retry_base_delay.as_millis(),
         config.retry_max_delay.as_millis()
     );
-    assert!(readme().contains(&quoted), "README should say {quoted:?}");
+    assert!(docs().contains(&quoted), "the docs should say {quoted:?}");
 }

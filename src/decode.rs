@@ -20,142 +20,10 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use uuid::Uuid;
 
-use crate::event::{Event, NetworkConnection, NewProcess};
-
-/// Why a submission was rejected. The code (`as_str`) is what appears in the
-/// log line, the metric dimension and the rejects queue attribute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Reason {
-    InvalidBase64,
-    InvalidUtf8,
-    MalformedJson,
-    NotAnObject,
-    MissingField,
-    UnknownField,
-    DuplicateField,
-    NullValue,
-    WrongType,
-    InvalidSubmissionId,
-    InvalidDeviceId,
-    InvalidTimeCreated,
-    UnknownEventType,
-    InvalidSourceIp,
-    InvalidDestinationIp,
-    InvalidDestinationPort,
-    TooManyEvents,
-    EventTooLarge,
-}
-
-impl Reason {
-    /// Every reason, for documentation and exhaustive tests.
-    pub const ALL: [Reason; 18] = [
-        Reason::InvalidBase64,
-        Reason::InvalidUtf8,
-        Reason::MalformedJson,
-        Reason::NotAnObject,
-        Reason::MissingField,
-        Reason::UnknownField,
-        Reason::DuplicateField,
-        Reason::NullValue,
-        Reason::WrongType,
-        Reason::InvalidSubmissionId,
-        Reason::InvalidDeviceId,
-        Reason::InvalidTimeCreated,
-        Reason::UnknownEventType,
-        Reason::InvalidSourceIp,
-        Reason::InvalidDestinationIp,
-        Reason::InvalidDestinationPort,
-        Reason::TooManyEvents,
-        Reason::EventTooLarge,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::InvalidBase64 => "invalid_base64",
-            Reason::InvalidUtf8 => "invalid_utf8",
-            Reason::MalformedJson => "malformed_json",
-            Reason::NotAnObject => "not_an_object",
-            Reason::MissingField => "missing_field",
-            Reason::UnknownField => "unknown_field",
-            Reason::DuplicateField => "duplicate_field",
-            Reason::NullValue => "null_value",
-            Reason::WrongType => "wrong_type",
-            Reason::InvalidSubmissionId => "invalid_submission_id",
-            Reason::InvalidDeviceId => "invalid_device_id",
-            Reason::InvalidTimeCreated => "invalid_time_created",
-            Reason::UnknownEventType => "unknown_event_type",
-            Reason::InvalidSourceIp => "invalid_source_ip",
-            Reason::InvalidDestinationIp => "invalid_destination_ip",
-            Reason::InvalidDestinationPort => "invalid_destination_port",
-            Reason::TooManyEvents => "too_many_events",
-            Reason::EventTooLarge => "event_too_large",
-        }
-    }
-
-    fn from_code(code: &str) -> Option<Reason> {
-        Reason::ALL.into_iter().find(|r| r.as_str() == code)
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A submission that failed validation. `detail` is short, made by this
-/// crate (never a copy of the body), and safe to log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    pub reason: Reason,
-    pub detail: String,
-    /// The ids as far as they could be read (bounded in length), for logs.
-    pub submission_id: Option<String>,
-    pub device_id: Option<String>,
-}
-
-impl Rejection {
-    fn new(reason: Reason, detail: impl Into<String>) -> Self {
-        Rejection {
-            reason,
-            detail: detail.into(),
-            submission_id: None,
-            device_id: None,
-        }
-    }
-}
-
-/// A valid submission. Strings borrow from the decoded body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Submission<'a> {
-    pub submission_id: Uuid,
-    pub device_id: Uuid,
-    /// As the sensor sent it (validated as an ISO 8601 date-time).
-    pub time_created: Cow<'a, str>,
-    /// In document order: event lists in the order their keys appear in the
-    /// `events` object, then list order.
-    pub events: Vec<Event<'a>>,
-}
-
-/// Limits that depend on configuration.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// `MAX_EVENTS_PER_SUBMISSION`.
-    pub max_events: usize,
-    /// The stream's record limit, data plus partition key
-    /// (`KINESIS_MAX_RECORD_SIZE_KIB`).
-    pub max_record_bytes: usize,
-}
-
-impl Limits {
-    /// `max_events`, and the default record limit of 1 MiB.
-    pub const fn with_max_events(max_events: usize) -> Self {
-        Limits {
-            max_events,
-            max_record_bytes: crate::event::MAX_RECORD_BYTES,
-        }
-    }
-}
+use crate::logging::bounded;
+use crate::model::{
+    Event, Limits, NetworkConnection, NewProcess, REASON_TAG, Reason, Rejection, Submission, tagged,
+};
 
 /// Undoes the sensors' transport encoding: a body whose first non-blank
 /// character is `{` is JSON as is; anything else must be standard base64
@@ -347,14 +215,6 @@ fn is_iso8601_date_time(text: &str) -> bool {
     }
 }
 
-/// Marks an error raised by our own visitors with its reason code, so it
-/// survives serde_json's error type and can be read back.
-const REASON_TAG: &str = "edr-reason:";
-
-fn tagged<E: de::Error>(reason: Reason) -> E {
-    E::custom(format_args!("{REASON_TAG}{}", reason.as_str()))
-}
-
 /// Maps serde_json's error to a reason. serde's data errors are identified by
 /// their documented message prefixes; the detail keeps only the kind, the
 /// field name for missing/unknown/duplicate fields (bounded) and the position.
@@ -410,18 +270,6 @@ fn rejection_from_json(e: &serde_json::Error) -> Rejection {
             Rejection::new(reason, detail)
         }
     }
-}
-
-/// Cuts `text` to at most `max` bytes on a character boundary.
-pub fn bounded(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
 }
 
 /// Fills in the ids of a rejected submission for its log line, reading them
@@ -573,29 +421,6 @@ impl<'de: 'a, 'a> Visitor<'de> for ListInto<'_, 'a> {
         }
         Ok(())
     }
-}
-
-/// `destination_port`: a JSON integer from 0 to 65535. Fractions, exponents,
-/// negative numbers (`-0` included, which JSON parsers read as a float) and
-/// out-of-range values are rejected with `invalid_destination_port`.
-pub(crate) fn deserialize_port<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
-    struct PortVisitor;
-    impl Visitor<'_> for PortVisitor {
-        type Value = u16;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("an integer from 0 to 65535")
-        }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u16, E> {
-            u16::try_from(v).map_err(|_| tagged(Reason::InvalidDestinationPort))
-        }
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u16, E> {
-            u16::try_from(v).map_err(|_| tagged(Reason::InvalidDestinationPort))
-        }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<u16, E> {
-            Err(tagged(Reason::InvalidDestinationPort))
-        }
-    }
-    d.deserialize_any(PortVisitor)
 }
 
 #[cfg(test)]

@@ -1,0 +1,592 @@
+//! The bookkeeping of one SQS batch: what became of each message, without
+//! any I/O.
+//!
+//! [`Batch::triage`] decodes, validates and encodes every message and sets
+//! apart repeats of a message id. The handler then runs the batch in rounds,
+//! each "store rejects, then publish" ([`Batch::rejects`], [`Batch::lanes`],
+//! [`Batch::apply`]), and [`Batch::respond`] names the messages SQS must
+//! redeliver. [`Batch::count`] says what the invocation did, one count per
+//! message.
+//!
+//! For a FIFO queue a message group is one lane: once a message of a group
+//! fails, every later message of that group in the batch fails too, and
+//! nothing of them is published or forwarded, so SQS redelivers the group
+//! in order.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
+
+use crate::config::PartitionKey;
+use crate::encode::EncodedSubmission;
+use crate::metrics::InvocationMetrics;
+use crate::model::{Limits, Rejection};
+use crate::publisher::{Outcome, PublishFailure, PublishReport};
+use crate::rejects_queue::RejectedMessage;
+use crate::transform::transform;
+
+/// Returned instead of a response when a message that must be retried has no
+/// `messageId` to name it by: the invocation fails, so SQS retries the whole
+/// batch rather than losing that message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnidentifiedFailure {
+    /// Failed messages that have no `messageId`.
+    pub failed_without_id: usize,
+}
+
+impl fmt::Display for UnidentifiedFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} message(s) without a messageId could not be processed; failing the whole batch so SQS retries it",
+            self.failed_without_id
+        )
+    }
+}
+
+impl std::error::Error for UnidentifiedFailure {}
+
+/// What became of one SQS message.
+#[derive(Debug, Clone)]
+enum Fate {
+    /// Valid; its records are `encoded[index]`.
+    Valid(usize),
+    /// Invalid and acknowledged.
+    Rejected(Rejection),
+    /// Invalid, but the rejects queue could not take it, so it is retried.
+    RejectNotStored,
+    /// A repeat of an earlier message id in this batch; follows that message.
+    Duplicate(usize),
+}
+
+struct Message<'e> {
+    id: Option<&'e str>,
+    group: Option<&'e str>,
+    body: &'e str,
+    fate: Fate,
+    failed: bool,
+    /// The round in which the message is stored or published.
+    round: usize,
+}
+
+/// One SQS batch, message by message.
+pub struct Batch<'e> {
+    messages: Vec<Message<'e>>,
+    encoded: Vec<EncodedSubmission>,
+    fifo: bool,
+    rounds: usize,
+}
+
+impl<'e> Batch<'e> {
+    /// Decodes, validates and encodes every message; repeats of a message id
+    /// follow the first message with that id.
+    pub fn triage(
+        records: &'e [SqsMessage],
+        limits: Limits,
+        key: PartitionKey,
+        time_processed: &str,
+    ) -> Self {
+        let fifo = records.iter().any(is_fifo);
+        let mut encoded: Vec<EncodedSubmission> = Vec::new();
+        let mut first_with_id: HashMap<&str, usize> = HashMap::new();
+        let mut messages: Vec<Message<'_>> = Vec::with_capacity(records.len());
+        for (index, record) in records.iter().enumerate() {
+            let id = record.message_id.as_deref().filter(|id| !id.is_empty());
+            let body = record.body.as_deref().unwrap_or_default();
+            let fate = match id.and_then(|id| first_with_id.get(id)) {
+                Some(&first) => {
+                    tracing::warn!(
+                        message_id = id,
+                        "duplicate messageId in batch; processed once"
+                    );
+                    Fate::Duplicate(first)
+                }
+                None => match transform(body, limits, key, time_processed) {
+                    Ok(submission) => {
+                        encoded.push(submission);
+                        Fate::Valid(encoded.len() - 1)
+                    }
+                    Err(rejection) => {
+                        log_rejection(id, &rejection);
+                        Fate::Rejected(rejection)
+                    }
+                },
+            };
+            if let Some(id) = id {
+                first_with_id.entry(id).or_insert(index);
+            }
+            let group = if fifo {
+                record.attributes.get("MessageGroupId").map(String::as_str)
+            } else {
+                None
+            };
+            messages.push(Message {
+                id,
+                group,
+                body,
+                fate,
+                failed: false,
+                round: 0,
+            });
+        }
+        let mut batch = Batch {
+            messages,
+            encoded,
+            fifo,
+            rounds: 1,
+        };
+        batch.assign_rounds();
+        batch
+    }
+
+    /// The valid submissions, encoded; lanes index into it.
+    pub fn encoded(&self) -> &[EncodedSubmission] {
+        &self.encoded
+    }
+
+    /// How many rounds of "store rejects, then publish" the batch needs.
+    pub fn rounds(&self) -> usize {
+        self.rounds
+    }
+
+    /// Splits the batch into rounds.
+    ///
+    /// A standard queue's messages are independent: one round. In a FIFO
+    /// group an invalid message that follows a valid one may be forwarded to
+    /// the rejects queue only once that valid one is published: if it is
+    /// not, the invalid message is reported failed and comes back, and
+    /// forwarding it now would store it again on every redelivery. So each
+    /// time a group turns from valid to invalid messages, its later messages
+    /// go to the next round.
+    fn assign_rounds(&mut self) {
+        if !self.fifo {
+            return;
+        }
+        // Per group: its current round, and whether its last message was valid.
+        let mut groups: HashMap<&str, (usize, bool)> = HashMap::new();
+        for m in self.messages.iter_mut() {
+            let Some(group) = m.group else { continue };
+            let (round, after_valid) = groups.entry(group).or_insert((0, false));
+            match m.fate {
+                Fate::Valid(_) => *after_valid = true,
+                Fate::Rejected(_) | Fate::RejectNotStored => {
+                    if std::mem::replace(after_valid, false) {
+                        *round += 1;
+                    }
+                }
+                Fate::Duplicate(_) => continue,
+            }
+            m.round = *round;
+            self.rounds = self.rounds.max(*round + 1);
+        }
+    }
+
+    /// In a FIFO batch, marks every message of a group after its first
+    /// failed message as failed (before each round, and before the answer).
+    pub fn fail_behind_failures(&mut self) {
+        if !self.fifo {
+            return;
+        }
+        let mut failed_groups: HashSet<&str> = HashSet::new();
+        for m in self.messages.iter_mut() {
+            let failed = m.failed;
+            if let Some(group) = m.group {
+                if failed_groups.contains(group) {
+                    m.failed = true;
+                } else if failed {
+                    failed_groups.insert(group);
+                }
+            }
+        }
+    }
+
+    /// The invalid messages of `round` that have not failed, for the rejects
+    /// queue, with their positions for [`Batch::rejects_stored`].
+    pub fn rejects(&self, round: usize) -> (Vec<usize>, Vec<RejectedMessage<'_>>) {
+        self.messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.round == round && !m.failed)
+            .filter_map(|(i, m)| match &m.fate {
+                Fate::Rejected(r) => Some((
+                    i,
+                    RejectedMessage {
+                        body: m.body,
+                        reason: r.reason,
+                        detail: &r.detail,
+                        source_message_id: m.id.unwrap_or_default(),
+                        group_id: m.group,
+                    },
+                )),
+                _ => None,
+            })
+            .unzip()
+    }
+
+    /// Records what the rejects queue said: a refused or unanswered send
+    /// fails its message, which SQS then redelivers.
+    pub fn rejects_stored(&mut self, positions: &[usize], results: Vec<Result<(), String>>) {
+        for (&i, result) in positions.iter().zip(results) {
+            let (Err(error), Some(message)) = (result, self.messages.get_mut(i)) else {
+                continue;
+            };
+            if let Fate::Rejected(rejection) = &message.fate {
+                tracing::warn!(
+                    message_id = message.id,
+                    reason = rejection.reason.as_str(),
+                    error = %error,
+                    "rejects queue did not take an invalid submission; it will be retried"
+                );
+                message.fate = Fate::RejectNotStored;
+                message.failed = true;
+            }
+        }
+    }
+
+    /// The lanes of `round`: each valid submission alone, or each FIFO
+    /// group's valid submissions in batch order, cut at the first message
+    /// that already failed (whose successors are then failed unpublished).
+    pub fn lanes(&mut self, round: usize) -> Vec<Vec<usize>> {
+        let fifo = self.fifo;
+        let mut lanes: Vec<Vec<usize>> = Vec::new();
+        let mut lane_of_group: HashMap<&str, usize> = HashMap::new();
+        let mut blocked: HashSet<&str> = HashSet::new();
+        for m in self.messages.iter_mut().filter(|m| m.round == round) {
+            let group = m.group.filter(|_| fifo);
+            if let Some(group) = group {
+                if blocked.contains(group) {
+                    m.failed = true;
+                    continue;
+                }
+                if m.failed {
+                    blocked.insert(group);
+                    continue;
+                }
+            }
+            let Fate::Valid(i) = m.fate else { continue };
+            // A FIFO message always has a group; without one it stands alone.
+            match group.and_then(|g| lane_of_group.get(g).copied()) {
+                Some(lane) => lanes.get_mut(lane).into_iter().for_each(|l| l.push(i)),
+                None => {
+                    if let Some(group) = group {
+                        lane_of_group.insert(group, lanes.len());
+                    }
+                    lanes.push(vec![i]);
+                }
+            }
+        }
+        lanes
+    }
+
+    /// Marks the valid messages of `round` that were not fully published
+    /// failed.
+    pub fn apply(&mut self, round: usize, report: &PublishReport) {
+        for message in self.messages.iter_mut().filter(|m| m.round == round) {
+            if let Fate::Valid(index) = message.fate {
+                match report.outcomes.get(index).cloned().flatten() {
+                    Some(Outcome::Published) => {}
+                    Some(Outcome::Failed(failure)) => {
+                        log_publish_failure(message.id, self.encoded.get(index), &failure);
+                        message.failed = true;
+                    }
+                    None => message.failed = true,
+                }
+            }
+        }
+    }
+
+    /// Whether `m` is reported failed: a duplicate shares the fate of the
+    /// first message with its id.
+    fn is_failed(&self, m: &Message<'_>) -> bool {
+        match m.fate {
+            Fate::Duplicate(first) => self.messages.get(first).is_some_and(|f| f.failed),
+            _ => m.failed,
+        }
+    }
+
+    /// The answer to SQS: each failed message id once, in batch order.
+    pub fn respond(&mut self) -> Result<SqsBatchResponse, UnidentifiedFailure> {
+        self.fail_behind_failures();
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut response = SqsBatchResponse::default();
+        let mut without_id = 0;
+        for m in self.messages.iter().filter(|m| self.is_failed(m)) {
+            match m.id {
+                Some(id) => {
+                    if seen.insert(id) {
+                        let mut item = BatchItemFailure::default();
+                        item.item_identifier = id.to_owned();
+                        response.batch_item_failures.push(item);
+                    }
+                }
+                None => without_id += 1,
+            }
+        }
+        if without_id > 0 {
+            tracing::error!(
+                failed_without_id = without_id,
+                "failing the whole batch: a failed message has no messageId"
+            );
+            return Err(UnidentifiedFailure {
+                failed_without_id: without_id,
+            });
+        }
+        Ok(response)
+    }
+
+    /// Counts each message once, by what SQS is told of it: published (a
+    /// valid submission, acknowledged), rejected (an invalid one,
+    /// acknowledged) or failed (reported in `batchItemFailures`, or the
+    /// whole batch when `answered` is false). A duplicate counts as its first.
+    pub fn count(&self, answered: bool) -> InvocationMetrics {
+        let mut metrics = InvocationMetrics {
+            received: self.messages.len() as u64,
+            valid: self.encoded.len() as u64,
+            ..InvocationMetrics::default()
+        };
+        for m in &self.messages {
+            if let (Fate::Valid(index), false) = (&m.fate, m.failed) {
+                metrics.events_published += self
+                    .encoded
+                    .get(*index)
+                    .map_or(0, |e| e.records.len() as u64);
+            }
+            if !answered {
+                continue;
+            }
+            let fate = match m.fate {
+                Fate::Duplicate(first) => self.messages.get(first).map(|f| &f.fate),
+                _ => Some(&m.fate),
+            };
+            match fate {
+                _ if self.is_failed(m) => metrics.failed += 1,
+                Some(Fate::Valid(_)) => metrics.published += 1,
+                Some(Fate::Rejected(rejection)) => {
+                    *metrics.rejected.entry(rejection.reason).or_default() += 1
+                }
+                _ => metrics.failed += 1,
+            }
+        }
+        if !answered {
+            metrics.failed = metrics.received;
+        }
+        metrics
+    }
+}
+
+/// Only a FIFO queue's ARN ends in `.fifo`. A `MessageGroupId` attribute does
+/// not make a queue FIFO: SQS fair queues are standard queues whose messages
+/// carry one (the tenant), and they promise no order to keep.
+fn is_fifo(record: &SqsMessage) -> bool {
+    record
+        .event_source_arn
+        .as_deref()
+        .is_some_and(|arn| arn.ends_with(".fifo"))
+}
+
+fn log_rejection(message_id: Option<&str>, rejection: &Rejection) {
+    tracing::warn!(
+        message_id,
+        reason = rejection.reason.as_str(),
+        detail = rejection.detail.as_str(),
+        submission_id = rejection.submission_id.as_deref(),
+        device_id = rejection.device_id.as_deref(),
+        "submission rejected"
+    );
+}
+
+fn log_publish_failure(
+    message_id: Option<&str>,
+    submission: Option<&EncodedSubmission>,
+    failure: &PublishFailure,
+) {
+    tracing::warn!(
+        message_id,
+        submission_id = submission.map(|s| s.submission_id.to_string()),
+        device_id = submission.map(|s| s.device_id.to_string()),
+        cause = failure.cause.as_str(),
+        first_unwritten_sequence = failure.sequence,
+        error_code = failure.code.as_deref(),
+        error_message = failure.message.as_deref(),
+        "submission not fully published; it will be retried"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publisher::{FailureCause, PublishStats};
+
+    const VALID: &str = r#"{"submission_id":"5b000000-0000-4000-8000-000000000000","device_id":"de000000-0000-4000-8000-000000000000","time_created":"2021-03-29T12:06:09","events":{"new_process":[{"cmdl":"a","user":"b"}]}}"#;
+
+    fn valid(n: u8) -> String {
+        VALID.replace(
+            "000000000000\",\"device",
+            &format!("0000000000{n:02x}\",\"device"),
+        )
+    }
+
+    fn record(id: &str, group: Option<&str>, body: &str) -> SqsMessage {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(id.into());
+        m.body = Some(body.into());
+        m.event_source_arn = Some(match group {
+            Some(_) => "arn:aws:sqs:eu-west-1:1:q.fifo".into(),
+            None => "arn:aws:sqs:eu-west-1:1:q".into(),
+        });
+        if let Some(g) = group {
+            m.attributes.insert("MessageGroupId".into(), g.into());
+        }
+        m
+    }
+
+    fn triage(records: &[SqsMessage]) -> Batch<'_> {
+        Batch::triage(
+            records,
+            Limits::with_max_events(10),
+            PartitionKey::SubmissionId,
+            "t",
+        )
+    }
+
+    /// A report in which the submissions at `failed` failed, the rest were published.
+    fn report(encoded: usize, failed: &[usize]) -> PublishReport {
+        let failure = PublishFailure {
+            cause: FailureCause::NonRetryable,
+            sequence: 0,
+            code: None,
+            message: None,
+        };
+        PublishReport {
+            outcomes: (0..encoded)
+                .map(|i| {
+                    Some(if failed.contains(&i) {
+                        Outcome::Failed(failure.clone())
+                    } else {
+                        Outcome::Published
+                    })
+                })
+                .collect(),
+            stats: PublishStats::default(),
+        }
+    }
+
+    fn failed_ids(batch: &mut Batch<'_>) -> Vec<String> {
+        let response = batch.respond().unwrap();
+        response
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect()
+    }
+
+    #[test]
+    fn a_standard_batch_is_one_round_of_one_lane_per_valid_submission() {
+        let records = [
+            record("a", None, &valid(0)),
+            record("bad", None, "%%%"),
+            record("b", None, &valid(1)),
+        ];
+        let mut batch = triage(&records);
+        assert_eq!(batch.rounds(), 1);
+        assert_eq!(batch.encoded().len(), 2);
+        assert_eq!(batch.lanes(0), [vec![0], vec![1]]);
+        let (positions, rejects) = batch.rejects(0);
+        assert_eq!(positions, [1]);
+        assert_eq!(rejects[0].source_message_id, "bad");
+    }
+
+    #[test]
+    fn a_fifo_group_turning_from_valid_to_invalid_starts_a_new_round() {
+        let records = [
+            record("g1", Some("g"), "%%%"),
+            record("g2", Some("g"), &valid(0)),
+            record("g3", Some("g"), "%%%"),
+            record("g4", Some("g"), &valid(1)),
+            record("h1", Some("h"), &valid(2)),
+        ];
+        let mut batch = triage(&records);
+        assert_eq!(batch.rounds(), 2);
+        assert_eq!(batch.rejects(0).0, [0], "g1 before g's first valid message");
+        assert_eq!(batch.lanes(0), [vec![0], vec![2]]);
+        assert_eq!(batch.rejects(1).0, [2], "g3 once g2 is published");
+        assert_eq!(batch.lanes(1), [vec![1]]);
+    }
+
+    #[test]
+    fn a_failure_in_a_fifo_group_fails_the_rest_of_it_unpublished_and_unforwarded() {
+        let records = [
+            record("a", Some("g"), &valid(0)),
+            record("bad", Some("g"), "%%%"),
+            record("b", Some("g"), &valid(1)),
+            record("other", Some("h"), &valid(2)),
+        ];
+        let mut batch = triage(&records);
+        assert_eq!(batch.lanes(0), [vec![0], vec![2]]);
+        batch.apply(0, &report(3, &[0]));
+        batch.fail_behind_failures();
+        assert!(batch.rejects(1).1.is_empty(), "bad is not forwarded");
+        assert!(batch.lanes(1).is_empty(), "b is not published");
+        assert_eq!(failed_ids(&mut batch), ["a", "bad", "b"]);
+    }
+
+    #[test]
+    fn a_refused_reject_fails_its_message() {
+        let records = [record("a", None, &valid(0)), record("bad", None, "%%%")];
+        let mut batch = triage(&records);
+        let (positions, _) = batch.rejects(0);
+        batch.rejects_stored(&positions, vec![Err("no queue".into())]);
+        batch.apply(0, &report(1, &[]));
+        assert_eq!(failed_ids(&mut batch), ["bad"]);
+    }
+
+    #[test]
+    fn a_duplicate_shares_the_fate_of_its_first_and_is_reported_once() {
+        let records = [
+            record("dup", None, &valid(0)),
+            record("dup", None, &valid(0)),
+        ];
+        let mut batch = triage(&records);
+        assert_eq!(batch.encoded().len(), 1, "processed once");
+        batch.apply(0, &report(1, &[0]));
+        assert_eq!(failed_ids(&mut batch), ["dup"]);
+        let metrics = batch.count(true);
+        assert_eq!((metrics.received, metrics.failed), (2, 2));
+    }
+
+    #[test]
+    fn each_message_is_counted_once() {
+        let records = [
+            record("p", None, &valid(0)),
+            record("r", None, "%%%"),
+            record("f", None, &valid(1)),
+            record("n", None, "not base64!"),
+        ];
+        let mut batch = triage(&records);
+        let (positions, _) = batch.rejects(0);
+        batch.rejects_stored(&positions, vec![Ok(()), Err("refused".into())]);
+        batch.apply(0, &report(2, &[1]));
+        let answered = batch.respond().is_ok();
+        let m = batch.count(answered);
+        assert_eq!((m.published, m.rejected_total(), m.failed), (1, 1, 2));
+        assert_eq!(m.events_published, 1);
+        let unanswered = batch.count(false);
+        assert_eq!((unanswered.published, unanswered.failed), (0, 4));
+    }
+
+    #[test]
+    fn a_failed_message_without_an_id_fails_the_whole_batch() {
+        let mut nameless = record("", None, &valid(0));
+        nameless.message_id = None;
+        let records = [nameless];
+        let mut batch = triage(&records);
+        batch.apply(0, &report(1, &[0]));
+        assert_eq!(
+            batch.respond().unwrap_err(),
+            UnidentifiedFailure {
+                failed_without_id: 1
+            }
+        );
+    }
+}

@@ -1,0 +1,268 @@
+//! The input model: what a sensor submits, the rules every value of it must
+//! follow, and the reasons a submission is refused.
+//!
+//! A leaf: [`crate::decode`] fills these types from an SQS body and
+//! [`crate::encode`] turns them into Kinesis records; neither knows the other.
+//! The types borrow their strings from the decoded body.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use uuid::Uuid;
+
+/// Why a submission was rejected. The code (`as_str`) is what appears in the
+/// log line, the metric dimension and the rejects queue attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// The body is neither JSON nor standard base64.
+    InvalidBase64,
+    /// The decoded document is not UTF-8.
+    InvalidUtf8,
+    /// Not JSON, truncated, too deep, or a number out of range.
+    MalformedJson,
+    /// The document is not a JSON object.
+    NotAnObject,
+    /// A required field is absent.
+    MissingField,
+    /// A field the schema does not have.
+    UnknownField,
+    /// A key appears twice in one object.
+    DuplicateField,
+    /// `null` where a value is required.
+    NullValue,
+    /// A value of the wrong JSON type.
+    WrongType,
+    /// `submission_id` is not a hyphenated UUID.
+    InvalidSubmissionId,
+    /// `device_id` is not a hyphenated UUID.
+    InvalidDeviceId,
+    /// `time_created` is not a date-time of the documented profile.
+    InvalidTimeCreated,
+    /// A key of `events` other than the known event types.
+    UnknownEventType,
+    /// `source_ip` is not an IP address.
+    InvalidSourceIp,
+    /// `destination_ip` is not an IP address.
+    InvalidDestinationIp,
+    /// `destination_port` is not an integer from 0 to 65535.
+    InvalidDestinationPort,
+    /// More events than `MAX_EVENTS_PER_SUBMISSION`.
+    TooManyEvents,
+    /// An event's record would exceed the stream's record limit.
+    EventTooLarge,
+}
+
+impl Reason {
+    /// Every reason, for documentation and exhaustive tests.
+    pub const ALL: [Reason; 18] = [
+        Reason::InvalidBase64,
+        Reason::InvalidUtf8,
+        Reason::MalformedJson,
+        Reason::NotAnObject,
+        Reason::MissingField,
+        Reason::UnknownField,
+        Reason::DuplicateField,
+        Reason::NullValue,
+        Reason::WrongType,
+        Reason::InvalidSubmissionId,
+        Reason::InvalidDeviceId,
+        Reason::InvalidTimeCreated,
+        Reason::UnknownEventType,
+        Reason::InvalidSourceIp,
+        Reason::InvalidDestinationIp,
+        Reason::InvalidDestinationPort,
+        Reason::TooManyEvents,
+        Reason::EventTooLarge,
+    ];
+
+    /// The reason code, in snake case.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::InvalidBase64 => "invalid_base64",
+            Reason::InvalidUtf8 => "invalid_utf8",
+            Reason::MalformedJson => "malformed_json",
+            Reason::NotAnObject => "not_an_object",
+            Reason::MissingField => "missing_field",
+            Reason::UnknownField => "unknown_field",
+            Reason::DuplicateField => "duplicate_field",
+            Reason::NullValue => "null_value",
+            Reason::WrongType => "wrong_type",
+            Reason::InvalidSubmissionId => "invalid_submission_id",
+            Reason::InvalidDeviceId => "invalid_device_id",
+            Reason::InvalidTimeCreated => "invalid_time_created",
+            Reason::UnknownEventType => "unknown_event_type",
+            Reason::InvalidSourceIp => "invalid_source_ip",
+            Reason::InvalidDestinationIp => "invalid_destination_ip",
+            Reason::InvalidDestinationPort => "invalid_destination_port",
+            Reason::TooManyEvents => "too_many_events",
+            Reason::EventTooLarge => "event_too_large",
+        }
+    }
+
+    pub(crate) fn from_code(code: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.as_str() == code)
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A submission that failed validation. `detail` is short, made by this
+/// crate (never a copy of the body), and safe to log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// Why.
+    pub reason: Reason,
+    /// Where and what, in a few words made by this crate.
+    pub detail: String,
+    /// The ids as far as they could be read (bounded in length), for logs.
+    pub submission_id: Option<String>,
+    /// The device id as far as it could be read (bounded), for logs.
+    pub device_id: Option<String>,
+}
+
+impl Rejection {
+    pub(crate) fn new(reason: Reason, detail: impl Into<String>) -> Self {
+        Rejection {
+            reason,
+            detail: detail.into(),
+            submission_id: None,
+            device_id: None,
+        }
+    }
+}
+
+/// A valid submission. Strings borrow from the decoded body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submission<'a> {
+    /// The submission's id.
+    pub submission_id: Uuid,
+    /// The sensor's id.
+    pub device_id: Uuid,
+    /// As the sensor sent it (validated as an ISO 8601 date-time).
+    pub time_created: Cow<'a, str>,
+    /// In document order: event lists in the order their keys appear in the
+    /// `events` object, then list order.
+    pub events: Vec<Event<'a>>,
+}
+
+/// Limits that depend on configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `MAX_EVENTS_PER_SUBMISSION`.
+    pub max_events: usize,
+    /// The stream's record limit, data plus partition key
+    /// (`KINESIS_MAX_RECORD_SIZE_KIB`).
+    pub max_record_bytes: usize,
+}
+
+impl Limits {
+    /// `max_events`, and the default record limit of 1 MiB.
+    pub const fn with_max_events(max_events: usize) -> Self {
+        Limits {
+            max_events,
+            max_record_bytes: MAX_RECORD_BYTES,
+        }
+    }
+}
+
+/// The default limit on one record, data plus partition key: a stream's
+/// `MaxRecordSize` is 1 MiB unless raised with `UpdateMaxRecordSize`
+/// (`KINESIS_MAX_RECORD_SIZE_KIB`).
+pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+
+/// The largest record Kinesis takes from a stream whose `MaxRecordSize` was
+/// raised as far as it goes: 10 MiB.
+pub const MAX_RECORD_BYTES_LIMIT: usize = 10 * 1024 * 1024;
+
+/// One event of a submission, as the sensor sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A process started on the endpoint.
+    NewProcess(NewProcess<'a>),
+    /// A network connection made by the endpoint.
+    NetworkConnection(NetworkConnection<'a>),
+}
+
+impl Event<'_> {
+    /// The event type: the key of its list in `events`, and the record's `event_type`.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Event::NewProcess(_) => "new_process",
+            Event::NetworkConnection(_) => "network_connection",
+        }
+    }
+}
+
+/// `event_data` is the event's own object, without a type tag.
+impl Serialize for Event<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Event::NewProcess(e) => e.serialize(s),
+            Event::NetworkConnection(e) => e.serialize(s),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+/// `new_process`: a process started on the endpoint.
+pub struct NewProcess<'a> {
+    #[serde(borrow)]
+    /// The command line, as sent.
+    pub cmdl: Cow<'a, str>,
+    #[serde(borrow)]
+    /// The user who started it, as sent.
+    pub user: Cow<'a, str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+/// `network_connection`: a connection made by the endpoint.
+pub struct NetworkConnection<'a> {
+    /// Validated as an IP address, published as sent.
+    #[serde(borrow)]
+    pub source_ip: Cow<'a, str>,
+    #[serde(borrow)]
+    /// Validated as an IP address, published as sent.
+    pub destination_ip: Cow<'a, str>,
+    #[serde(deserialize_with = "crate::model::deserialize_port")]
+    /// An integer from 0 to 65535.
+    pub destination_port: u16,
+}
+
+/// Marks an error raised by our own visitors with its reason code, so it
+/// survives serde_json's error type and can be read back.
+pub(crate) const REASON_TAG: &str = "edr-reason:";
+
+pub(crate) fn tagged<E: de::Error>(reason: Reason) -> E {
+    E::custom(format_args!("{REASON_TAG}{}", reason.as_str()))
+}
+
+/// `destination_port`: a JSON integer from 0 to 65535. Fractions, exponents,
+/// negative numbers (`-0` included, which JSON parsers read as a float) and
+/// out-of-range values are rejected with `invalid_destination_port`.
+pub(crate) fn deserialize_port<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    struct PortVisitor;
+    impl Visitor<'_> for PortVisitor {
+        type Value = u16;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an integer from 0 to 65535")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u16, E> {
+            u16::try_from(v).map_err(|_| tagged(Reason::InvalidDestinationPort))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u16, E> {
+            u16::try_from(v).map_err(|_| tagged(Reason::InvalidDestinationPort))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<u16, E> {
+            Err(tagged(Reason::InvalidDestinationPort))
+        }
+    }
+    d.deserialize_any(PortVisitor)
+}
