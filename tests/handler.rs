@@ -1,5 +1,5 @@
-//! The batch handler against a scripted Kinesis: every guarantee of the
-//! README, one scenario at a time. Time is paused, so backoffs and deadlines
+//! The batch handler against a scripted Kinesis: every guarantee of
+//! docs/guarantees.md, one scenario at a time. Time is paused, so backoffs and deadlines
 //! are exact and the tests do not depend on the speed of the machine.
 
 mod support;

@@ -1,6 +1,6 @@
 //! The sample events in `events/` (what `cargo lambda invoke --data-file`
 //! sends) go through the real event deserialisation and the handler, and
-//! give the responses the README documents.
+//! give the responses docs/local.md documents.
 
 mod support;
 

@@ -29,7 +29,8 @@ pub fn sqs_event(bodies: &[String]) -> SqsEvent {
 }
 
 /// Where the benchmarks write their machine-readable results
-/// (`BENCH_OUT`, default `target/bench`), read by `benches/report.py`.
+/// (`BENCH_OUT`, default `target/bench`), read by `edr_tools.bench.report`
+/// (python/edr_tools/bench/report.py).
 pub fn out_dir() -> std::path::PathBuf {
     let dir = std::env::var_os("BENCH_OUT")
         .map(std::path::PathBuf::from)

@@ -3,8 +3,8 @@
 A LocalStack user deploys with `AWS_CLI=awslocal scripts/deploy-local.sh` and
 then works with `awslocal`, which sends every AWS CLI call to LOCALSTACK_HOST
 (default localhost:4566; awscli-local's own rule, localstack_client/config.py).
-Here LOCALSTACK_HOST is the tests' MiniStack, so the very commands of the
-README's "On LocalStack (Docker)" section run, in order, against an emulator:
+Here LOCALSTACK_HOST is the tests' MiniStack, so the very commands of
+docs/local.md's "On LocalStack (Docker)" section run, in order, against an emulator:
 the deployment (queues, stream, role, function and the event source mapping,
 all created with `awslocal`), a valid and an invalid submission sent with
 `awslocal sqs send-message`, the events read back with `awslocal kinesis
@@ -25,7 +25,7 @@ import boto3
 from edr_tools import fleet as sensor_fleet
 from helpers import ROOT, fleet
 
-# The README's LocalStack commands, in the order the test runs them. Every
+# docs/local.md's LocalStack commands, in the order the test runs them. Every
 # step runs after SETUP, in a shell whose current directory holds scripts/,
 # submission.json and broken.json.
 SETUP = "export AWS_DEFAULT_REGION=eu-west-1"
@@ -99,7 +99,7 @@ def test_awslocal_deployment_delivers_through_its_mapping(emulator, function_zip
         assert out.returncode == 0, f"{step}\n--- stderr ---\n{out.stderr[-4000:]}"
         return out.stdout
 
-    # The SDK's view of the same deployment, in the README's region.
+    # The SDK's view of the same deployment, in the docs' region.
     sqs, kinesis, lam = (
         boto3.client(
             service,
@@ -119,7 +119,7 @@ def test_awslocal_deployment_delivers_through_its_mapping(emulator, function_zip
         run(SEND)
         sensor_fleet.wait_drained(sqs, deployed["QUEUE_URL"], timeout=90, quiet_polls=3)
 
-        # The events, as the README's loop prints them: one JSON record per line.
+        # The events, as docs/local.md's loop prints them: one JSON record per line.
         records = [json.loads(line) for line in run(READ).splitlines() if line.strip()]
         sub = good["submission"]
         assert sorted(r["sequence"] for r in records) == list(range(len(sensor_fleet.expected_events(sub))))

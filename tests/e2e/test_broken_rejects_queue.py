@@ -2,7 +2,7 @@
 SendMessage and never answers (the fault proxy, reached through
 AWS_ENDPOINT_URL_SQS; Kinesis is fine).
 
-Expected, as for Kinesis (README "Guarantees", 3 and 4): the invocation answers
+Expected, as for Kinesis (docs/guarantees.md, 3 and 4): the invocation answers
 before its timeout, the valid submissions are published, and every invalid one
 whose rejects-queue send did not complete is in batchItemFailures, so that SQS
 brings it back.

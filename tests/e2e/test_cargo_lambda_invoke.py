@@ -1,5 +1,5 @@
-"""The sample events in events/ through `cargo lambda invoke --data-file`, as the
-README tells a user to run them: `cargo lambda watch` serves the Runtime API
+"""The sample events in events/ through `cargo lambda invoke --data-file`, as
+docs/local.md tells a user to run them: `cargo lambda watch` serves the Runtime API
 (here with --only-lambda-apis, running the release binary the other tests use
 instead of compiling a debug one), the function publishes to the emulator's
 Kinesis, and the response is the documented one."""
@@ -24,8 +24,8 @@ from edr_tools import fleet as sensor_fleet
 from helpers import REGION, ROOT
 
 EVENTS = sorted((ROOT / "events").glob("*.json"))
-# cargo-lambda from mk/deploy.mk's virtual environment (requirements/tools.txt).
-CARGO_LAMBDA_BIN = Path(os.environ.get("E2E_CARGO_LAMBDA_BIN") or ROOT / ".venv" / "bin")
+# cargo-lambda from mk/deploy.mk's .venv-lambda (requirements/cargo-lambda.txt).
+CARGO_LAMBDA_BIN = Path(os.environ.get("E2E_CARGO_LAMBDA_BIN") or ROOT / ".venv-lambda" / "bin")
 
 # The documented response of each sample event with Kinesis reachable: nothing
 # to retry (invalid submissions are dropped, and sent to the rejects queue).
@@ -67,7 +67,7 @@ def stop_group(proc: subprocess.Popen) -> None:
 def watch():
     """`cargo lambda watch --only-lambda-apis` on a free loopback port."""
     if not (CARGO_LAMBDA_BIN / "cargo-lambda").exists():
-        pytest.fail(f"no cargo-lambda in {CARGO_LAMBDA_BIN}: `make test-e2e` installs it (make tools)")
+        pytest.fail(f"no cargo-lambda in {CARGO_LAMBDA_BIN}: `make test-e2e` installs it (.venv-lambda)")
     port = local_emulator.free_port()
     log = ROOT / ".cache" / "e2e" / "cargo-lambda-watch.log"
     log.parent.mkdir(parents=True, exist_ok=True)

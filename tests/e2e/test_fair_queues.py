@@ -6,7 +6,7 @@ messages stay independent whatever attributes they carry: one failed message
 is the only one reported in batchItemFailures, the others of its group are
 published. FIFO semantics (a failed message fails every later message of its
 group, unpublished) are for a FIFO source only: an `eventSourceARN` ending in
-`.fifo` (README "Guarantees", 5; the handler test is
+`.fifo` (docs/guarantees.md, 5; the handler test is
 `a_standard_queue_with_message_groups_is_not_fifo` in tests/handler.rs).
 
 Each case is one synchronous Invoke of the real binary through MiniStack, with

@@ -91,7 +91,7 @@ class Fault:
     # the error_code the function logs for a submission it gives up on (besides
     # DeadlineReached, for a call abandoned at the deadline, if the fault is retryable)
     codes: set[str]
-    # cause values it may log (see README "Observability")
+    # cause values it may log (see docs/operations.md, "Observability")
     causes: set[str] = field(default_factory=lambda: {"deadline"})
     # nothing can be published while the fault lasts: every valid submission fails
     everything_fails: bool = True

@@ -108,7 +108,7 @@ def test_the_original_fleet_finds_the_queue_of_the_default_local_deployment(emul
     deployed = dict(line.split("=", 1) for line in out.stdout.splitlines() if re.match(r"^[A-Z_]+=", line))
 
     def client(service):
-        # As sensor-fleet/main.py builds it, with the dummy credentials of the README.
+        # As sensor-fleet/main.py builds it, with the dummy credentials of docs/local.md.
         return boto3.client(
             service,
             endpoint_url=emulator.endpoint,

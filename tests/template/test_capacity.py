@@ -1,7 +1,7 @@
 """edr_tools.capacity (`make capacity`): its constants are the code's and
 samconfig's, its record sizes are those of the function's own records
 (events/records.golden.jsonl, written and checked by tests/sample_events.rs),
-and its model gives the numbers README "Guarantees" states. No AWS, no
+and its model gives the numbers docs/guarantees.md states. No AWS, no
 timing: pure arithmetic."""
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def inputs(**kw) -> model.Inputs:
 @pytest.mark.parametrize(
     "ordering, batch, calls, rounds",
     [
-        # README "Guarantees" 2: B = 10 sensor submissions of E = 8 events: strict
+        # docs/guarantees.md, 2: B = 10 sensor submissions of E = 8 events: strict
         # 8 calls (8 rounds, 160 ms at 20 ms), relaxed 1 call; B = 1,000: strict 16
         # calls in 8 rounds, relaxed 16 calls in 2 rounds.
         ("strict", 10, 8, 8),

@@ -247,7 +247,7 @@ def alarms(template, evaluator) -> list[Reference]:
 
 
 def test_the_parser_reads_the_code_metrics(code):
-    """A sanity check of the parser on what README "Observability" documents."""
+    """A sanity check of the parser on what docs/operations.md ("Observability") documents."""
     assert "SubmissionsFailed" in code.names and "SubmissionsRejected" in code.names
     assert code.function_dimension == "FunctionName"
     assert code.reason_dimension == "Reason"

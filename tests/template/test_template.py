@@ -633,11 +633,11 @@ def version_ids(out: dict) -> set[str]:
 
 def test_a_change_of_parameter_values_alone_publishes_no_version(template):
     """Known SAM limitation (aws/serverless-application-model#3820), which
-    README "Operating at scale" explains with its workaround: the version's logical id
+    docs/operations.md ("Safe deployments") explains with its workaround: the version's logical id
     hashes the function's properties as written (a Ref stays a Ref), so a new
     parameter value changes $LATEST but publishes no version, and the alias
     keeps the old configuration. If this test fails, SAM fixed it: update
-    README "Operating at scale" ("Configuration changes") and this test."""
+    docs/operations.md ("Safe deployments" > "Configuration changes") and this test."""
     base = version_ids(sam_transform(template))
     code = {**template, "Resources": {**template["Resources"]}}
     fn = dict(code["Resources"]["PreprocessorFunction"])
@@ -737,7 +737,7 @@ def test_every_parameter_is_documented_with_its_default(parameters):
         rows = [line for line in docs.splitlines() if re.match(rf"\|\s*`{name}`\s*\|", line)]
         if not any(shown in row.split("|")[2] for row in rows):
             missing.append(f"{name} (default {shown})")
-    assert not missing, f"parameters without a README row '| `Name` | default | ...': {missing}"
+    assert not missing, f"parameters without a docs row '| `Name` | default | ...': {missing}"
 
 
 def test_every_make_target_is_documented():
@@ -746,7 +746,7 @@ def test_every_make_target_is_documented():
     assert {"build", "validate", "sam-build", "deploy", "invoke", "watch", "clean", "test-template"} <= set(phony)
     rows = {m.group(1) for m in re.finditer(r"^\|\s*`make ([\w-]+)`\s*\|", docs, re.M)}
     missing = [t for t in phony if t not in rows]
-    assert not missing, f"make targets without a README row '| `make target` | ...': {missing}"
+    assert not missing, f"make targets without a docs row '| `make target` | ...': {missing}"
 
 
 def test_docs_give_the_exact_deploy_commands_and_the_arm64_caveat():
@@ -759,7 +759,10 @@ def test_docs_give_the_exact_deploy_commands_and_the_arm64_caveat():
 
 def test_tools_are_pinned():
     pins = {}
-    for line in (ROOT / "requirements" / "tools.txt").read_text().splitlines():
+    # The deploy toolchain: SAM and cfn-lint, and the cargo-lambda `sam build` runs.
+    deploy_tools = ("tools.txt", "cargo-lambda.txt")
+    lines = [line for f in deploy_tools for line in (ROOT / "requirements" / f).read_text().splitlines()]
+    for line in lines:
         line = line.split("#")[0].strip()
         if line:
             name, sep, version = line.partition("==")

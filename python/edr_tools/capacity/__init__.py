@@ -11,7 +11,7 @@ batching window, memory, function timeout, visibility timeout and maximum
 concurrency for the SQS trigger; the first bottleneck and the load at which
 each limit is reached, for the recommended settings and for samconfig.toml's
 [default] environment; and how end-to-end latency behaves as load grows.
-README "Operating at scale" explains the model; every number comes from the
+docs/operations.md ("Capacity planning") explains the model; every number comes from the
 constants and formulas of this package, nothing else:
 
     limits.py   AWS's limits, the function's limits and defaults, the ASSUMPTIONS

@@ -45,11 +45,11 @@ SAMCONFIG_DEFAULT = {
 # --- ASSUMPTIONS: not measurable here, or not benchmarked yet ------------------
 # One PutRecords round trip from Lambda to Kinesis in the same region, for a
 # call of up to 500 small records. Not measurable without AWS; 20 ms is the
-# figure README "Guarantees" section 2 uses. Measure yours: in strict mode a
+# figure docs/guarantees.md section 2 uses. Measure yours: in strict mode a
 # batch makes E sequential round trips, so t = PublishLatency p50 / E.
 PUT_RECORDS_RTT_MS = 20.0
 # CPU to decode, validate and encode one event (base64 + JSON + record JSON +
-# uuid5), on one full vCPU. BENCHMARKS.md measures 0.77 us/event for sensor
+# uuid5), on one full vCPU. docs/benchmarks.md measures 0.77 us/event for sensor
 # submissions and 0.57 us/event for a 1,000-event one on the project's
 # (x86_64) machine, 1.1-1.6 us before the encode rewrite. Kept at 2 us: a
 # margin of more than 2x for Lambda's slower, shared vCPUs (arm64 by default),
@@ -57,7 +57,7 @@ PUT_RECORDS_RTT_MS = 20.0
 TRANSFORM_US_PER_EVENT = 2.0
 # CPU of one PutRecords call in the SDK (request JSON, SigV4 signing, TLS),
 # on one full vCPU. Assumption, not measured (the benchmarks' publisher runs
-# against a simulated Kinesis without the SDK); BENCHMARKS.md's batch times
+# against a simulated Kinesis without the SDK); docs/benchmarks.md's batch times
 # under a stub Kinesis (`make bench-coldstart`) bound it once they exist.
 PUT_RECORDS_CALL_CPU_MS = 0.25
 # Per invocation: Runtime API round trip, SQS event parsing, EMF and log

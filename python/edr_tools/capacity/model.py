@@ -177,7 +177,7 @@ def invocation(inp: Inputs, sizes: Sizes, batch: float, events: int | None = Non
     """Strict: event position i of every submission is one round (calls of up
     to 500 records, up to max_in_flight at once), E rounds one after the other.
     Relaxed: all B x E records packed into calls, max_in_flight at once.
-    No failures; retries add their backoff on top (README "Operating at scale")."""
+    No failures; retries add their backoff on top (docs/operations.md, "Capacity planning")."""
     e = inp.events if events is None else events
     per_call = records_per_call(sizes.record_bytes)
     b = max(1, math.ceil(batch))
