@@ -14,21 +14,42 @@ include mk/hardening.mk
 include mk/operate.mk
 include mk/bench.mk
 
-.PHONY: help test test-rust lint lint-python fmt events fuzz-smoke fuzz
+.PHONY: help test test-tools test-rust lint lint-python fmt events fuzz-smoke fuzz
 
-# cargo-fuzz, pinned, installed into the project (.cache/tools), run with nightly.
+# cargo-fuzz, pinned and prebuilt (requirements/fuzz.txt), installed into the
+# project (.cache/tools), run with nightly.
 FUZZ_TOOLS := .cache/tools
 CARGO_FUZZ := $(FUZZ_TOOLS)/bin/cargo-fuzz
-CARGO_FUZZ_VERSION := 0.13.2
 FUZZ_SECONDS ?= 3600
 FUZZ_ARGS := -max_len=65536 -timeout=10 -rss_limit_mb=2048
 
-## help: list the targets
+# The group of each documented target in `make help`; a target not named
+# here is listed under "other".
+HELP_GROUPS := run:demo,emulator,deploy-local,local-package,watch,invoke,events \
+	test:test,test-rust,test-e2e,test-template,lint,lint-python,fmt,fuzz-smoke,fuzz,soak \
+	deploy:tools,build,validate,sam-build,deploy,clean,distclean,local-venvs,local-clean \
+	operate:capacity \
+	benchmark:bench,bench-build,bench-transform,bench-publisher,bench-coldstart,bench-report,bench-profiles,bench-venv
+export HELP_GROUPS
+
+## help: list the targets, one line each, grouped (run, test, deploy, operate, benchmark)
 help:
-	@grep -hE '^## ' $(MAKEFILE_LIST) | sed 's/^## /  /'
+	@grep -hE '^## ' $(MAKEFILE_LIST) | python3 -c 'import os, sys; \
+	groups = {t: g for g, ts in (e.split(":") for e in os.environ["HELP_GROUPS"].split()) for t in ts.split(",")}; \
+	lines = [l[3:].rstrip() for l in sys.stdin]; \
+	order = ["run", "test", "deploy", "operate", "benchmark", "other"]; \
+	[print(f"{g}:\n" + "\n".join("  " + l for l in lines if groups.get(l.split(":")[0], "other") == g)) \
+	 for g in order if any(groups.get(l.split(":")[0], "other") == g for l in lines)]'
 
 ## test: everything CI runs: lint, Rust tests, a one-minute fuzz run, template checks, end-to-end tests
-test: lint test-rust fuzz-smoke test-template test-e2e
+test: test-tools
+	$(MAKE) --no-print-directory lint test-rust fuzz-smoke test-template test-e2e
+
+# Every tool `make test` needs, installed side by side (-j: the downloads
+# overlap) before the steps that use them run one after the other.
+test-tools:
+	$(MAKE) --no-print-directory -j5 $(VENV)/.installed $(LAMBDA_VENV)/.installed \
+		$(LOCAL_AWS_VENV)/.installed $(LOCAL_EMULATOR_VENV)/.installed $(CARGO_FUZZ)
 
 ## test-rust: the Rust tests (unit, handler scenarios, property test, SDK adapters, sample events)
 test-rust:
@@ -56,8 +77,10 @@ fmt:
 events:
 	$(EDR_TOOLS) python3 -m edr_tools.sample_events
 
-$(CARGO_FUZZ):
-	cargo install --locked --quiet cargo-fuzz@$(CARGO_FUZZ_VERSION) --root $(FUZZ_TOOLS)
+$(CARGO_FUZZ): requirements/fuzz.txt
+	$(PYTHON) -m pip install --disable-pip-version-check --root-user-action=ignore --quiet --upgrade \
+		--target $(FUZZ_TOOLS) -r $<
+	touch $@
 
 ## fuzz-smoke: fuzz the body -> records path for 60 s from the seeds in events/ (part of make test)
 fuzz-smoke: $(CARGO_FUZZ)

@@ -1,4 +1,4 @@
-# mk/bench.mk: `make bench`, the benchmarks, and their parts. BENCHMARKS.md
+# mk/bench.mk: `make bench`, the benchmarks, and their parts. docs/benchmarks.md
 # explains every figure, the goals and the last results.
 #
 # Included by the top-level Makefile, and self-contained: `make -f mk/bench.mk
@@ -9,7 +9,7 @@
 # that drives the benchmarks is python/edr_tools/bench. Results (JSON,
 # criterion's files, logs, report.md) go to $(BENCH_OUT).
 #
-#   make bench                    everything, then one table (BENCHMARKS.md#time)
+#   make bench                    everything, then one table (docs/benchmarks.md#time)
 #   make bench-transform          criterion: decode + validate + encode, allocations
 #   make bench-publisher          the publisher against a simulated Kinesis (paused clock)
 #   make bench-coldstart          release binary and Python reference under a Runtime API stub

@@ -5,7 +5,7 @@
 # Every tool but cargo itself comes from the project's virtual environment
 # $(VENV), installed from requirements/tools.txt by the first target that
 # needs it. Targets: tools build validate sam-build deploy watch invoke
-# test-template clean distclean (README.md "Deploy" describes each).
+# test-template clean distclean (docs/deploy.md describes each).
 
 VENV ?= .venv
 ARCH ?= arm64
@@ -18,7 +18,7 @@ WATCH_PORT ?= 9000
 # The region of every local target (make emulator, deploy-local, demo, watch,
 # test-e2e): that of the original homework environment (its LocalStack and its
 # sensor fleet run in eu-west-1). Defined here, where mk/local.mk and `watch`
-# both see it; README.md ("Run it locally") documents it.
+# both see it; docs/local.md documents it.
 LOCAL_REGION ?= eu-west-1
 # Environment of the function under `cargo lambda watch`. By default every AWS
 # call goes to the local emulator of `make emulator` (127.0.0.1:4566, the
@@ -38,9 +38,16 @@ $(error ARCH must be arm64 or x86_64, not '$(ARCH)')
 endif
 
 DEPLOY_VENV_BIN := $(abspath $(VENV))/bin
+# cargo-lambda and Zig, apart from SAM (requirements/cargo-lambda.txt): what
+# builds the function, for `sam build` and for mk/local.mk's local-package alike.
+LAMBDA_VENV := .venv-lambda
+LAMBDA_VENV_BIN := $(abspath $(LAMBDA_VENV))/bin
+# The same PATH for every cargo-lambda run, `sam build`'s included: a build
+# script that watches PATH would otherwise rebuild what the other one built.
+LAMBDA_TOOLS := PATH="$(LAMBDA_VENV_BIN):$(DEPLOY_VENV_BIN):$$PATH"
 # Tools run with the venv first on PATH (cargo-lambda finds Zig there, SAM
 # finds cargo-lambda there) and SAM's telemetry off.
-DEPLOY_TOOLS := PATH="$(DEPLOY_VENV_BIN):$$PATH" SAM_CLI_TELEMETRY=0
+DEPLOY_TOOLS := $(LAMBDA_TOOLS) SAM_CLI_TELEMETRY=0
 CARGO_LAMBDA_ARCH_FLAG_arm64 := --arm64
 CARGO_LAMBDA_ARCH_FLAG_x86_64 := --x86-64
 # ELF e_machine of each architecture: checks that SAM built what was asked.
@@ -77,15 +84,21 @@ endef
 ## tools: create $(VENV) and install requirements/tools.txt into it
 tools: $(VENV)/.installed
 
-$(VENV)/.installed: requirements/tools.txt
-	rm -rf $(VENV)
+$(LAMBDA_VENV)/.installed: requirements/cargo-lambda.txt
+	rm -rf $(LAMBDA_VENV)
+	$(PYTHON) -m venv $(LAMBDA_VENV)
+	$(LAMBDA_VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r $<
+	touch $@
+
+$(VENV)/.installed: requirements/tools.txt $(LAMBDA_VENV)/.installed
+	rm -rf $(VENV) $(LAMBDA_VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r requirements/tools.txt
 	touch $@
 
 ## build: cargo lambda build --release for $(ARCH) -> target/lambda/bootstrap/bootstrap
-build: $(VENV)/.installed
-	$(DEPLOY_TOOLS) cargo lambda build --release $(CARGO_LAMBDA_ARCH_FLAG_$(ARCH))
+build: $(LAMBDA_VENV)/.installed
+	$(LAMBDA_TOOLS) cargo lambda build --release $(CARGO_LAMBDA_ARCH_FLAG_$(ARCH))
 
 ## validate: sam validate --lint and cfn-lint (informational checks too); any finding fails
 validate: $(VENV)/.installed
@@ -105,14 +118,14 @@ deploy: sam-build
 		--parameter-overrides $$overrides Architecture=$(ARCH) $(DEPLOY_ARGS)
 
 ## watch: run the function locally under cargo lambda watch on $(WATCH_ADDRESS):$(WATCH_PORT)
-watch: $(VENV)/.installed
-	$(DEPLOY_TOOLS) cargo lambda watch --invoke-address $(WATCH_ADDRESS) --invoke-port $(WATCH_PORT) \
+watch: $(LAMBDA_VENV)/.installed
+	$(LAMBDA_TOOLS) cargo lambda watch --invoke-address $(WATCH_ADDRESS) --invoke-port $(WATCH_PORT) \
 		$(foreach var,$(WATCH_ENV),--env-var $(var))
 
 ## invoke: send $(EVENT) to the function running under `make watch`
-invoke: $(VENV)/.installed
+invoke: $(LAMBDA_VENV)/.installed
 	@test -f "$(EVENT)" || { echo "EVENT=$(EVENT): no such file (make invoke EVENT=events/<file>.json)" >&2; exit 1; }
-	$(DEPLOY_TOOLS) cargo lambda invoke bootstrap --invoke-address $(WATCH_ADDRESS) \
+	$(LAMBDA_TOOLS) cargo lambda invoke bootstrap --invoke-address $(WATCH_ADDRESS) \
 		--invoke-port $(WATCH_PORT) --data-file $(EVENT)
 
 ## test-template: validate, the template tests, and sam build for x86_64 (what CI runs)
@@ -127,6 +140,6 @@ clean:
 	cargo clean
 	rm -rf .aws-sam
 
-## distclean: clean, and remove the virtual environment
+## distclean: clean, and remove the deploy tools' virtual environments (.venv, .venv-lambda)
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(LAMBDA_VENV)

@@ -4,7 +4,7 @@
 # `make -f mk/hardening.mk soak` works too. It reuses mk/local.mk's virtual
 # environments (.venv-emulator for MiniStack, .venv-aws for boto3 and the AWS
 # CLI) and its build of the function (local-package: the bootstrap zip for this
-# machine). README.md ("Hardening") describes the soak and its last result.
+# machine). docs/testing.md ("Soak") describes the soak and its last result.
 
 # Standalone (make -f mk/hardening.mk): bring in mk/local.mk (and through it mk/deploy.mk).
 ifeq ($(filter %local.mk,$(MAKEFILE_LIST)),)

@@ -8,8 +8,9 @@
 #                                              awslambdaric for mk/bench.mk, ruff for `make lint`)
 # The Python they run is the toolbox python/edr_tools, with PYTHONPATH=python
 # ($(EDR_TOOLS)); pytest finds it through pyproject.toml.
-# cargo-lambda (for the `cargo lambda invoke` tests) comes from mk/deploy.mk's
-# $(VENV), requirements/tools.txt. README.md ("Run it locally") describes every target.
+# cargo-lambda (the build, and the `cargo lambda invoke` tests) comes from
+# mk/deploy.mk's .venv-lambda, requirements/cargo-lambda.txt: no SAM, no cfn-lint.
+# docs/local.md describes every target.
 
 # Set first, while this file is the last in MAKEFILE_LIST.
 EDR_TOOLS := PYTHONPATH=$(abspath $(dir $(lastword $(MAKEFILE_LIST)))../python)
@@ -21,16 +22,20 @@ include $(dir $(lastword $(MAKEFILE_LIST)))deploy.mk
 endif
 LOCAL_EMULATOR_VENV := .venv-emulator
 LOCAL_AWS_VENV := .venv-aws
-# The function is built the way `sam build` builds it (cargo lambda build
-# --release, glibc 2.26, with mk/deploy.mk's tools), so the two share compiled
-# crates, but for this machine's architecture, as a zip holding `bootstrap`:
-# the same package a LocalStack user deploys.
+# The function is built exactly as `sam build` builds it for provided.al2023
+# (`cargo lambda build --release --bin bootstrap`, the same cargo-lambda, for
+# this machine's architecture), so after one of them the other is a no-op:
+# `make test` compiles the optimized function once. Then zipped as
+# `bootstrap`: the same package a LocalStack user deploys.
 LOCAL_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 LOCAL_TRIPLE := $(if $(filter arm64,$(LOCAL_ARCH)),aarch64,x86_64)-unknown-linux-gnu
 # Cargo's output folder (CARGO_TARGET_DIR when set, as cargo itself does).
 LOCAL_TARGET := $(or $(CARGO_TARGET_DIR),target)
 LOCAL_ZIP := $(LOCAL_TARGET)/lambda/bootstrap/bootstrap.zip
-LOCAL_BIN := $(LOCAL_TARGET)/$(LOCAL_TRIPLE)/release/bootstrap
+LOCAL_BIN := $(LOCAL_TARGET)/lambda/bootstrap/bootstrap
+# What `sam build` adds to `cargo lambda build` for each architecture.
+SAM_ARCH_FLAG_arm64 := --arm64
+SAM_ARCH_FLAG_x86_64 :=
 # Event source mapping and queue settings of `make demo` / `make deploy-local`.
 BATCH_SIZE ?= 10
 VISIBILITY_TIMEOUT ?= 30
@@ -40,7 +45,7 @@ EMULATOR_PORT ?= 4566
 DEMO_DEVICES ?= 4
 DEMO_SUBMISSIONS ?= 12
 DEMO_BROKEN ?= 3
-# Extra pytest arguments for `make test-e2e` (e.g. E2E_ARGS='-k faults -x').
+# Extra pytest arguments for `make test-e2e` (e.g. E2E_ARGS='-k failed_entries -x').
 E2E_ARGS ?=
 
 # LOCAL_REGION (default eu-west-1) is defined in mk/deploy.mk, which `watch` needs it in too.
@@ -51,13 +56,16 @@ LOCAL_ENV := BATCH_SIZE=$(BATCH_SIZE) VISIBILITY_TIMEOUT=$(VISIBILITY_TIMEOUT) \
 .PHONY: demo test-e2e emulator deploy-local local-venvs local-package local-clean
 
 ## demo: start MiniStack, deploy the function behind an SQS mapping, run a sensor fleet, print the stream
-demo: local-venvs local-package
+# The environments install while the function compiles (-j): a cold demo waits
+# for the longest of them, not for their sum.
+demo:
+	$(MAKE) --no-print-directory -j3 $(LOCAL_EMULATOR_VENV)/.installed $(LOCAL_AWS_VENV)/.installed local-package
 	$(LOCAL_ENV) DEMO_DEVICES=$(DEMO_DEVICES) DEMO_SUBMISSIONS=$(DEMO_SUBMISSIONS) \
 		DEMO_BROKEN=$(DEMO_BROKEN) $(EDR_TOOLS) $(LOCAL_AWS_VENV)/bin/python -m edr_tools.demo --zip $(LOCAL_ZIP)
 
 ## test-e2e: end-to-end tests over real HTTP: MiniStack, the real binary, fault proxy, cargo lambda invoke
-test-e2e: local-venvs local-package $(VENV)/.installed
-	E2E_BOOTSTRAP=$(abspath $(LOCAL_BIN)) E2E_CARGO_LAMBDA_BIN=$(abspath $(VENV))/bin LOCAL_REGION=$(LOCAL_REGION) \
+test-e2e: local-venvs local-package
+	E2E_BOOTSTRAP=$(abspath $(LOCAL_BIN)) E2E_CARGO_LAMBDA_BIN=$(LAMBDA_VENV_BIN) LOCAL_REGION=$(LOCAL_REGION) \
 		$(LOCAL_AWS_VENV)/bin/python -m pytest tests/e2e -p no:cacheprovider $(E2E_ARGS)
 
 ## emulator: run MiniStack on 127.0.0.1:$(EMULATOR_PORT) in the foreground (Ctrl-C stops it), default region $(LOCAL_REGION)
@@ -85,9 +93,9 @@ $(LOCAL_AWS_VENV)/.installed: requirements/awscli.txt
 	touch $@
 
 ## local-package: cargo lambda build --release for this machine -> target/lambda/bootstrap/bootstrap.zip
-local-package: $(VENV)/.installed
-	PATH="$(abspath $(VENV))/bin:$$PATH" cargo lambda build --release --bin bootstrap \
-		--target $(LOCAL_TRIPLE).2.26 --output-format zip
+local-package: $(LAMBDA_VENV)/.installed
+	$(LAMBDA_TOOLS) cargo lambda build --release --bin bootstrap $(SAM_ARCH_FLAG_$(LOCAL_ARCH))
+	cd $(LOCAL_TARGET)/lambda/bootstrap && rm -f bootstrap.zip && $(PYTHON) -m zipfile -c bootstrap.zip bootstrap
 
 ## local-clean: remove the local virtual environments and the demo's and tests' logs
 local-clean:

@@ -1,4 +1,4 @@
-# mk/operate.mk: operating the function at scale. README "Operating at scale" explains
+# mk/operate.mk: operating the function at scale. docs/operations.md explains
 # the plan `make capacity` prints and the model behind it.
 #
 # Included by the top-level Makefile, and self-contained: `make -f
