@@ -91,7 +91,7 @@ $(LAMBDA_VENV)/.installed: requirements/cargo-lambda.txt
 	touch $@
 
 $(VENV)/.installed: requirements/tools.txt $(LAMBDA_VENV)/.installed
-	rm -rf $(VENV) $(LAMBDA_VENV)
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r requirements/tools.txt
 	touch $@
