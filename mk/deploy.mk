@@ -130,7 +130,7 @@ invoke: $(LAMBDA_VENV)/.installed
 
 ## test-template: validate, the template tests, and sam build for x86_64 (what CI runs)
 test-template: validate
-	$(DEPLOY_TOOLS) python -m pytest -q tests/template
+	$(DEPLOY_TOOLS) $(DEPLOY_VENV_BIN)/python -m pytest -q tests/template
 	$(DEPLOY_TOOLS) sam build --template-file $(TEMPLATE) --build-dir $(CI_BUILD_DIR) \
 		--parameter-overrides Architecture=x86_64
 	$(call deploy_check_elf,$(CI_BUILD_DIR)/PreprocessorFunction/bootstrap,x86_64)

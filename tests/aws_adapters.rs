@@ -228,6 +228,15 @@ fn sqs_ok(id: &str) -> SendMessageBatchResultEntry {
         .unwrap()
 }
 
+/// A SendMessageBatch answer: entry 0 sent, none failed.
+fn first_entry_sent() -> SendMessageBatchOutput {
+    SendMessageBatchOutput::builder()
+        .successful(sqs_ok("0"))
+        .set_failed(Some(vec![]))
+        .build()
+        .unwrap()
+}
+
 fn rejects_sink(client: aws_sdk_sqs::Client, url: &str) -> SqsRejectSink {
     SqsRejectSink::new(client, url.into())
 }
@@ -252,13 +261,7 @@ async fn the_rejects_queue_gets_the_body_unchanged_and_the_reason() {
                 && attr("detail").as_deref() == Some("invalid base64 character at offset 0")
                 && entry.message_group_id().is_none()
         })
-        .then_output(|| {
-            SendMessageBatchOutput::builder()
-                .successful(sqs_ok("0"))
-                .set_failed(Some(vec![]))
-                .build()
-                .unwrap()
-        });
+        .then_output(first_entry_sent);
     let client = mock_client!(aws_sdk_sqs, [&rule]);
     let sink = rejects_sink(client, "https://sqs.eu-west-1.amazonaws.com/1/rejects");
     let message = RejectedMessage {
@@ -280,13 +283,7 @@ async fn a_fifo_rejects_queue_gets_a_group_and_deduplication_id() {
             entry.message_group_id() == Some("device-7")
                 && entry.message_deduplication_id() == Some("m-2")
         })
-        .then_output(|| {
-            SendMessageBatchOutput::builder()
-                .successful(sqs_ok("0"))
-                .set_failed(Some(vec![]))
-                .build()
-                .unwrap()
-        });
+        .then_output(first_entry_sent);
     let client = mock_client!(aws_sdk_sqs, [&rule]);
     let sink = rejects_sink(client, "https://sqs.eu-west-1.amazonaws.com/1/rejects.fifo");
     let message = RejectedMessage {
@@ -390,13 +387,7 @@ async fn a_body_at_the_size_limit_is_sent_whole_without_the_attributes_that_do_n
                 });
             entry.message_body() == expected && attributes == 0 && size <= 1024 * 1024
         })
-        .then_output(|| {
-            SendMessageBatchOutput::builder()
-                .successful(sqs_ok("0"))
-                .set_failed(Some(vec![]))
-                .build()
-                .unwrap()
-        });
+        .then_output(first_entry_sent);
     let client = mock_client!(aws_sdk_sqs, [&rule]);
     let sink = rejects_sink(client, "https://sqs.eu-west-1.amazonaws.com/1/rejects");
     let message = RejectedMessage {
