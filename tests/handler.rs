@@ -15,6 +15,19 @@ fn sub_id(n: usize) -> String {
     uuid(0x5b, n)
 }
 
+/// A Kinesis that refuses every record of submission `n` for good (a KMS
+/// access error) and writes all others.
+fn refusing_submission(n: usize) -> ScriptedKinesis {
+    let target = sub_id(n);
+    ScriptedKinesis::per_record(move |s| {
+        if s.submission_id == target {
+            kms_denied()
+        } else {
+            written()
+        }
+    })
+}
+
 #[tokio::test(start_paused = true)]
 async fn all_succeed_every_event_is_published_in_order_and_nothing_fails() {
     let kinesis = ScriptedKinesis::healthy();
@@ -410,14 +423,7 @@ async fn the_wait_for_the_rejects_queue_ends_at_the_deadline_margin() {
 
 #[tokio::test(start_paused = true)]
 async fn in_a_fifo_group_everything_after_a_failure_fails_unpublished() {
-    let target = sub_id(1);
-    let kinesis = ScriptedKinesis::per_record(move |s| {
-        if s.submission_id == target {
-            kms_denied()
-        } else {
-            written()
-        }
-    });
+    let kinesis = refusing_submission(1);
     let h = handler(kinesis, &[]);
     let event = batch(vec![
         fifo_message("g1-a", "g1", &b64(&submission(0, 2, 0))),
@@ -732,17 +738,7 @@ fn fair_message(id: &str, group: &str, body: &str) -> aws_lambda_events::event::
 async fn a_standard_queue_with_message_groups_is_not_fifo() {
     // One tenant's submissions on a fair queue: the second one fails, the
     // others were fine and must not be held back with it.
-    let target = sub_id(1);
-    let kinesis = move || {
-        let target = target.clone();
-        ScriptedKinesis::per_record(move |s| {
-            if s.submission_id == target {
-                kms_denied()
-            } else {
-                written()
-            }
-        })
-    };
+    let kinesis = || refusing_submission(1);
     let bodies: Vec<String> = (0..4).map(|n| b64(&submission(n, 2, 0))).collect();
 
     let h = handler(kinesis(), &[]);
@@ -777,14 +773,7 @@ async fn an_invalid_fifo_successor_of_a_failed_message_is_not_forwarded() {
     // the group rule and comes back: forwarding it now would store it again on
     // every redelivery. h: valid (published), then invalid: forwarded once the
     // valid one is published.
-    let target = sub_id(0);
-    let kinesis = ScriptedKinesis::per_record(move |s| {
-        if s.submission_id == target {
-            kms_denied()
-        } else {
-            written()
-        }
-    });
+    let kinesis = refusing_submission(0);
     let h = Handler::new(config(&[]), kinesis, Some(RecordingRejects::default()));
     let event = batch(vec![
         fifo_message("g-valid", "g", &b64(&submission(0, 1, 0))),
@@ -880,14 +869,7 @@ async fn a_rejected_body_near_the_size_limit_is_stored_without_the_attributes_th
 async fn each_message_is_counted_once_as_published_rejected_or_failed() {
     // Published, rejected and stored, rejected but not stored (retried),
     // publish failed, a FIFO successor of a failure, and a duplicate id.
-    let target = sub_id(1);
-    let kinesis = ScriptedKinesis::per_record(move |s| {
-        if s.submission_id == target {
-            kms_denied()
-        } else {
-            written()
-        }
-    });
+    let kinesis = refusing_submission(1);
     let rejects = RecordingRejects {
         never_answer: vec!["not-stored"],
         ..RecordingRejects::default()
