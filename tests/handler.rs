@@ -15,6 +15,21 @@ fn sub_id(n: usize) -> String {
     uuid(0x5b, n)
 }
 
+/// `count` one-event submissions whose command line is `bytes` long, as plain
+/// JSON bodies.
+fn large_events(count: usize, bytes: usize) -> aws_lambda_events::event::sqs::SqsEvent {
+    let big = "x".repeat(bytes);
+    batch(
+        (0..count)
+            .map(|n| {
+                let mut s = submission(n, 1, 0);
+                s["events"]["new_process"][0]["cmdl"] = json!(big);
+                message(&format!("m{n}"), &s.to_string())
+            })
+            .collect(),
+    )
+}
+
 /// A Kinesis that refuses every record of submission `n` for good (a KMS
 /// access error) and writes all others.
 fn refusing_submission(n: usize) -> ScriptedKinesis {
@@ -584,16 +599,7 @@ async fn calls_respect_the_record_count_and_size_limits() {
 
     // Twenty-four records of ~600 KiB each: at most 10 MiB per call (the
     // PutRecords limit since records of up to 10 MiB came in; it was 5 MiB).
-    let big = "x".repeat(600 * 1024);
-    let event = batch(
-        (0..24)
-            .map(|n| {
-                let mut s = submission(n, 1, 0);
-                s["events"]["new_process"][0]["cmdl"] = json!(big);
-                message(&format!("m{n}"), &s.to_string())
-            })
-            .collect(),
-    );
+    let event = large_events(24, 600 * 1024);
     let h = handler(ScriptedKinesis::healthy(), &[]);
     h.handle(event, far_deadline()).await.unwrap();
     let state = h.kinesis().state();
@@ -613,18 +619,7 @@ async fn calls_respect_the_record_count_and_size_limits() {
 async fn records_over_one_mebibyte_are_published_when_the_stream_takes_them() {
     // Events of 3 MiB: rejected with the default 1 MiB record limit, published
     // with KINESIS_MAX_RECORD_SIZE_KIB raised to the stream's MaxRecordSize.
-    let big = "x".repeat(3 * 1024 * 1024);
-    let event = || {
-        batch(
-            (0..4)
-                .map(|n| {
-                    let mut s = submission(n, 1, 0);
-                    s["events"]["new_process"][0]["cmdl"] = json!(big);
-                    message(&format!("m{n}"), &s.to_string())
-                })
-                .collect(),
-        )
-    };
+    let event = || large_events(4, 3 * 1024 * 1024);
     let h = handler(ScriptedKinesis::healthy(), &[]);
     let response = h.handle(event(), far_deadline()).await.unwrap();
     assert!(response.batch_item_failures.is_empty());
