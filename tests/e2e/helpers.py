@@ -159,6 +159,20 @@ class Deployer:
                 print(f"teardown of {s.name}: {e}")
 
 
+def remove_deployment(deployed: dict, *, sqs, kinesis, lam) -> None:
+    """Deletes what scripts/deploy-local.sh created, from the KEY=value lines
+    it printed (`deployed`), as far as it got."""
+    if deployed.get("EVENT_SOURCE_MAPPING"):
+        lam.delete_event_source_mapping(UUID=deployed["EVENT_SOURCE_MAPPING"])
+    if deployed.get("FUNCTION_NAME"):
+        lam.delete_function(FunctionName=deployed["FUNCTION_NAME"])
+    for key in ("QUEUE_URL", "REJECTS_QUEUE_URL", "DLQ_URL"):
+        if deployed.get(key):
+            sqs.delete_queue(QueueUrl=deployed[key])
+    if deployed.get("STREAM_NAME"):
+        kinesis.delete_stream(StreamName=deployed["STREAM_NAME"], EnforceConsumerDeletion=True)
+
+
 def fleet(seed: int, devices: int = 4, submissions: int = 12, broken: int = 0) -> list[dict]:
     return sensor_fleet.make_batch(seed, devices, submissions, broken)
 

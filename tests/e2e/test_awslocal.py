@@ -23,7 +23,7 @@ import subprocess
 import boto3
 
 from edr_tools import fleet as sensor_fleet
-from helpers import ROOT, fleet
+from helpers import ROOT, fleet, remove_deployment
 
 # docs/local.md's LocalStack commands, in the order the test runs them. Every
 # step runs after SETUP, in a shell whose current directory holds scripts/,
@@ -135,12 +135,4 @@ def test_awslocal_deployment_delivers_through_its_mapping(emulator, function_zip
         assert message["MessageAttributes"]["reason"]["StringValue"] == sensor_fleet.BROKEN_KINDS[broken["broken"]]
         assert sensor_fleet.queue_depth(sqs, deployed["DLQ_URL"]) == 0
     finally:
-        if deployed.get("EVENT_SOURCE_MAPPING"):
-            lam.delete_event_source_mapping(UUID=deployed["EVENT_SOURCE_MAPPING"])
-        if deployed.get("FUNCTION_NAME"):
-            lam.delete_function(FunctionName=deployed["FUNCTION_NAME"])
-        for key in ("QUEUE_URL", "REJECTS_QUEUE_URL", "DLQ_URL"):
-            if deployed.get(key):
-                sqs.delete_queue(QueueUrl=deployed[key])
-        if deployed.get("STREAM_NAME"):
-            kinesis.delete_stream(StreamName=deployed["STREAM_NAME"], EnforceConsumerDeletion=True)
+        remove_deployment(deployed, sqs=sqs, kinesis=kinesis, lam=lam)

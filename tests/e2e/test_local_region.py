@@ -23,7 +23,7 @@ import pytest
 from botocore.config import Config
 
 from edr_tools import fleet as sensor_fleet
-from helpers import ROOT, fleet
+from helpers import ROOT, fleet, remove_deployment
 
 # The original fleet's region (sensor-fleet/main.py: Config(region_name='eu-west-1')).
 FLEET_REGION = "eu-west-1"
@@ -151,12 +151,4 @@ def test_the_original_fleet_finds_the_queue_of_the_default_local_deployment(emul
             )
             for service in ("sqs", "kinesis", "lambda")
         )
-        if deployed.get("EVENT_SOURCE_MAPPING"):
-            lam.delete_event_source_mapping(UUID=deployed["EVENT_SOURCE_MAPPING"])
-        if deployed.get("FUNCTION_NAME"):
-            lam.delete_function(FunctionName=deployed["FUNCTION_NAME"])
-        for key in ("QUEUE_URL", "REJECTS_QUEUE_URL", "DLQ_URL"):
-            if deployed.get(key):
-                sqs.delete_queue(QueueUrl=deployed[key])
-        if deployed.get("STREAM_NAME"):
-            kinesis.delete_stream(StreamName=deployed["STREAM_NAME"], EnforceConsumerDeletion=True)
+        remove_deployment(deployed, sqs=sqs, kinesis=kinesis, lam=lam)
