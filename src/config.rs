@@ -9,6 +9,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::model::InvalidEvents;
+
 /// Which field of a submission becomes the Kinesis partition key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PartitionKey {
@@ -47,6 +49,10 @@ pub struct Config {
     /// Strict ordering costs one round trip per event, so a submission must
     /// fit `events x round trip` into the function timeout.
     pub max_events_per_submission: usize,
+    /// `INVALID_EVENTS`: `reject-submission` (default), an invalid event
+    /// rejects its whole submission; or `drop-event`, only that event is
+    /// dropped.
+    pub invalid_events: InvalidEvents,
     /// `KINESIS_MAX_RECORD_SIZE_KIB` (default 1024, at most 10240), in bytes:
     /// the largest record, data plus partition key. It must not exceed the
     /// stream's `MaxRecordSize` (1 MiB unless raised with
@@ -187,6 +193,17 @@ impl Config {
             Some("relaxed") => Ordering::Relaxed,
             Some(other) => return Err(choice_error("ORDERING", other, "strict, relaxed")),
         };
+        let invalid_events = match get("INVALID_EVENTS").as_deref() {
+            None | Some("reject-submission") => InvalidEvents::RejectSubmission,
+            Some("drop-event") => InvalidEvents::DropEvent,
+            Some(other) => {
+                return Err(choice_error(
+                    "INVALID_EVENTS",
+                    other,
+                    "reject-submission, drop-event",
+                ));
+            }
+        };
         let rejects_queue_url = match get("REJECTS_QUEUE_URL") {
             Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
                 return Err(ConfigError {
@@ -218,6 +235,7 @@ impl Config {
             partition_key,
             ordering,
             rejects_queue_url,
+            invalid_events,
             max_events_per_submission: number("MAX_EVENTS_PER_SUBMISSION", 500, 1, 1_000_000)?
                 as usize,
             max_record_bytes: number("KINESIS_MAX_RECORD_SIZE_KIB", 1024, 1024, 10_240)? as usize
@@ -334,6 +352,15 @@ mod tests {
         .unwrap();
         assert_eq!(c.partition_key, PartitionKey::DeviceId);
         assert_eq!(c.ordering, Ordering::Relaxed);
+        assert_eq!(c.invalid_events, InvalidEvents::RejectSubmission);
+        let c = parse(&[("STREAM_NAME", "s"), ("INVALID_EVENTS", "drop-event")]).unwrap();
+        assert_eq!(c.invalid_events, InvalidEvents::DropEvent);
+        assert_eq!(
+            parse(&[("STREAM_NAME", "s"), ("INVALID_EVENTS", "drop")])
+                .unwrap_err()
+                .variable,
+            "INVALID_EVENTS"
+        );
         assert_eq!(
             parse(&[("STREAM_NAME", "s"), ("PARTITION_KEY", "user")])
                 .unwrap_err()

@@ -13,16 +13,18 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::net::IpAddr;
 
 use base64::Engine as _;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::logging::bounded;
 use crate::model::{
-    Event, Limits, NetworkConnection, NewProcess, REASON_TAG, Reason, Rejection, Submission, tagged,
+    DroppedEvent, Event, InvalidEvents, Limits, NetworkConnection, NewProcess, REASON_TAG,
+    RawString, Reason, Rejection, Submission, is_ip_address, tagged,
 };
 
 /// Undoes the sensors' transport encoding: a body whose first non-blank
@@ -72,25 +74,43 @@ pub fn parse_json(bytes: &[u8], limits: Limits) -> Result<Submission<'_>, Reject
             text,
         ));
     }
-    let raw: RawSubmission<'_> =
-        serde_json::from_str(text).map_err(|e| with_ids(rejection_from_json(&e), text))?;
-    validate(raw, limits).map_err(|r| with_ids(r, text))
+    let parsed = match limits.invalid_events {
+        InvalidEvents::RejectSubmission => parse_and_validate::<false>(text, limits),
+        InvalidEvents::DropEvent => parse_and_validate::<true>(text, limits),
+    };
+    let mut submission = parsed.map_err(|r| with_ids(r, text))?;
+    submission.document_sha256 = Sha256::digest(bytes).into();
+    Ok(submission)
 }
 
+fn parse_and_validate<const SALVAGE: bool>(
+    text: &str,
+    limits: Limits,
+) -> Result<Submission<'_>, Rejection> {
+    let raw: RawSubmission<'_, EventList<'_, SALVAGE>> =
+        serde_json::from_str(text).map_err(|e| rejection_from_json(&e))?;
+    validate(raw, limits)
+}
+
+/// The document's shape. `L` is the event list: [`EventList`] with or
+/// without salvage of invalid events, one type per `INVALID_EVENTS` mode so
+/// the default mode keeps its single pass over the body.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawSubmission<'a> {
+struct RawSubmission<'a, L> {
     #[serde(borrow)]
     submission_id: Cow<'a, str>,
     #[serde(borrow)]
     device_id: Cow<'a, str>,
     #[serde(borrow)]
-    time_created: Cow<'a, str>,
-    #[serde(borrow)]
-    events: EventList<'a>,
+    time_created: RawString<'a>,
+    events: L,
 }
 
-fn validate<'a>(raw: RawSubmission<'a>, limits: Limits) -> Result<Submission<'a>, Rejection> {
+fn validate<'a, const SALVAGE: bool>(
+    raw: RawSubmission<'a, EventList<'a, SALVAGE>>,
+    limits: Limits,
+) -> Result<Submission<'a>, Rejection> {
     let submission_id = parse_uuid(&raw.submission_id).ok_or_else(|| {
         Rejection::new(
             Reason::InvalidSubmissionId,
@@ -103,37 +123,28 @@ fn validate<'a>(raw: RawSubmission<'a>, limits: Limits) -> Result<Submission<'a>
             "device_id is not a hyphenated UUID",
         )
     })?;
-    if !is_iso8601_date_time(&raw.time_created) {
+    if !raw
+        .time_created
+        .decoded()
+        .is_some_and(|t| is_iso8601_date_time(&t))
+    {
         return Err(Rejection::new(
             Reason::InvalidTimeCreated,
             "time_created is not an ISO 8601 date-time",
         ));
     }
-    let events = raw.events.0;
-    if events.len() > limits.max_events {
+    let EventList { events, dropped } = raw.events;
+    let sent = events.len() + dropped.len();
+    if sent > limits.max_events {
         return Err(Rejection::new(
             Reason::TooManyEvents,
-            format!(
-                "{} events, at most {} allowed",
-                events.len(),
-                limits.max_events
-            ),
+            format!("{sent} events, at most {} allowed", limits.max_events),
         ));
     }
-    for (sequence, event) in events.iter().enumerate() {
-        if let Event::NetworkConnection(c) = event {
-            if c.source_ip.parse::<IpAddr>().is_err() {
-                return Err(Rejection::new(
-                    Reason::InvalidSourceIp,
-                    format!("event {sequence}: source_ip is not an IP address"),
-                ));
-            }
-            if c.destination_ip.parse::<IpAddr>().is_err() {
-                return Err(Rejection::new(
-                    Reason::InvalidDestinationIp,
-                    format!("event {sequence}: destination_ip is not an IP address"),
-                ));
-            }
+    // Under salvage every kept event was checked as it was read.
+    if !SALVAGE {
+        for (sequence, event) in events.iter().enumerate() {
+            check_event(sequence, event)?;
         }
     }
     Ok(Submission {
@@ -141,7 +152,31 @@ fn validate<'a>(raw: RawSubmission<'a>, limits: Limits) -> Result<Submission<'a>
         device_id,
         time_created: raw.time_created,
         events,
+        dropped,
+        document_sha256: [0; 32],
     })
+}
+
+/// The rules on an event's values that its type cannot express: both
+/// addresses must be IP addresses.
+fn check_event(sequence: usize, event: &Event<'_>) -> Result<(), Rejection> {
+    let Event::NetworkConnection(c) = event else {
+        return Ok(());
+    };
+    let is_ip = |s: &RawString<'_>| s.decoded().is_some_and(|ip| is_ip_address(&ip));
+    if !is_ip(&c.source_ip) {
+        return Err(Rejection::new(
+            Reason::InvalidSourceIp,
+            format!("event {sequence}: source_ip is not an IP address"),
+        ));
+    }
+    if !is_ip(&c.destination_ip) {
+        return Err(Rejection::new(
+            Reason::InvalidDestinationIp,
+            format!("event {sequence}: destination_ip is not an IP address"),
+        ));
+    }
+    Ok(())
 }
 
 /// Only the canonical 8-4-4-4-12 form (either case) is a sensor id; the
@@ -336,26 +371,34 @@ impl<'de> Deserialize<'de> for Lenient {
 }
 
 /// The `events` object: keys are event types, values are lists of events.
-/// Flattened into one list in document order.
-struct EventList<'a>(Vec<Event<'a>>);
+/// Flattened into one list in document order. With `SALVAGE`, an event that
+/// does not parse or check is set aside in `dropped` instead of failing the
+/// document; the object and its lists must still be well formed.
+struct EventList<'a, const SALVAGE: bool> {
+    events: Vec<Event<'a>>,
+    dropped: Vec<DroppedEvent>,
+}
 
-impl<'de: 'a, 'a> Deserialize<'de> for EventList<'a> {
+impl<'de: 'a, 'a, const SALVAGE: bool> Deserialize<'de> for EventList<'a, SALVAGE> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(EventListVisitor)
+        d.deserialize_map(EventListVisitor::<SALVAGE>)
     }
 }
 
-struct EventListVisitor;
+struct EventListVisitor<const SALVAGE: bool>;
 
-impl<'de> Visitor<'de> for EventListVisitor {
-    type Value = EventList<'de>;
+impl<'de, const SALVAGE: bool> Visitor<'de> for EventListVisitor<SALVAGE> {
+    type Value = EventList<'de, SALVAGE>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object of event lists")
     }
 
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-        let mut events = Vec::new();
+        let mut list = EventList {
+            events: Vec::new(),
+            dropped: Vec::new(),
+        };
         let (mut seen_process, mut seen_connection) = (false, false);
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             let (kind, seen) = match key.as_ref() {
@@ -368,10 +411,10 @@ impl<'de> Visitor<'de> for EventListVisitor {
             }
             map.next_value_seed(ListInto {
                 kind,
-                out: &mut events,
+                out: &mut list,
             })?;
         }
-        Ok(EventList(events))
+        Ok(list)
     }
 }
 
@@ -381,14 +424,14 @@ enum Kind {
     NetworkConnection,
 }
 
-/// Appends one event list to the shared vector, keeping document order
+/// Appends one event list to the shared one, keeping document order
 /// without an intermediate vector per list.
-struct ListInto<'v, 'a> {
+struct ListInto<'v, 'a, const SALVAGE: bool> {
     kind: Kind,
-    out: &'v mut Vec<Event<'a>>,
+    out: &'v mut EventList<'a, SALVAGE>,
 }
 
-impl<'de: 'a, 'a> DeserializeSeed<'de> for ListInto<'_, 'a> {
+impl<'de: 'a, 'a, const SALVAGE: bool> DeserializeSeed<'de> for ListInto<'_, 'a, SALVAGE> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -396,7 +439,7 @@ impl<'de: 'a, 'a> DeserializeSeed<'de> for ListInto<'_, 'a> {
     }
 }
 
-impl<'de: 'a, 'a> Visitor<'de> for ListInto<'_, 'a> {
+impl<'de: 'a, 'a, const SALVAGE: bool> Visitor<'de> for ListInto<'_, 'a, SALVAGE> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -404,23 +447,47 @@ impl<'de: 'a, 'a> Visitor<'de> for ListInto<'_, 'a> {
     }
 
     fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
+        let out = self.out;
         if let Some(n) = seq.size_hint() {
-            self.out.reserve(n);
+            out.events.reserve(n);
+        }
+        if SALVAGE {
+            // Each event is read twice (its text, then the event), which only
+            // this mode pays: a failed event must not fail the document.
+            while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+                let sequence = out.events.len() + out.dropped.len();
+                match salvage(self.kind, raw.get(), sequence) {
+                    Ok(event) => out.events.push(event),
+                    Err(reason) => out.dropped.push(DroppedEvent { sequence, reason }),
+                }
+            }
+            return Ok(());
         }
         match self.kind {
             Kind::NewProcess => {
                 while let Some(e) = seq.next_element::<NewProcess<'de>>()? {
-                    self.out.push(Event::NewProcess(e));
+                    out.events.push(Event::NewProcess(e));
                 }
             }
             Kind::NetworkConnection => {
                 while let Some(e) = seq.next_element::<NetworkConnection<'de>>()? {
-                    self.out.push(Event::NetworkConnection(e));
+                    out.events.push(Event::NetworkConnection(e));
                 }
             }
         }
         Ok(())
     }
+}
+
+/// One event of a salvaged list, parsed and checked alone.
+fn salvage(kind: Kind, text: &str, sequence: usize) -> Result<Event<'_>, Reason> {
+    let event = match kind {
+        Kind::NewProcess => serde_json::from_str(text).map(Event::NewProcess),
+        Kind::NetworkConnection => serde_json::from_str(text).map(Event::NetworkConnection),
+    }
+    .map_err(|e| rejection_from_json(&e).reason)?;
+    check_event(sequence, &event).map_err(|r| r.reason)?;
+    Ok(event)
 }
 
 #[cfg(test)]
@@ -491,7 +558,7 @@ mod tests {
         let s = parse_json(text.as_bytes(), LIMITS).unwrap();
         assert_eq!(s.submission_id.to_string(), SUBMISSION);
         assert_eq!(s.device_id.to_string(), DEVICE);
-        assert_eq!(s.time_created, "2021-03-29T12:06:09.576033");
+        assert_eq!(s.time_created.json(), "\"2021-03-29T12:06:09.576033\"");
         assert_eq!(s.events.len(), 2);
         assert_eq!(s.events[0].event_type(), "new_process");
         assert_eq!(s.events[1].event_type(), "network_connection");
@@ -809,6 +876,199 @@ mod tests {
         let port = valid().to_string().replace("443", "\"s3cr3t\"");
         let r = parse_json(port.as_bytes(), LIMITS).unwrap_err();
         assert!(!r.detail.contains("s3cr3t"), "{}", r.detail);
+    }
+
+    #[test]
+    fn ipv6_addresses_with_a_zone_are_accepted() {
+        for ok in ["fe80::1%12", "fe80::1%eth0", "fe80::a:b%wlp3s0", "::1%lo"] {
+            let doc = with(
+                &["events", "network_connection", "0", "source_ip"],
+                json!(ok),
+            );
+            assert!(check(&doc).is_ok(), "{ok}");
+        }
+        for bad in [
+            "fe80::1%",
+            "10.0.0.1%eth0",
+            "fe80::1%a b",
+            "fe80::1%1%2",
+            "[fe80::1]%1",
+        ] {
+            let doc = with(
+                &["events", "network_connection", "0", "source_ip"],
+                json!(bad),
+            );
+            assert_eq!(reason_of(&doc), Reason::InvalidSourceIp, "{bad}");
+        }
+        let long = format!("fe80::1%{}", "z".repeat(65));
+        let doc = with(
+            &["events", "network_connection", "0", "destination_ip"],
+            json!(long),
+        );
+        assert_eq!(reason_of(&doc), Reason::InvalidDestinationIp);
+    }
+
+    #[test]
+    fn strings_are_kept_as_sent_escapes_and_lone_surrogates_included() {
+        let text = valid()
+            .to_string()
+            .replace(r#""calc.exe""#, r#""calc\ud800\u0000\/.exe""#)
+            .replace(r#""admin""#, r#""\ud83d\ude00\udc00""#)
+            .replace("192.168.0.1", r"fe80::1\u002512");
+        let s = parse_json(text.as_bytes(), LIMITS).unwrap();
+        let Event::NewProcess(p) = &s.events[0] else {
+            panic!("{:?}", s.events[0])
+        };
+        assert_eq!(p.cmdl.json(), r#""calc\ud800\u0000\/.exe""#);
+        assert_eq!(
+            p.cmdl.decoded(),
+            None,
+            "no Rust string holds a lone surrogate"
+        );
+        assert_eq!(p.user.json(), r#""\ud83d\ude00\udc00""#);
+        let Event::NetworkConnection(c) = &s.events[1] else {
+            panic!("{:?}", s.events[1])
+        };
+        assert_eq!(
+            c.source_ip.json(),
+            r#""fe80::1\u002512""#,
+            "checked decoded, kept raw"
+        );
+        assert_eq!(c.source_ip.decoded().as_deref(), Some("fe80::1%12"));
+        // Still refused: what JSON's grammar refuses.
+        for bad in [r#""calc\ud80""#, "\"calc\u{1}\"", r#""calc\x""#] {
+            let text = valid().to_string().replace(r#""calc.exe""#, bad);
+            assert_eq!(
+                parse_json(text.as_bytes(), LIMITS).unwrap_err().reason,
+                Reason::MalformedJson,
+                "{bad}"
+            );
+        }
+    }
+
+    const DROP: Limits = LIMITS.with_invalid_events(InvalidEvents::DropEvent);
+
+    /// The fleet's three event-level defects, at sequences 1, 3 and 4.
+    fn with_broken_events() -> Value {
+        let connection = |ip: &str, port: Value| json!({"source_ip": "10.0.0.1", "destination_ip": ip, "destination_port": port});
+        with(
+            &["events"],
+            json!({
+                "new_process": [
+                    {"cmdl": "a", "user": "u"},
+                    {"cmdl": null, "user": "u"},
+                    {"cmdl": "b", "user": "u"}
+                ],
+                "network_connection": [
+                    connection("not-an-ip", json!(443)),
+                    connection("10.0.0.2", json!(70000)),
+                    connection("10.0.0.3", json!(53))
+                ]
+            }),
+        )
+    }
+
+    #[test]
+    fn drop_event_drops_only_the_invalid_events_and_keeps_their_positions() {
+        let text = with_broken_events().to_string();
+        assert_eq!(
+            parse_json(text.as_bytes(), LIMITS).unwrap_err().reason,
+            Reason::NullValue,
+            "the default still rejects the whole submission"
+        );
+        let s = parse_json(text.as_bytes(), DROP).unwrap();
+        let dropped: Vec<(usize, Reason)> =
+            s.dropped.iter().map(|d| (d.sequence, d.reason)).collect();
+        assert_eq!(
+            dropped,
+            [
+                (1, Reason::NullValue),
+                (3, Reason::InvalidDestinationIp),
+                (4, Reason::InvalidDestinationPort)
+            ]
+        );
+        let kept: Vec<usize> = s.sequenced().map(|(sequence, _)| sequence).collect();
+        assert_eq!(kept, [0, 2, 5]);
+        for (i, bad) in [
+            json!(7),
+            json!({"cmdl": "a"}),
+            json!({"cmdl": "a", "user": "u", "pid": 1}),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let doc = with(&["events", "new_process", "0"], bad);
+            let text = doc.to_string();
+            let s = parse_json(text.as_bytes(), DROP).unwrap();
+            let expected = [
+                Reason::WrongType,
+                Reason::MissingField,
+                Reason::UnknownField,
+            ][i];
+            assert_eq!(
+                s.dropped,
+                [DroppedEvent {
+                    sequence: 0,
+                    reason: expected
+                }]
+            );
+            assert_eq!(s.events.len(), 1);
+        }
+    }
+
+    #[test]
+    fn drop_event_still_rejects_defects_of_the_submission_itself() {
+        let broken = with_broken_events();
+        let set = |path: &[&str], value: Value| {
+            let mut doc = broken.clone();
+            let node = parent(&mut doc, path);
+            node[path[path.len() - 1]] = value;
+            doc
+        };
+        for (doc, reason) in [
+            (
+                set(&["device_id"], json!("not-an-uuid")),
+                Reason::InvalidDeviceId,
+            ),
+            (
+                set(&["submission_id"], json!("not-an-uuid")),
+                Reason::InvalidSubmissionId,
+            ),
+            (
+                set(&["time_created"], json!("yesterday")),
+                Reason::InvalidTimeCreated,
+            ),
+            (
+                set(&["events", "file_write"], json!([])),
+                Reason::UnknownEventType,
+            ),
+            (
+                set(&["events", "new_process"], json!({"cmdl": "x"})),
+                Reason::WrongType,
+            ),
+            (
+                set(&["events", "new_process"], Value::Null),
+                Reason::NullValue,
+            ),
+            (set(&["extra"], json!(1)), Reason::UnknownField),
+        ] {
+            let text = doc.to_string();
+            assert_eq!(
+                parse_json(text.as_bytes(), DROP).unwrap_err().reason,
+                reason
+            );
+        }
+        let many: Vec<Value> = (0..101)
+            .map(|_| json!({"cmdl": null, "user": "b"}))
+            .collect();
+        let doc = with(&["events", "new_process"], Value::Array(many));
+        assert_eq!(
+            parse_json(doc.to_string().as_bytes(), DROP)
+                .unwrap_err()
+                .reason,
+            Reason::TooManyEvents,
+            "dropped events count toward the limit"
+        );
     }
 
     #[test]

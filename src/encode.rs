@@ -3,8 +3,10 @@
 //! Every event of a submission is published as its own record, wrapped with
 //! enough context (ids, position, count, times) that a consumer can process
 //! it alone, put a submission back together, and de-duplicate redeliveries:
-//! `event_id` is a UUIDv5 over `device_id`, `submission_id` and `sequence`,
-//! so the same submission always yields the same ids.
+//! `event_id` is a UUIDv5 over `device_id`, `submission_id`, a digest of the
+//! document and `sequence`, so the same message always yields the same ids
+//! and different content never shares one, even under a reused
+//! `submission_id`.
 
 use std::sync::Arc;
 
@@ -14,11 +16,13 @@ use time::macros::format_description;
 use uuid::Uuid;
 
 use crate::config::PartitionKey;
-use crate::model::{Reason, Rejection, Submission};
+use crate::model::{DroppedEvent, Reason, Rejection, Submission};
 
 /// The namespace of `event_id`:
-/// `event_id = uuid5(EVENT_ID_NAMESPACE, "{device_id}/{submission_id}/{sequence}")`
-/// with both ids in lowercase hyphenated form and `sequence` in decimal.
+/// `event_id = uuid5(EVENT_ID_NAMESPACE, "{device_id}/{submission_id}/{sha256}/{sequence}")`
+/// with both ids in lowercase hyphenated form, `sha256` the lowercase hex
+/// SHA-256 of the document the body carries (base64-decoded, or a plain-JSON
+/// body without the blanks around it) and `sequence` in decimal.
 pub const EVENT_ID_NAMESPACE: Uuid = uuid::uuid!("112ae2df-81a4-48c5-9844-96005350b137");
 
 /// A submission ready to publish: its records in `sequence` order.
@@ -32,22 +36,30 @@ pub struct EncodedSubmission {
     pub partition_key: Arc<str>,
     /// The records' JSON, in `sequence` order, slices of one buffer.
     pub records: Vec<Bytes>,
+    /// The events left out (`INVALID_EVENTS=drop-event`), by sequence.
+    pub dropped: Vec<DroppedEvent>,
 }
 
-/// The deterministic id of the event at `sequence` in a submission.
-pub fn event_id(device_id: &Uuid, submission_id: &Uuid, sequence: usize) -> Uuid {
-    EventIds::new(device_id, submission_id).id(sequence)
+/// The deterministic id of the event at `sequence` in a submission whose
+/// document has the SHA-256 `document_sha256`.
+pub fn event_id(
+    device_id: &Uuid,
+    submission_id: &Uuid,
+    document_sha256: &[u8; 32],
+    sequence: usize,
+) -> Uuid {
+    EventIds::new(device_id, submission_id, document_sha256).id(sequence)
 }
 
 /// `event_id`s of one submission: the SHA-1 state after the namespace and
-/// `"{device_id}/{submission_id}/"` (more than one 64-byte block) is computed
-/// once, so each id hashes only its sequence number and the padding.
+/// `"{device_id}/{submission_id}/{sha256}/"` (two 64-byte blocks and some) is
+/// computed once, so each id hashes only its sequence number and the padding.
 struct EventIds {
     prefix: sha1_smol::Sha1,
 }
 
 impl EventIds {
-    fn new(device_id: &Uuid, submission_id: &Uuid) -> Self {
+    fn new(device_id: &Uuid, submission_id: &Uuid, document_sha256: &[u8; 32]) -> Self {
         let mut prefix = sha1_smol::Sha1::new();
         prefix.update(EVENT_ID_NAMESPACE.as_bytes());
         prefix.update(
@@ -64,6 +76,8 @@ impl EventIds {
                 .as_bytes(),
         );
         prefix.update(b"/");
+        prefix.update(&hex(document_sha256));
+        prefix.update(b"/");
         EventIds { prefix }
     }
 
@@ -76,6 +90,16 @@ impl EventIds {
         bytes.copy_from_slice(hash.get(..16).unwrap_or(&[0; 16]));
         uuid::Builder::from_sha1_bytes(bytes).into_uuid()
     }
+}
+
+/// Lowercase hex, as Python's `hexdigest()` writes it.
+fn hex(digest: &[u8; 32]) -> [u8; 64] {
+    let digit = |n: u8| if n < 10 { b'0' + n } else { b'a' + n - 10 };
+    let mut out = [0u8; 64];
+    for (pair, byte) in out.chunks_exact_mut(2).zip(digest) {
+        pair.copy_from_slice(&[digit(byte >> 4), digit(byte & 0xf)]);
+    }
+    out
 }
 
 /// `n` in decimal, written at the end of `buf`.
@@ -119,18 +143,73 @@ pub fn encode(
     time_processed: &str,
     max_record_bytes: usize,
 ) -> Result<EncodedSubmission, Rejection> {
+    encode_records(submission, key, time_processed, max_record_bytes)
+        .map_err(|oversized| too_large(submission, oversized.sequence, max_record_bytes))
+}
+
+/// [`encode`], dropping each event whose record is too large instead of
+/// rejecting the submission (`INVALID_EVENTS=drop-event`). The records are
+/// built again after a drop, since `event_count` changes; a record only
+/// outgrows the limit by being nearly as large as the body, so that happens
+/// once or twice at most.
+pub fn encode_dropping_oversized(
+    mut submission: Submission<'_>,
+    key: PartitionKey,
+    time_processed: &str,
+    max_record_bytes: usize,
+) -> EncodedSubmission {
+    loop {
+        match encode_records(&submission, key, time_processed, max_record_bytes) {
+            Ok(encoded) => return encoded,
+            Err(Oversized { index, sequence }) => {
+                submission.events.remove(index);
+                let at = submission
+                    .dropped
+                    .partition_point(|d| d.sequence < sequence);
+                submission.dropped.insert(
+                    at,
+                    DroppedEvent {
+                        sequence,
+                        reason: Reason::EventTooLarge,
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// The event at `index` of `Submission::events` (at `sequence` in the
+/// submission) does not fit in a record.
+struct Oversized {
+    index: usize,
+    sequence: usize,
+}
+
+fn encode_records(
+    submission: &Submission<'_>,
+    key: PartitionKey,
+    time_processed: &str,
+    max_record_bytes: usize,
+) -> Result<EncodedSubmission, Oversized> {
     let partition_key: Arc<str> = match key {
         PartitionKey::SubmissionId => submission.submission_id.to_string().into(),
         PartitionKey::DeviceId => submission.device_id.to_string().into(),
     };
     let event_count = submission.events.len();
-    let ids = EventIds::new(&submission.device_id, &submission.submission_id);
-    let (middle, tail) = shared_fields(submission, time_processed)
-        .map_err(|_| too_large(submission, 0, max_record_bytes))?;
+    let ids = EventIds::new(
+        &submission.device_id,
+        &submission.submission_id,
+        &submission.document_sha256,
+    );
+    let (middle, tail) = shared_fields(submission, time_processed).map_err(|_| Oversized {
+        index: 0,
+        sequence: 0,
+    })?;
 
     let mut buf: Vec<u8> = Vec::with_capacity(event_count * (middle.len() + tail.len() + 200));
     let mut ends = Vec::with_capacity(event_count);
-    for (sequence, event) in submission.events.iter().enumerate() {
+    for (index, (sequence, event)) in submission.sequenced().enumerate() {
+        let oversized = Oversized { index, sequence };
         let start = buf.len();
         buf.extend_from_slice(b"{\"event_id\":\"");
         buf.extend_from_slice(
@@ -144,11 +223,11 @@ pub fn encode(
         buf.extend_from_slice(&middle);
         buf.extend_from_slice(decimal(sequence, &mut [0u8; 20]));
         buf.extend_from_slice(&tail);
-        serde_json::to_writer(&mut buf, event)
-            .map_err(|_| too_large(submission, sequence, max_record_bytes))?;
+        // The strings are raw JSON text (`RawString`): written as sent.
+        serde_json::to_writer(&mut buf, event).map_err(|_| oversized)?;
         buf.push(b'}');
         if buf.len() - start + partition_key.len() > max_record_bytes {
-            return Err(too_large(submission, sequence, max_record_bytes));
+            return Err(Oversized { index, sequence });
         }
         ends.push(buf.len());
     }
@@ -167,6 +246,7 @@ pub fn encode(
         device_id: submission.device_id,
         partition_key,
         records,
+        dropped: submission.dropped.clone(),
     })
 }
 
@@ -199,7 +279,7 @@ fn shared_fields(
     tail.extend_from_slice(b",\"event_count\":");
     tail.extend_from_slice(decimal(submission.events.len(), &mut [0u8; 20]));
     tail.extend_from_slice(b",\"time_created\":");
-    serde_json::to_writer(&mut tail, submission.time_created.as_ref())?;
+    tail.extend_from_slice(submission.time_created.json().as_bytes());
     tail.extend_from_slice(b",\"time_processed\":");
     serde_json::to_writer(&mut tail, time_processed)?;
     tail.extend_from_slice(b",\"event_data\":");
@@ -221,25 +301,18 @@ fn too_large(submission: &Submission<'_>, sequence: usize, max_record_bytes: usi
 mod tests {
     use super::*;
     use crate::decode::parse_json;
-    use crate::model::{Event, Limits, MAX_RECORD_BYTES, MAX_RECORD_BYTES_LIMIT};
+    use crate::model::{Event, Limits, MAX_RECORD_BYTES, MAX_RECORD_BYTES_LIMIT, RawString};
     use serde::Serialize;
     use serde_json::{Value, json};
+    use sha2::{Digest, Sha256};
 
     const SUBMISSION: &str = "4a1b3c5d-0000-4000-8000-000000000001";
     const DEVICE: &str = "9f8e7d6c-0000-4000-8000-000000000002";
     const PROCESSED: &str = "2026-11-22T18:47:44.758345Z";
 
+    /// A literal, so that the ids below can be recomputed in Python from it.
     fn sample() -> String {
-        json!({
-            "submission_id": SUBMISSION,
-            "device_id": DEVICE,
-            "time_created": "2021-03-29T12:06:09.576033",
-            "events": {
-                "new_process": [{"cmdl": "C:\\Windows\\calc.exe \"x\"", "user": "admin"}],
-                "network_connection": [{"source_ip": "192.168.0.1", "destination_ip": "2001:db8::1", "destination_port": 443}]
-            }
-        })
-        .to_string()
+        r#"{"submission_id":"4a1b3c5d-0000-4000-8000-000000000001","device_id":"9f8e7d6c-0000-4000-8000-000000000002","time_created":"2021-03-29T12:06:09.576033","events":{"new_process":[{"cmdl":"C:\\Windows\\calc.exe \"x\"","user":"admin"}],"network_connection":[{"source_ip":"192.168.0.1","destination_ip":"2001:db8::1","destination_port":443}]}}"#.to_owned()
     }
 
     fn encoded(key: PartitionKey) -> EncodedSubmission {
@@ -264,7 +337,7 @@ mod tests {
         device_id: Uuid,
         sequence: usize,
         event_count: usize,
-        time_created: &'a str,
+        time_created: &'a RawString<'a>,
         time_processed: &'a str,
         event_data: &'a Event<'a>,
     }
@@ -292,7 +365,12 @@ mod tests {
         assert_eq!(got.records.len(), 12);
         for (sequence, (event, record)) in submission.events.iter().zip(&got.records).enumerate() {
             let expected = serde_json::to_vec(&EventRecord {
-                event_id: event_id(&submission.device_id, &submission.submission_id, sequence),
+                event_id: event_id(
+                    &submission.device_id,
+                    &submission.submission_id,
+                    &submission.document_sha256,
+                    sequence,
+                ),
                 event_type: event.event_type(),
                 submission_id: submission.submission_id,
                 device_id: submission.device_id,
@@ -308,13 +386,22 @@ mod tests {
                 std::str::from_utf8(&expected).unwrap()
             );
         }
+        let digest: String = Sha256::digest(doc.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         for sequence in [0usize, 9, 10, 99, 100, 12345, usize::MAX] {
             let name = format!(
-                "{}/{}/{sequence}",
+                "{}/{}/{digest}/{sequence}",
                 submission.device_id, submission.submission_id
             );
             assert_eq!(
-                event_id(&submission.device_id, &submission.submission_id, sequence),
+                event_id(
+                    &submission.device_id,
+                    &submission.submission_id,
+                    &submission.document_sha256,
+                    sequence
+                ),
                 Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes())
             );
         }
@@ -340,7 +427,8 @@ mod tests {
                 "event_data"
             ]
         );
-        assert_eq!(first["event_id"], "b8bae67c-9b80-575c-b226-8aae6abe54f8");
+        // Python: uuid.uuid5(NS, f"{device}/{submission}/{hashlib.sha256(sample).hexdigest()}/0")
+        assert_eq!(first["event_id"], "733fed30-9cdf-5757-b5a3-be3800d0c212");
         assert_eq!(first["event_type"], "new_process");
         assert_eq!(first["submission_id"], SUBMISSION);
         assert_eq!(first["device_id"], DEVICE);
@@ -354,7 +442,7 @@ mod tests {
         );
 
         let second = &records[1];
-        assert_eq!(second["event_id"], "e9df8d64-8eac-5403-a69a-863a5e6764f1");
+        assert_eq!(second["event_id"], "6817cfd4-180a-5274-a0ae-9c946fe07e4a");
         assert_eq!(second["event_type"], "network_connection");
         assert_eq!(second["sequence"], 1);
         assert_eq!(second["event_count"], 2);
@@ -365,21 +453,30 @@ mod tests {
     }
 
     #[test]
-    fn event_ids_are_uuid5_of_device_submission_and_sequence() {
+    fn event_ids_are_uuid5_of_device_submission_digest_and_sequence() {
         let device = Uuid::parse_str(DEVICE).unwrap();
         let submission = Uuid::parse_str(SUBMISSION).unwrap();
-        let id = event_id(&device, &submission, 7);
+        let digest: [u8; 32] = Sha256::digest(b"{}").into();
+        let id = event_id(&device, &submission, &digest, 7);
         assert_eq!(id.get_version_num(), 5);
         assert_eq!(
             id,
             Uuid::new_v5(
                 &EVENT_ID_NAMESPACE,
-                format!("{DEVICE}/{SUBMISSION}/7").as_bytes()
+                format!(
+                    "{DEVICE}/{SUBMISSION}/44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a/7"
+                )
+                .as_bytes()
             )
         );
-        assert_eq!(id, event_id(&device, &submission, 7), "deterministic");
-        assert_ne!(id, event_id(&device, &submission, 8));
-        assert_ne!(id, event_id(&submission, &device, 7));
+        assert_eq!(
+            id,
+            event_id(&device, &submission, &digest, 7),
+            "deterministic"
+        );
+        assert_ne!(id, event_id(&device, &submission, &digest, 8));
+        assert_ne!(id, event_id(&submission, &device, &digest, 7));
+        assert_ne!(id, event_id(&device, &submission, &[0; 32], 7));
     }
 
     #[test]
@@ -395,7 +492,10 @@ mod tests {
         .unwrap();
         let record: Value = serde_json::from_slice(&e.records[0]).unwrap();
         assert_eq!(record["device_id"], DEVICE);
-        assert_eq!(record["event_id"], "b8bae67c-9b80-575c-b226-8aae6abe54f8");
+        // The name holds the lowercase ids; the digest covers the document
+        // as sent, so this is another document than `sample()` (Python gives
+        // the same id for it).
+        assert_eq!(record["event_id"], "df17285e-2fda-58e0-87a9-b3b0fef7df84");
         assert_eq!(&*e.partition_key, DEVICE);
     }
 
@@ -458,5 +558,83 @@ mod tests {
                 assert_eq!(result.unwrap_err().reason, Reason::EventTooLarge);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod content_bound_ids {
+    use std::collections::HashSet;
+
+    use base64::Engine as _;
+
+    use crate::config::PartitionKey;
+    use crate::model::Limits;
+    use crate::transform::transform;
+
+    const LIMITS: Limits = Limits::with_max_events(10);
+
+    fn doc(submission: &str, cmdl: &str, port: u16) -> String {
+        format!(
+            r#"{{"submission_id":"{submission}","device_id":"9f8e7d6c-0000-4000-8000-000000000002","time_created":"2021-03-29T12:06:09","events":{{"new_process":[{{"cmdl":"{cmdl}","user":"u"}}],"network_connection":[{{"source_ip":"10.0.0.1","destination_ip":"10.0.0.2","destination_port":{port}}},{{"source_ip":"10.0.0.1","destination_ip":"10.0.0.3","destination_port":53}}]}}}}"#
+        )
+    }
+
+    fn ids(body: &str, time_processed: &str) -> Vec<String> {
+        let encoded = transform(body, LIMITS, PartitionKey::SubmissionId, time_processed).unwrap();
+        encoded
+            .records
+            .iter()
+            .map(|r| {
+                serde_json::from_slice::<serde_json::Value>(r).unwrap()["event_id"].to_string()
+            })
+            .collect()
+    }
+
+    const SUBMISSION: &str = "4a1b3c5d-0000-4000-8000-000000000001";
+    const NIL: &str = "00000000-0000-0000-0000-000000000000";
+
+    #[test]
+    fn a_redelivered_message_keeps_its_ids_in_either_transport_encoding() {
+        let text = doc(SUBMISSION, "calc.exe", 443);
+        let first = ids(&text, "2026-11-22T18:47:44.758345Z");
+        assert_eq!(
+            first,
+            ids(&text, "2026-11-23T00:00:00.000000Z"),
+            "a later invocation"
+        );
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&text);
+        assert_eq!(first, ids(&b64, "t"), "base64 of the same document");
+        assert_eq!(
+            first,
+            ids(&format!("\n {text} \n"), "t"),
+            "blanks around the body"
+        );
+        assert_eq!(first.len(), 3);
+    }
+
+    #[test]
+    fn a_reused_submission_id_with_one_changed_field_gets_all_new_ids() {
+        // One changed field makes another submission: every one of its ids
+        // changes (its events are other events, even where they look equal),
+        // and nothing else does.
+        let original = ids(&doc(SUBMISSION, "calc.exe", 443), "t");
+        for changed in [
+            doc(SUBMISSION, "calc.exe", 444),
+            doc(SUBMISSION, "notepad.exe", 443),
+            doc(SUBMISSION, "calc.exe", 443).replace("12:06:09", "12:06:10"),
+        ] {
+            let other = ids(&changed, "t");
+            let shared: HashSet<_> = original.iter().filter(|id| other.contains(id)).collect();
+            assert!(shared.is_empty(), "{changed}: shares {shared:?}");
+            assert_eq!(other, ids(&changed, "t"), "and is deterministic");
+        }
+    }
+
+    #[test]
+    fn a_nil_submission_id_is_accepted_and_cannot_merge_two_submissions() {
+        let a = ids(&doc(NIL, "calc.exe", 443), "t");
+        let b = ids(&doc(NIL, "cmd.exe", 443), "t");
+        assert_eq!(a.len(), 3);
+        assert!(a.iter().all(|id| !b.contains(id)));
     }
 }

@@ -84,6 +84,7 @@ impl<K: RecordSink, R: RejectSink> Handler<K, R> {
         let limits = Limits {
             max_events: self.config.max_events_per_submission,
             max_record_bytes: self.config.max_record_bytes,
+            invalid_events: self.config.invalid_events,
         };
         let mut batch = Batch::triage(records, limits, self.config.partition_key, &time_processed);
         // A rejects queue that does not answer costs at most one call

@@ -8,8 +8,11 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use std::net::{IpAddr, Ipv6Addr};
+
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 /// Why a submission was rejected. The code (`as_str`) is what appears in the
@@ -145,13 +148,67 @@ pub struct Submission<'a> {
     /// The sensor's id.
     pub device_id: Uuid,
     /// As the sensor sent it (validated as an ISO 8601 date-time).
-    pub time_created: Cow<'a, str>,
+    pub time_created: RawString<'a>,
     /// In document order: event lists in the order their keys appear in the
-    /// `events` object, then list order.
+    /// `events` object, then list order. Without the dropped events.
     pub events: Vec<Event<'a>>,
+    /// The events left out under `INVALID_EVENTS=drop-event`, by sequence;
+    /// always empty under `reject-submission`.
+    pub dropped: Vec<DroppedEvent>,
+    /// SHA-256 of the document the body carries: what makes `event_id`
+    /// depend on the content (`crate::encode::event_id`).
+    pub document_sha256: [u8; 32],
 }
 
-/// Limits that depend on configuration.
+impl<'a> Submission<'a> {
+    /// Each event with its `sequence`: its position among all the events the
+    /// sensor sent, dropped ones included, so a dropped event leaves a gap.
+    pub fn sequenced(&self) -> impl Iterator<Item = (usize, &Event<'a>)> {
+        let mut dropped = self.dropped.iter().map(|d| d.sequence).peekable();
+        let mut next = 0;
+        self.events.iter().map(move |event| {
+            while dropped.next_if_eq(&next).is_some() {
+                next += 1;
+            }
+            next += 1;
+            (next - 1, event)
+        })
+    }
+}
+
+/// An event left out of its submission under `INVALID_EVENTS=drop-event`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedEvent {
+    /// Its position in the submission, as [`Submission::sequenced`] counts.
+    pub sequence: usize,
+    /// What was wrong with it.
+    pub reason: Reason,
+}
+
+/// What an invalid event does to its submission (`INVALID_EVENTS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InvalidEvents {
+    /// The whole submission is rejected: a submission is valid only as a
+    /// whole (the original specification).
+    #[default]
+    RejectSubmission,
+    /// Only that event is dropped; the others are published with their
+    /// `sequence` and `event_id`. Defects of the submission itself (ids,
+    /// `time_created`, structure, an undecodable body) still reject it.
+    DropEvent,
+}
+
+impl InvalidEvents {
+    /// The setting's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvalidEvents::RejectSubmission => "reject-submission",
+            InvalidEvents::DropEvent => "drop-event",
+        }
+    }
+}
+
+/// The validation rules that depend on configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// `MAX_EVENTS_PER_SUBMISSION`.
@@ -159,14 +216,26 @@ pub struct Limits {
     /// The stream's record limit, data plus partition key
     /// (`KINESIS_MAX_RECORD_SIZE_KIB`).
     pub max_record_bytes: usize,
+    /// `INVALID_EVENTS`.
+    pub invalid_events: InvalidEvents,
 }
 
 impl Limits {
-    /// `max_events`, and the default record limit of 1 MiB.
+    /// `max_events`, the default record limit of 1 MiB, and invalid events
+    /// rejecting their submission.
     pub const fn with_max_events(max_events: usize) -> Self {
         Limits {
             max_events,
             max_record_bytes: MAX_RECORD_BYTES,
+            invalid_events: InvalidEvents::RejectSubmission,
+        }
+    }
+
+    /// The same limits with `invalid_events` set.
+    pub const fn with_invalid_events(self, invalid_events: InvalidEvents) -> Self {
+        Limits {
+            invalid_events,
+            ..self
         }
     }
 }
@@ -215,22 +284,22 @@ impl Serialize for Event<'_> {
 pub struct NewProcess<'a> {
     #[serde(borrow)]
     /// The command line, as sent.
-    pub cmdl: Cow<'a, str>,
+    pub cmdl: RawString<'a>,
     #[serde(borrow)]
     /// The user who started it, as sent.
-    pub user: Cow<'a, str>,
+    pub user: RawString<'a>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 /// `network_connection`: a connection made by the endpoint.
 pub struct NetworkConnection<'a> {
-    /// Validated as an IP address, published as sent.
+    /// Validated as an IP address ([`is_ip_address`]), published as sent.
     #[serde(borrow)]
-    pub source_ip: Cow<'a, str>,
+    pub source_ip: RawString<'a>,
     #[serde(borrow)]
-    /// Validated as an IP address, published as sent.
-    pub destination_ip: Cow<'a, str>,
+    /// Validated as an IP address ([`is_ip_address`]), published as sent.
+    pub destination_ip: RawString<'a>,
     #[serde(deserialize_with = "crate::model::deserialize_port")]
     /// An integer from 0 to 65535.
     pub destination_port: u16,
@@ -265,4 +334,84 @@ pub(crate) fn deserialize_port<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D
         }
     }
     d.deserialize_any(PortVisitor)
+}
+
+/// A JSON string exactly as the sensor wrote it: the text of the token,
+/// quotes and escapes included, borrowed from the body.
+///
+/// Published byte for byte, never decoded and re-encoded. A Windows command
+/// line is UTF-16 and may hold an unpaired surrogate, which a sensor writes
+/// as an escape (`"\udc00"`) that JSON's grammar allows but that no Rust
+/// string can hold (serde_json refuses it when it decodes a string): decoding
+/// it would let one hostile process name drop its whole submission.
+/// serde_json checks the token's grammar when it captures it (escapes,
+/// control characters), so what is published is always valid JSON.
+#[derive(Debug, Clone, Copy)]
+pub struct RawString<'a>(&'a RawValue);
+
+impl<'a> RawString<'a> {
+    /// The JSON text of the string, quotes and escapes included, as sent.
+    pub fn json(&self) -> &'a str {
+        self.0.get()
+    }
+
+    /// The string's value, for the fields that are checked; `None` when it
+    /// holds a lone surrogate escape. Borrowed, without any work, when the
+    /// string has no escape.
+    pub fn decoded(&self) -> Option<Cow<'a, str>> {
+        let json = self.json();
+        let inner = json.get(1..json.len().saturating_sub(1))?;
+        if !inner.contains('\\') {
+            return Some(Cow::Borrowed(inner));
+        }
+        serde_json::from_str::<String>(json).ok().map(Cow::Owned)
+    }
+}
+
+impl PartialEq for RawString<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.json() == other.json()
+    }
+}
+
+impl Eq for RawString<'_> {}
+
+/// Only a string: `null` and other types fail with serde's own "invalid
+/// type" message, so they map to `null_value` and `wrong_type` as before.
+impl<'de: 'a, 'a> Deserialize<'de> for RawString<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = <&'de RawValue>::deserialize(d)?;
+        match raw.get().as_bytes().first() {
+            Some(b'"') => Ok(RawString(raw)),
+            Some(b'n') => Err(de::Error::invalid_type(de::Unexpected::Unit, &"a string")),
+            _ => Err(de::Error::invalid_type(
+                de::Unexpected::Other("a value that is not a string"),
+                &"a string",
+            )),
+        }
+    }
+}
+
+impl Serialize for RawString<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+/// `source_ip` and `destination_ip`: an IPv4 or IPv6 address as the standard
+/// library reads it (no brackets, no port), or an IPv6 address with a zone
+/// (`fe80::1%12` on Windows, `fe80::1%eth0` on Linux; RFC 4007 §11).
+/// Link-local traffic carries one, and it is often lateral movement, so it
+/// must not cost the submission. A zone is 1 to 64 printable ASCII
+/// characters other than `%`.
+pub fn is_ip_address(text: &str) -> bool {
+    if text.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    let Some((address, zone)) = text.split_once('%') else {
+        return false;
+    };
+    address.parse::<Ipv6Addr>().is_ok()
+        && (1..=64).contains(&zone.len())
+        && zone.bytes().all(|b| b.is_ascii_graphic() && b != b'%')
 }

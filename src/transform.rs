@@ -8,7 +8,7 @@
 use crate::config::PartitionKey;
 use crate::decode;
 use crate::encode::{self, EncodedSubmission};
-use crate::model::{Limits, Rejection};
+use crate::model::{InvalidEvents, Limits, Rejection};
 
 /// Decodes, validates and encodes one submission.
 pub fn transform(
@@ -19,5 +19,15 @@ pub fn transform(
 ) -> Result<EncodedSubmission, Rejection> {
     let decoded = decode::decode_body(body)?;
     let submission = decode::parse_json(&decoded, limits)?;
-    encode::encode(&submission, key, time_processed, limits.max_record_bytes)
+    match limits.invalid_events {
+        InvalidEvents::RejectSubmission => {
+            encode::encode(&submission, key, time_processed, limits.max_record_bytes)
+        }
+        InvalidEvents::DropEvent => Ok(encode::encode_dropping_oversized(
+            submission,
+            key,
+            time_processed,
+            limits.max_record_bytes,
+        )),
+    }
 }

@@ -137,12 +137,28 @@ fn control_characters_and_escapes_are_handled() {
         )),
         None
     );
+    // A UTF-16 command line with an unpaired surrogate is valid JSON and
+    // real telemetry: it is kept (issue 13), and published as sent.
+    for lone in [
+        r#"\ud800"#,
+        r#"\udc00"#,
+        r#"a\ud800\ud800b"#,
+        r#"\ude00\ud83d"#,
+    ] {
+        assert_eq!(
+            reason(&with_events(&format!(
+                r#"{{"new_process":[{{"cmdl":"{lone}","user":"u"}}]}}"#
+            ))),
+            None,
+            "lone surrogate {lone}"
+        );
+    }
     assert_eq!(
         reason(&with_events(
-            r#"{"new_process":[{"cmdl":"\ud800","user":"u"}]}"#
+            r#"{"new_process":[{"cmdl":"\ud80","user":"u"}]}"#
         )),
         Some(Reason::MalformedJson),
-        "lone surrogate"
+        "a broken escape is still broken"
     );
     assert_eq!(
         reason(&with_events(

@@ -128,6 +128,7 @@ mod tests {
                 records: (0..records)
                     .map(|_| Bytes::from(vec![b'x'; bytes - 1]))
                     .collect(),
+                dropped: Vec::new(),
             })
             .collect()
     }

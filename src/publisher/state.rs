@@ -294,6 +294,7 @@ mod tests {
             device_id: uuid::Uuid::nil(),
             partition_key: Arc::from("k"),
             records: (0..records).map(|i| Bytes::from(format!("{i}"))).collect(),
+            dropped: Vec::new(),
         }
     }
 
