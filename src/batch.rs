@@ -21,7 +21,7 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessa
 use crate::config::PartitionKey;
 use crate::encode::EncodedSubmission;
 use crate::metrics::InvocationMetrics;
-use crate::model::{Limits, Rejection};
+use crate::model::{Limits, Reason, Rejection};
 use crate::publisher::{Outcome, PublishFailure, PublishReport};
 use crate::rejects_queue::RejectedMessage;
 use crate::transform::transform;
@@ -65,9 +65,41 @@ struct Message<'e> {
     group: Option<&'e str>,
     body: &'e str,
     fate: Fate,
+    /// A valid submission published without its invalid events
+    /// (`INVALID_EVENTS=drop-event`): what goes to the rejects queue for it.
+    dropped: Option<Dropped>,
     failed: bool,
     /// The round in which the message is stored or published.
     round: usize,
+}
+
+/// The rejects-queue entry of a submission published without some events.
+#[derive(Debug, Clone)]
+struct Dropped {
+    /// The first dropped event's reason.
+    reason: Reason,
+    /// `sequence:reason` pairs, comma-separated.
+    events: String,
+    detail: String,
+}
+
+impl Dropped {
+    fn of(submission: &EncodedSubmission) -> Option<Self> {
+        let first = submission.dropped.first()?;
+        let events: Vec<String> = (submission.dropped.iter())
+            .map(|d| format!("{}:{}", d.sequence, d.reason))
+            .collect();
+        let detail = format!(
+            "{} of {} events dropped, the others published",
+            submission.dropped.len(),
+            submission.dropped.len() + submission.records.len()
+        );
+        Some(Dropped {
+            reason: first.reason,
+            events: events.join(","),
+            detail,
+        })
+    }
 }
 
 /// One SQS batch, message by message.
@@ -94,6 +126,7 @@ impl<'e> Batch<'e> {
         for (index, record) in records.iter().enumerate() {
             let id = record.message_id.as_deref().filter(|id| !id.is_empty());
             let body = record.body.as_deref().unwrap_or_default();
+            let mut dropped = None;
             let fate = match id.and_then(|id| first_with_id.get(id)) {
                 Some(&first) => {
                     tracing::warn!(
@@ -104,6 +137,10 @@ impl<'e> Batch<'e> {
                 }
                 None => match transform(body, limits, key, time_processed) {
                     Ok(submission) => {
+                        dropped = Dropped::of(&submission);
+                        if let Some(d) = &dropped {
+                            log_dropped_events(id, &submission, d);
+                        }
                         encoded.push(submission);
                         Fate::Valid(encoded.len() - 1)
                     }
@@ -126,6 +163,7 @@ impl<'e> Batch<'e> {
                 group,
                 body,
                 fate,
+                dropped,
                 failed: false,
                 round: 0,
             });
@@ -169,6 +207,12 @@ impl<'e> Batch<'e> {
             let Some(group) = m.group else { continue };
             let (round, after_valid) = groups.entry(group).or_insert((0, false));
             match m.fate {
+                // Its rejects-queue entry, too, waits for the valid ones before it.
+                Fate::Valid(_) if m.dropped.is_some() => {
+                    if std::mem::replace(after_valid, true) {
+                        *round += 1;
+                    }
+                }
                 Fate::Valid(_) => *after_valid = true,
                 Fate::Rejected(_) | Fate::RejectNotStored => {
                     if std::mem::replace(after_valid, false) {
@@ -201,25 +245,31 @@ impl<'e> Batch<'e> {
         }
     }
 
-    /// The invalid messages of `round` that have not failed, for the rejects
-    /// queue, with their positions for [`Batch::rejects_stored`].
+    /// The invalid messages of `round` that have not failed, and the valid
+    /// ones that lost events, for the rejects queue, with their positions
+    /// for [`Batch::rejects_stored`]. A valid one goes before it is
+    /// published: if the rejects queue refuses it, it is not published and
+    /// comes back whole.
     pub fn rejects(&self, round: usize) -> (Vec<usize>, Vec<RejectedMessage<'_>>) {
         self.messages
             .iter()
             .enumerate()
             .filter(|(_, m)| m.round == round && !m.failed)
-            .filter_map(|(i, m)| match &m.fate {
-                Fate::Rejected(r) => Some((
-                    i,
-                    RejectedMessage {
-                        body: m.body,
-                        reason: r.reason,
-                        detail: &r.detail,
-                        source_message_id: m.id.unwrap_or_default(),
-                        group_id: m.group,
-                    },
-                )),
-                _ => None,
+            .filter_map(|(i, m)| {
+                let (reason, detail, dropped_events) = match (&m.fate, &m.dropped) {
+                    (Fate::Rejected(r), _) => (r.reason, r.detail.as_str(), None),
+                    (Fate::Valid(_), Some(d)) => (d.reason, d.detail.as_str(), Some(&*d.events)),
+                    _ => return None,
+                };
+                let message = RejectedMessage {
+                    body: m.body,
+                    reason,
+                    detail,
+                    source_message_id: m.id.unwrap_or_default(),
+                    group_id: m.group,
+                    dropped_events,
+                };
+                Some((i, message))
             })
             .unzip()
     }
@@ -231,15 +281,26 @@ impl<'e> Batch<'e> {
             let (Err(error), Some(message)) = (result, self.messages.get_mut(i)) else {
                 continue;
             };
-            if let Fate::Rejected(rejection) = &message.fate {
-                tracing::warn!(
-                    message_id = message.id,
-                    reason = rejection.reason.as_str(),
-                    error = %error,
-                    "rejects queue did not take an invalid submission; it will be retried"
-                );
-                message.fate = Fate::RejectNotStored;
-                message.failed = true;
+            match &message.fate {
+                Fate::Rejected(rejection) => {
+                    tracing::warn!(
+                        message_id = message.id,
+                        reason = rejection.reason.as_str(),
+                        error = %error,
+                        "rejects queue did not take an invalid submission; it will be retried"
+                    );
+                    message.fate = Fate::RejectNotStored;
+                    message.failed = true;
+                }
+                Fate::Valid(_) => {
+                    tracing::warn!(
+                        message_id = message.id,
+                        error = %error,
+                        "rejects queue did not take a submission with dropped events; it is not published and will be retried"
+                    );
+                    message.failed = true;
+                }
+                _ => {}
             }
         }
     }
@@ -265,6 +326,9 @@ impl<'e> Batch<'e> {
                 }
             }
             let Fate::Valid(i) = m.fate else { continue };
+            if m.failed {
+                continue;
+            }
             // A FIFO message always has a group; without one it stands alone.
             match group.and_then(|g| lane_of_group.get(g).copied()) {
                 Some(lane) => lanes.get_mut(lane).into_iter().for_each(|l| l.push(i)),
@@ -347,10 +411,11 @@ impl<'e> Batch<'e> {
         };
         for m in &self.messages {
             if let (Fate::Valid(index), false) = (&m.fate, m.failed) {
-                metrics.events_published += self
-                    .encoded
-                    .get(*index)
-                    .map_or(0, |e| e.records.len() as u64);
+                let submission = self.encoded.get(*index);
+                metrics.events_published += submission.map_or(0, |e| e.records.len() as u64);
+                for dropped in submission.iter().flat_map(|e| &e.dropped) {
+                    *metrics.events_dropped.entry(dropped.reason).or_default() += 1;
+                }
             }
             if !answered {
                 continue;
@@ -393,6 +458,17 @@ fn log_rejection(message_id: Option<&str>, rejection: &Rejection) {
         submission_id = rejection.submission_id.as_deref(),
         device_id = rejection.device_id.as_deref(),
         "submission rejected"
+    );
+}
+
+fn log_dropped_events(message_id: Option<&str>, submission: &EncodedSubmission, dropped: &Dropped) {
+    tracing::warn!(
+        message_id,
+        submission_id = %submission.submission_id,
+        device_id = %submission.device_id,
+        dropped_events = dropped.events.as_str(),
+        published_events = submission.records.len(),
+        "invalid events dropped; the others are published"
     );
 }
 

@@ -23,6 +23,9 @@ pub const SUBMISSIONS_PUBLISHED: &str = "SubmissionsPublished";
 pub const SUBMISSIONS_FAILED: &str = "SubmissionsFailed";
 /// Events of the published submissions.
 pub const EVENTS_PUBLISHED: &str = "EventsPublished";
+/// Invalid events left out of published submissions
+/// (`INVALID_EVENTS=drop-event`), by reason.
+pub const EVENTS_DROPPED: &str = "EventsDropped";
 /// PutRecords requests made.
 pub const PUT_RECORDS_CALLS: &str = "PutRecordsCalls";
 /// Records sent again after a failed or unanswered send.
@@ -31,12 +34,13 @@ pub const RECORDS_RETRIED: &str = "RecordsRetried";
 pub const PUBLISH_LATENCY: &str = "PublishLatency";
 
 /// Every metric name the function emits.
-pub const METRIC_NAMES: [&str; 8] = [
+pub const METRIC_NAMES: [&str; 9] = [
     SUBMISSIONS_RECEIVED,
     SUBMISSIONS_REJECTED,
     SUBMISSIONS_PUBLISHED,
     SUBMISSIONS_FAILED,
     EVENTS_PUBLISHED,
+    EVENTS_DROPPED,
     PUT_RECORDS_CALLS,
     RECORDS_RETRIED,
     PUBLISH_LATENCY,
@@ -44,7 +48,8 @@ pub const METRIC_NAMES: [&str; 8] = [
 
 /// The dimension every metric carries, and the one rejections add.
 pub const DIMENSION_FUNCTION: &str = "FunctionName";
-/// The dimension that breaks `SubmissionsRejected` down by reason code.
+/// The dimension that breaks `SubmissionsRejected` and `EventsDropped`
+/// down by reason code.
 pub const DIMENSION_REASON: &str = "Reason";
 
 /// What one invocation did.
@@ -63,6 +68,8 @@ pub struct InvocationMetrics {
     pub failed: u64,
     /// Records of the published submissions.
     pub events_published: u64,
+    /// Events dropped from the published submissions, by reason.
+    pub events_dropped: BTreeMap<Reason, u64>,
     /// PutRecords requests made.
     pub put_records_calls: u64,
     /// Records sent again.
@@ -77,7 +84,13 @@ impl InvocationMetrics {
         self.rejected.values().sum()
     }
 
-    /// The EMF documents: one with the totals, one per rejection reason.
+    /// Events dropped, all reasons together.
+    pub fn dropped_total(&self) -> u64 {
+        self.events_dropped.values().sum()
+    }
+
+    /// The EMF documents: one with the totals, one per rejection reason and
+    /// one per reason of dropped events.
     pub fn to_emf(&self, namespace: &str, function_name: &str, timestamp_ms: u64) -> Vec<Value> {
         let counts = [
             (SUBMISSIONS_RECEIVED, self.received),
@@ -85,6 +98,7 @@ impl InvocationMetrics {
             (SUBMISSIONS_PUBLISHED, self.published),
             (SUBMISSIONS_FAILED, self.failed),
             (EVENTS_PUBLISHED, self.events_published),
+            (EVENTS_DROPPED, self.dropped_total()),
             (PUT_RECORDS_CALLS, self.put_records_calls),
             (RECORDS_RETRIED, self.records_retried),
         ];
@@ -101,8 +115,10 @@ impl InvocationMetrics {
         totals.insert(PUBLISH_LATENCY.into(), json!(self.publish_latency_ms));
 
         let mut documents = vec![Value::Object(totals)];
-        for (reason, count) in &self.rejected {
-            let definitions = vec![json!({"Name": SUBMISSIONS_REJECTED, "Unit": "Count"})];
+        let by_reason = (self.rejected.iter().map(|r| (SUBMISSIONS_REJECTED, r)))
+            .chain(self.events_dropped.iter().map(|r| (EVENTS_DROPPED, r)));
+        for (name, (reason, count)) in by_reason {
+            let definitions = vec![json!({"Name": name, "Unit": "Count"})];
             let mut doc = document(
                 namespace,
                 timestamp_ms,
@@ -111,7 +127,7 @@ impl InvocationMetrics {
             );
             doc.insert(DIMENSION_FUNCTION.into(), function_name.into());
             doc.insert(DIMENSION_REASON.into(), reason.as_str().into());
-            doc.insert(SUBMISSIONS_REJECTED.into(), (*count).into());
+            doc.insert(name.into(), (*count).into());
             documents.push(Value::Object(doc));
         }
         documents
@@ -126,6 +142,7 @@ impl InvocationMetrics {
             published = self.published,
             failed = self.failed,
             records = self.events_published,
+            events_dropped = self.dropped_total(),
             calls = self.put_records_calls,
             retries = self.records_retried,
             duration_ms = elapsed.as_secs_f64() * 1000.0,
@@ -190,6 +207,7 @@ mod tests {
             published: 6,
             failed: 1,
             events_published: 48,
+            events_dropped: BTreeMap::new(),
             put_records_calls: 8,
             records_retried: 3,
             publish_latency_ms: 12.5,
@@ -220,7 +238,34 @@ mod tests {
         assert_eq!(totals[PUT_RECORDS_CALLS], 8);
         assert_eq!(totals[RECORDS_RETRIED], 3);
         assert_eq!(totals[PUBLISH_LATENCY], 12.5);
-        assert_eq!(directive["Metrics"][7]["Unit"], "Milliseconds");
+        assert_eq!(totals[EVENTS_DROPPED], 0);
+        assert_eq!(directive["Metrics"][8]["Unit"], "Milliseconds");
+    }
+
+    #[test]
+    fn dropped_events_are_counted_and_broken_down_by_reason() {
+        let mut metrics = sample();
+        metrics.events_dropped =
+            BTreeMap::from([(Reason::NullValue, 4), (Reason::InvalidDestinationPort, 1)]);
+        let docs = metrics.to_emf("Ns", "fn", 1);
+        assert_eq!(docs[0][EVENTS_DROPPED], 5);
+        let dropped: Vec<(&str, u64)> = docs[3..]
+            .iter()
+            .map(|d| {
+                assert_eq!(
+                    d["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"],
+                    EVENTS_DROPPED
+                );
+                (
+                    d["Reason"].as_str().unwrap(),
+                    d[EVENTS_DROPPED].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            dropped,
+            [("null_value", 4), ("invalid_destination_port", 1)]
+        );
     }
 
     #[test]

@@ -47,6 +47,10 @@ pub struct RejectedMessage<'a> {
     pub reason: Reason,
     /// The rejection's detail.
     pub detail: &'a str,
+    /// For a submission published without its invalid events
+    /// (`INVALID_EVENTS=drop-event`): what was dropped, as
+    /// `sequence:reason` pairs separated by commas. `None` for a rejected one.
+    pub dropped_events: Option<&'a str>,
     /// The SQS message id it came with.
     pub source_message_id: &'a str,
     /// The source message's FIFO group, if any.
@@ -56,14 +60,20 @@ pub struct RejectedMessage<'a> {
 impl<'a> RejectedMessage<'a> {
     /// The message attributes, most useful first, as many as fit beside the
     /// body in [`MAX_MESSAGE_BYTES`]. SQS refuses empty values: `-` stands in.
+    /// `dropped_events` is there only for a submission that was published
+    /// without them.
     pub fn attributes(&self) -> Vec<(&'static str, &'a str)> {
         let mut size = self.body.len();
-        let mut kept = Vec::with_capacity(3);
-        for (name, value) in [
-            ("reason", self.reason.as_str()),
-            ("source_message_id", self.source_message_id),
-            ("detail", self.detail),
-        ] {
+        let mut kept = Vec::with_capacity(4);
+        let dropped = self.dropped_events.map(|d| ("dropped_events", d));
+        let attributes = [("reason", self.reason.as_str())]
+            .into_iter()
+            .chain(dropped)
+            .chain([
+                ("source_message_id", self.source_message_id),
+                ("detail", self.detail),
+            ]);
+        for (name, value) in attributes {
             let value = if value.is_empty() { "-" } else { value };
             let cost = attribute_size(name, value);
             if size + cost <= MAX_MESSAGE_BYTES {
@@ -192,6 +202,7 @@ mod tests {
             detail: "invalid base64 character at offset 0",
             source_message_id: "m-1",
             group_id: None,
+            dropped_events: None,
         }
     }
 
@@ -228,6 +239,18 @@ mod tests {
         let m = message(&body);
         assert!(m.attributes().is_empty());
         assert_eq!(m.size(), MAX_MESSAGE_BYTES);
+    }
+
+    #[test]
+    fn a_published_submission_names_its_dropped_events_second() {
+        let mut m = message("x");
+        m.reason = Reason::NullValue;
+        m.dropped_events = Some("1:null_value,4:invalid_destination_port");
+        let names: Vec<&str> = m.attributes().iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            ["reason", "dropped_events", "source_message_id", "detail"]
+        );
     }
 
     #[test]

@@ -265,6 +265,7 @@ async fn the_rejects_queue_gets_the_body_unchanged_and_the_reason() {
     let client = mock_client!(aws_sdk_sqs, [&rule]);
     let sink = rejects_sink(client, "https://sqs.eu-west-1.amazonaws.com/1/rejects");
     let message = RejectedMessage {
+        dropped_events: None,
         body: "%%% original body",
         reason: Reason::InvalidBase64,
         detail: "invalid base64 character at offset 0",
@@ -287,6 +288,7 @@ async fn a_fifo_rejects_queue_gets_a_group_and_deduplication_id() {
     let client = mock_client!(aws_sdk_sqs, [&rule]);
     let sink = rejects_sink(client, "https://sqs.eu-west-1.amazonaws.com/1/rejects.fifo");
     let message = RejectedMessage {
+        dropped_events: None,
         body: "{}",
         reason: Reason::MissingField,
         detail: "missing field",
@@ -309,6 +311,7 @@ async fn a_refused_send_is_an_error_with_the_code() {
     let client = mock_client!(aws_sdk_sqs, [&rule]);
     let sink = rejects_sink(client, "https://sqs.eu-west-1.amazonaws.com/1/rejects");
     let message = RejectedMessage {
+        dropped_events: None,
         body: "x",
         reason: Reason::MalformedJson,
         detail: "",
@@ -348,6 +351,7 @@ async fn a_batch_is_read_entry_by_entry() {
     let client = mock_client!(aws_sdk_sqs, [&rule]);
     let sink = rejects_sink(client, "https://sqs.eu-west-1.amazonaws.com/1/rejects");
     let message = |id| RejectedMessage {
+        dropped_events: None,
         body: "x",
         reason: Reason::MalformedJson,
         detail: "d",
@@ -391,6 +395,7 @@ async fn a_body_at_the_size_limit_is_sent_whole_without_the_attributes_that_do_n
     let client = mock_client!(aws_sdk_sqs, [&rule]);
     let sink = rejects_sink(client, "https://sqs.eu-west-1.amazonaws.com/1/rejects");
     let message = RejectedMessage {
+        dropped_events: None,
         body: &body,
         reason: Reason::InvalidBase64,
         detail: "invalid base64 character at offset 0",

@@ -903,3 +903,181 @@ async fn each_message_is_counted_once_as_published_rejected_or_failed() {
     );
     assert_eq!(metrics.events_published, 2);
 }
+
+/// Submission `n` with the fleet's three event-level defects: a null command
+/// line (sequence 1), a "not-an-ip" destination (3) and a port out of range
+/// (5), among six events.
+fn with_event_defects(n: usize) -> serde_json::Value {
+    let mut s = submission(n, 2, 4);
+    s["events"]["new_process"][1]["cmdl"] = json!(null);
+    s["events"]["network_connection"][1]["destination_ip"] = json!("not-an-ip");
+    s["events"]["network_connection"][3]["destination_port"] = json!(70000);
+    s
+}
+
+#[tokio::test(start_paused = true)]
+async fn drop_event_publishes_the_valid_events_and_stores_the_body_once_with_what_was_dropped() {
+    let body = b64(&with_event_defects(1));
+    let mut bad_device = with_event_defects(2);
+    bad_device["device_id"] = json!("not-an-uuid");
+    let event = batch(vec![
+        message("ok", &b64(&submission(0, 1, 1))),
+        message("partial", &body),
+        message("bad-device", &b64(&bad_device)),
+    ]);
+    let h = Handler::new(
+        config(&[("INVALID_EVENTS", "drop-event")]),
+        ScriptedKinesis::healthy(),
+        Some(RecordingRejects::default()),
+    );
+    let (response, metrics) = h.process(&event.records, far_deadline()).await;
+    assert!(response.unwrap().batch_item_failures.is_empty());
+    let k = h.kinesis();
+    assert_eq!(k.written_sequences(&sub_id(0)), [0, 1]);
+    assert_eq!(
+        k.written_sequences(&sub_id(1)),
+        [0, 2, 4],
+        "the valid events keep their sequence"
+    );
+    assert!(
+        k.written_sequences(&sub_id(2)).is_empty(),
+        "a bad id still rejects it whole"
+    );
+    let state = k.state();
+    for record in state
+        .written
+        .iter()
+        .filter(|r| r.submission_id == sub_id(1))
+    {
+        assert_eq!(
+            record.json["event_count"], 3,
+            "event_count counts what is published"
+        );
+    }
+    let mut sent = h.rejects().unwrap().sent.lock().unwrap().clone();
+    sent.sort();
+    assert_eq!(
+        sent,
+        [
+            (
+                "bad-device".to_owned(),
+                "invalid_device_id".to_owned(),
+                b64(&bad_device)
+            ),
+            ("partial".to_owned(), "null_value".to_owned(), body),
+        ],
+        "the original body goes to the rejects queue once"
+    );
+    let attributes = h.rejects().unwrap().attributes.lock().unwrap().clone();
+    let (_, partial) = attributes.iter().find(|(id, _)| id == "partial").unwrap();
+    assert_eq!(
+        partial[1],
+        (
+            "dropped_events".to_owned(),
+            "1:null_value,3:invalid_destination_ip,5:invalid_destination_port".to_owned()
+        )
+    );
+    assert_eq!(metrics.published, 2);
+    assert_eq!(metrics.rejected_total(), 1);
+    assert_eq!(metrics.events_published, 5);
+    assert_eq!(
+        metrics.events_dropped.into_iter().collect::<Vec<_>>(),
+        [
+            (edr_preprocessor::model::Reason::NullValue, 1),
+            (edr_preprocessor::model::Reason::InvalidDestinationIp, 1),
+            (edr_preprocessor::model::Reason::InvalidDestinationPort, 1),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn drop_event_keeps_the_event_ids_of_a_redelivery_and_of_the_default_mode() {
+    let body = b64(&with_event_defects(1));
+    let ids = |mode: &'static str, doc: &serde_json::Value| {
+        let event = batch(vec![message("m", &b64(doc))]);
+        async move {
+            let h = handler(ScriptedKinesis::healthy(), &[("INVALID_EVENTS", mode)]);
+            h.handle(event, far_deadline()).await.unwrap();
+            let state = h.kinesis().state();
+            state
+                .written
+                .iter()
+                .map(|r| (r.sequence, r.json["event_id"].clone()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let doc = with_event_defects(1);
+    let first = ids("drop-event", &doc).await;
+    assert_eq!(first, ids("drop-event", &doc).await, "a redelivery");
+    assert_eq!(b64(&doc), body);
+    // The ids of the kept events are those of the document, whatever was dropped.
+    let doc_ids: Vec<_> = first
+        .iter()
+        .map(|(sequence, _)| {
+            let digest: String = <sha2::Sha256 as sha2::Digest>::digest(doc.to_string().as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let name = format!("{}/{}/{digest}/{sequence}", uuid(0xde, 1), sub_id(1));
+            json!(
+                uuid::Uuid::new_v5(
+                    &edr_preprocessor::encode::EVENT_ID_NAMESPACE,
+                    name.as_bytes()
+                )
+                .to_string()
+            )
+        })
+        .collect();
+    assert_eq!(
+        first.iter().map(|(_, id)| id.clone()).collect::<Vec<_>>(),
+        doc_ids
+    );
+    assert!(ids("reject-submission", &doc).await.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn drop_event_publishes_nothing_of_a_submission_whose_reject_is_refused() {
+    let event = batch(vec![
+        message("ok", &b64(&submission(0, 1, 0))),
+        message("partial", &b64(&with_event_defects(1))),
+    ]);
+    let rejects = RecordingRejects {
+        refuse: true,
+        ..RecordingRejects::default()
+    };
+    let h = Handler::new(
+        config(&[("INVALID_EVENTS", "drop-event")]),
+        ScriptedKinesis::healthy(),
+        Some(rejects),
+    );
+    let (response, metrics) = h.process(&event.records, far_deadline()).await;
+    assert_eq!(failed_ids(&response.unwrap()), ["partial"]);
+    assert!(
+        h.kinesis().written_sequences(&sub_id(1)).is_empty(),
+        "it comes back whole, so nothing of it is published now"
+    );
+    assert_eq!(h.kinesis().written_sequences(&sub_id(0)), [0]);
+    assert!(
+        metrics.events_dropped.is_empty(),
+        "counted when it is acknowledged"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_a_fifo_group_a_partial_submission_waits_for_the_valid_one_before_it() {
+    // If the first message fails, the partial one after it is failed
+    // unpublished and must not have been forwarded: it comes back.
+    let event = batch(vec![
+        fifo_message("first", "g", &b64(&submission(0, 1, 0))),
+        fifo_message("partial", "g", &b64(&with_event_defects(1))),
+    ]);
+    let h = Handler::new(
+        config(&[("INVALID_EVENTS", "drop-event")]),
+        refusing_submission(0),
+        Some(RecordingRejects::default()),
+    );
+    let response = h.handle(event, far_deadline()).await.unwrap();
+    assert_eq!(failed_ids(&response), ["first", "partial"]);
+    assert!(h.rejects().unwrap().sent.lock().unwrap().is_empty());
+    assert!(h.kinesis().written_sequences(&sub_id(1)).is_empty());
+}
