@@ -444,6 +444,7 @@ fn run_rejects(messages: usize, round_trip_ms: u64) -> serde_json::Value {
             detail: "unknown field \"submission\" at line 1 column 13",
             source_message_id: id,
             group_id: None,
+            dropped_events: None,
         })
         .collect();
     let round_trip = Duration::from_millis(round_trip_ms);

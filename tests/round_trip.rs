@@ -306,3 +306,61 @@ proptest! {
         check(&doc, InvalidEvents::DropEvent)?;
     }
 }
+
+/// Records holding lone surrogates, NUL and every escape, which serde_json
+/// cannot read into a `Value`, are JSON that Python's `json.loads` (strict:
+/// control characters refused) reads, with the values the sensor meant.
+#[test]
+fn python_reads_every_record_with_the_strings_the_sensor_sent() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let mut lines = String::new();
+    let mut expected = Vec::new();
+    while expected.len() < 300 {
+        let doc = doc(false).new_tree(&mut runner).unwrap().current();
+        let encoded = transform(
+            &doc.text(),
+            Limits::with_max_events(100),
+            PartitionKey::SubmissionId,
+            "2026-11-22T18:47:44.758345Z",
+        )
+        .unwrap();
+        for (record, (_, data, _)) in encoded.records.iter().zip(doc.events()) {
+            lines.push_str(std::str::from_utf8(record).unwrap());
+            lines.push('\n');
+            expected.push(data.to_owned());
+        }
+    }
+    // Each record's event_data, as Python reads it, against the event's
+    // text in the document as Python reads it.
+    let script = "import json, sys\n\
+        lines = sys.stdin.read().split('\\n')\n\
+        n = int(lines[0])\n\
+        for record, data in zip(lines[1:n + 1], lines[n + 1:2 * n + 1]):\n\
+        \x20   assert json.loads(record)['event_data'] == json.loads(data), (record, data)\n\
+        print(n)\n";
+    let input = format!("{}\n{lines}{}\n", expected.len(), expected.join("\n"));
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 on PATH");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "python3 refused a record");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        expected.len().to_string()
+    );
+    assert!(
+        lines.contains(r"\ud800") || lines.contains(r"\udfff") || lines.contains(r"\udc00"),
+        "the sample holds lone surrogates"
+    );
+}
