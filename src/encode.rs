@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use sha1::{Digest, Sha1};
 use time::OffsetDateTime;
 use time::macros::format_description;
 use uuid::Uuid;
@@ -55,12 +56,12 @@ pub fn event_id(
 /// `"{device_id}/{submission_id}/{sha256}/"` (two 64-byte blocks and some) is
 /// computed once, so each id hashes only its sequence number and the padding.
 struct EventIds {
-    prefix: sha1_smol::Sha1,
+    prefix: Sha1,
 }
 
 impl EventIds {
     fn new(device_id: &Uuid, submission_id: &Uuid, document_sha256: &[u8; 32]) -> Self {
-        let mut prefix = sha1_smol::Sha1::new();
+        let mut prefix = Sha1::new();
         prefix.update(EVENT_ID_NAMESPACE.as_bytes());
         prefix.update(
             device_id
@@ -85,7 +86,7 @@ impl EventIds {
         let mut digits = [0u8; 20];
         let mut sha = self.prefix.clone();
         sha.update(decimal(sequence, &mut digits));
-        let hash = sha.digest().bytes();
+        let hash = sha.finalize();
         let mut bytes = [0u8; 16];
         bytes.copy_from_slice(hash.get(..16).unwrap_or(&[0; 16]));
         uuid::Builder::from_sha1_bytes(bytes).into_uuid()
@@ -304,7 +305,7 @@ mod tests {
     use crate::model::{Event, Limits, MAX_RECORD_BYTES, MAX_RECORD_BYTES_LIMIT, RawString};
     use serde::Serialize;
     use serde_json::{Value, json};
-    use sha2::{Digest, Sha256};
+    use sha2::Sha256;
 
     const SUBMISSION: &str = "4a1b3c5d-0000-4000-8000-000000000001";
     const DEVICE: &str = "9f8e7d6c-0000-4000-8000-000000000002";
