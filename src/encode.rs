@@ -77,7 +77,7 @@ impl EventIds {
                 .as_bytes(),
         );
         prefix.update(b"/");
-        prefix.update(&hex(document_sha256));
+        prefix.update(hex(document_sha256));
         prefix.update(b"/");
         EventIds { prefix }
     }
