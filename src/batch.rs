@@ -24,6 +24,7 @@ use crate::metrics::InvocationMetrics;
 use crate::model::{Limits, Reason, Rejection};
 use crate::publisher::{Outcome, PublishFailure, PublishReport};
 use crate::rejects_queue::RejectedMessage;
+use crate::resume::{self, RESUME_ATTRIBUTE, Resend};
 use crate::transform::transform;
 
 /// Returned instead of a response when a message that must be retried has no
@@ -68,6 +69,18 @@ struct Message<'e> {
     /// A valid submission published without its invalid events
     /// (`INVALID_EVENTS=drop-event`): what goes to the rejects queue for it.
     dropped: Option<Dropped>,
+    /// The source queue, for a re-send ([`crate::resume`]).
+    source_arn: Option<&'e str>,
+    /// A fair queue's message group (kept on a re-send).
+    group_attribute: Option<&'e str>,
+    /// The delivery carried a valid resume marker: an earlier delivery
+    /// already stored its rejects-queue entry.
+    resumed: bool,
+    /// Records acknowledged in this invocation, for a valid submission that
+    /// was not fully published.
+    progress: usize,
+    /// Sent back to its queue with its progress, and acknowledged.
+    resent: bool,
     failed: bool,
     /// The round in which the message is stored or published.
     round: usize,
@@ -126,7 +139,7 @@ impl<'e> Batch<'e> {
         for (index, record) in records.iter().enumerate() {
             let id = record.message_id.as_deref().filter(|id| !id.is_empty());
             let body = record.body.as_deref().unwrap_or_default();
-            let mut dropped = None;
+            let (mut dropped, mut resumed) = (None, false);
             let fate = match id.and_then(|id| first_with_id.get(id)) {
                 Some(&first) => {
                     tracing::warn!(
@@ -136,7 +149,8 @@ impl<'e> Batch<'e> {
                     Fate::Duplicate(first)
                 }
                 None => match transform(body, limits, key, time_processed) {
-                    Ok(submission) => {
+                    Ok(mut submission) => {
+                        resumed = resume_from(record, &mut submission, id);
                         dropped = Dropped::of(&submission);
                         if let Some(d) = &dropped {
                             log_dropped_events(id, &submission, d);
@@ -164,6 +178,11 @@ impl<'e> Batch<'e> {
                 body,
                 fate,
                 dropped,
+                source_arn: record.event_source_arn.as_deref(),
+                group_attribute: record.attributes.get("MessageGroupId").map(String::as_str),
+                resumed,
+                progress: 0,
+                resent: false,
                 failed: false,
                 round: 0,
             });
@@ -258,7 +277,9 @@ impl<'e> Batch<'e> {
             .filter_map(|(i, m)| {
                 let (reason, detail, dropped_events) = match (&m.fate, &m.dropped) {
                     (Fate::Rejected(r), _) => (r.reason, r.detail.as_str(), None),
-                    (Fate::Valid(_), Some(d)) => (d.reason, d.detail.as_str(), Some(&*d.events)),
+                    (Fate::Valid(_), Some(d)) if !m.resumed => {
+                        (d.reason, d.detail.as_str(), Some(&*d.events))
+                    }
                     _ => return None,
                 };
                 let message = RejectedMessage {
@@ -352,10 +373,61 @@ impl<'e> Batch<'e> {
                     Some(Outcome::Published) => {}
                     Some(Outcome::Failed(failure)) => {
                         log_publish_failure(message.id, self.encoded.get(index), &failure);
+                        message.progress = failure.sequence;
                         message.failed = true;
                     }
                     None => message.failed = true,
                 }
+            }
+        }
+    }
+
+    /// The valid messages of a standard queue that failed after some progress
+    /// in this invocation, to send back to their queue with their progress
+    /// ([`crate::resume`]), with their positions for [`Batch::resent`]. A
+    /// FIFO message never goes back: the copy would land behind its group.
+    pub fn resends(&self) -> (Vec<usize>, Vec<Resend<'_>>) {
+        if self.fifo {
+            return (Vec::new(), Vec::new());
+        }
+        self.messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.failed && m.progress > 0)
+            .filter_map(|(i, m)| {
+                let (Fate::Valid(index), Some(source_arn)) = (&m.fate, m.source_arn) else {
+                    return None;
+                };
+                let submission = self.encoded.get(*index)?;
+                let resend = Resend {
+                    source_arn,
+                    body: m.body,
+                    group_id: m.group_attribute,
+                    marker: resume::marker(submission.skipped + m.progress, submission),
+                    source_message_id: m.id.unwrap_or_default(),
+                };
+                Some((i, resend))
+            })
+            .unzip()
+    }
+
+    /// Records what the source queue said: a message sent back is
+    /// acknowledged; one that was not is reported failed as before.
+    pub fn resent(&mut self, positions: &[usize], results: Vec<Result<(), String>>) {
+        for (&i, result) in positions.iter().zip(results) {
+            let Some(message) = self.messages.get_mut(i) else {
+                continue;
+            };
+            match result {
+                Ok(()) => {
+                    message.failed = false;
+                    message.resent = true;
+                }
+                Err(error) => tracing::warn!(
+                    message_id = message.id,
+                    error = %error,
+                    "could not send a partly published submission back with its progress; it will be redelivered whole"
+                ),
             }
         }
     }
@@ -410,10 +482,21 @@ impl<'e> Batch<'e> {
             ..InvocationMetrics::default()
         };
         for m in &self.messages {
-            if let (Fate::Valid(index), false) = (&m.fate, m.failed) {
+            if let Fate::Valid(index) = &m.fate {
                 let submission = self.encoded.get(*index);
-                metrics.events_published += submission.map_or(0, |e| e.records.len() as u64);
-                for dropped in submission.iter().flat_map(|e| &e.dropped) {
+                metrics.events_published += if m.resent {
+                    m.progress
+                } else if !m.failed {
+                    submission.map_or(0, |e| e.records.len())
+                } else {
+                    0
+                } as u64;
+                let acknowledged = !m.failed && !m.resumed;
+                for dropped in submission
+                    .iter()
+                    .filter(|_| acknowledged)
+                    .flat_map(|e| &e.dropped)
+                {
                     *metrics.events_dropped.entry(dropped.reason).or_default() += 1;
                 }
             }
@@ -424,8 +507,13 @@ impl<'e> Batch<'e> {
                 Fate::Duplicate(first) => self.messages.get(first).map(|f| &f.fate),
                 _ => Some(&m.fate),
             };
+            let resent = match m.fate {
+                Fate::Duplicate(first) => self.messages.get(first).is_some_and(|f| f.resent),
+                _ => m.resent,
+            };
             match fate {
                 _ if self.is_failed(m) => metrics.failed += 1,
+                _ if resent => metrics.resent += 1,
                 Some(Fate::Valid(_)) => metrics.published += 1,
                 Some(Fate::Rejected(rejection)) => {
                     *metrics.rejected.entry(rejection.reason).or_default() += 1
@@ -438,6 +526,34 @@ impl<'e> Batch<'e> {
         }
         metrics
     }
+}
+
+/// Starts `submission` where the marker of its delivery says, if it carries
+/// a valid one: the records acknowledged in earlier deliveries are left out.
+fn resume_from(record: &SqsMessage, submission: &mut EncodedSubmission, id: Option<&str>) -> bool {
+    let Some(marker) = record
+        .message_attributes
+        .get(RESUME_ATTRIBUTE)
+        .and_then(|a| a.string_value.as_deref())
+    else {
+        return false;
+    };
+    let Some(next) = resume::resume_point(marker, submission) else {
+        tracing::warn!(
+            message_id = id,
+            "ignoring a resume marker that is not for this submission"
+        );
+        return false;
+    };
+    submission.records.drain(..next);
+    submission.skipped = next;
+    tracing::info!(
+        message_id = id,
+        submission_id = %submission.submission_id,
+        resume_from = next,
+        "resuming a partly published submission"
+    );
+    true
 }
 
 /// Only a FIFO queue's ARN ends in `.fifo`. A `MessageGroupId` attribute does

@@ -34,6 +34,16 @@ pub enum Ordering {
     Relaxed,
 }
 
+/// What becomes of a submission published part-way (`RESUME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// Sent back to its standard queue with its progress, and acknowledged:
+    /// the copy resumes at its first unacknowledged event (`crate::resume`).
+    Resend,
+    /// Reported failed, and redelivered whole.
+    Off,
+}
+
 /// The complete, validated configuration of the function.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -53,6 +63,8 @@ pub struct Config {
     /// rejects its whole submission; or `drop-event`, only that event is
     /// dropped.
     pub invalid_events: InvalidEvents,
+    /// `RESUME`: `resend` (default) or `off`.
+    pub resume: Resume,
     /// `KINESIS_MAX_RECORD_SIZE_KIB` (default 1024, at most 10240), in bytes:
     /// the largest record, data plus partition key. It must not exceed the
     /// stream's `MaxRecordSize` (1 MiB unless raised with
@@ -204,6 +216,11 @@ impl Config {
                 ));
             }
         };
+        let resume = match get("RESUME").as_deref() {
+            None | Some("resend") => Resume::Resend,
+            Some("off") => Resume::Off,
+            Some(other) => return Err(choice_error("RESUME", other, "resend, off")),
+        };
         let rejects_queue_url = match get("REJECTS_QUEUE_URL") {
             Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
                 return Err(ConfigError {
@@ -236,6 +253,7 @@ impl Config {
             ordering,
             rejects_queue_url,
             invalid_events,
+            resume,
             max_events_per_submission: number("MAX_EVENTS_PER_SUBMISSION", 500, 1, 1_000_000)?
                 as usize,
             max_record_bytes: number("KINESIS_MAX_RECORD_SIZE_KIB", 1024, 1024, 10_240)? as usize
@@ -353,6 +371,9 @@ mod tests {
         assert_eq!(c.partition_key, PartitionKey::DeviceId);
         assert_eq!(c.ordering, Ordering::Relaxed);
         assert_eq!(c.invalid_events, InvalidEvents::RejectSubmission);
+        assert_eq!(c.resume, Resume::Resend);
+        let c = parse(&[("STREAM_NAME", "s"), ("RESUME", "off")]).unwrap();
+        assert_eq!(c.resume, Resume::Off);
         let c = parse(&[("STREAM_NAME", "s"), ("INVALID_EVENTS", "drop-event")]).unwrap();
         assert_eq!(c.invalid_events, InvalidEvents::DropEvent);
         assert_eq!(

@@ -39,6 +39,11 @@ pub struct EncodedSubmission {
     pub records: Vec<Bytes>,
     /// The events left out (`INVALID_EVENTS=drop-event`), by sequence.
     pub dropped: Vec<DroppedEvent>,
+    /// SHA-256 of the document (what a resume marker names).
+    pub document_sha256: [u8; 32],
+    /// Records acknowledged in an earlier delivery and left out of
+    /// `records` ([`crate::resume`]): `records[0]` is record `skipped`.
+    pub skipped: usize,
 }
 
 /// The deterministic id of the event at `sequence` in a submission whose
@@ -94,7 +99,7 @@ impl EventIds {
 }
 
 /// Lowercase hex, as Python's `hexdigest()` writes it.
-fn hex(digest: &[u8; 32]) -> [u8; 64] {
+pub(crate) fn hex(digest: &[u8; 32]) -> [u8; 64] {
     let digit = |n: u8| if n < 10 { b'0' + n } else { b'a' + n - 10 };
     let mut out = [0u8; 64];
     for (pair, byte) in out.chunks_exact_mut(2).zip(digest) {
@@ -248,6 +253,8 @@ fn encode_records(
         partition_key,
         records,
         dropped: submission.dropped.clone(),
+        document_sha256: submission.document_sha256,
+        skipped: 0,
     })
 }
 

@@ -15,31 +15,55 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::batch::{Batch, UnidentifiedFailure};
-use crate::config::Config;
+use crate::config::{Config, Resume};
 use crate::encode;
 use crate::metrics::{self, InvocationMetrics};
 use crate::model::Limits;
 use crate::publisher::{PublishStats, Publisher, RecordSink};
 use crate::rejects_queue::{self, RejectSink};
+use crate::resume::{self, NoResend, ResendSink};
 
-/// The function: configuration plus its two outlets.
-pub struct Handler<K, R> {
+/// The function: configuration plus its outlets.
+pub struct Handler<K, R, S = NoResend> {
     config: Config,
     publisher: Publisher,
     kinesis: K,
     rejects: Option<R>,
+    resend: Option<S>,
 }
 
 impl<K: RecordSink, R: RejectSink> Handler<K, R> {
     /// A handler that publishes to `kinesis` and keeps invalid submissions in
-    /// `rejects`, if there is one.
+    /// `rejects`, if there is one; it resumes nothing until
+    /// [`Handler::with_resend`] gives it the way back to the source queue.
     pub fn new(config: Config, kinesis: K, rejects: Option<R>) -> Self {
         Handler {
             publisher: Publisher::from_config(&config),
             config,
             kinesis,
             rejects,
+            resend: None,
         }
+    }
+}
+
+impl<K: RecordSink, R: RejectSink, S: ResendSink> Handler<K, R, S> {
+    /// The same handler, sending partly published submissions back to their
+    /// queue through `resend` ([`crate::resume`]) unless `RESUME=off`.
+    pub fn with_resend<T: ResendSink>(self, resend: T) -> Handler<K, R, T> {
+        let on = self.config.resume == Resume::Resend;
+        Handler {
+            config: self.config,
+            publisher: self.publisher,
+            kinesis: self.kinesis,
+            rejects: self.rejects,
+            resend: on.then_some(resend),
+        }
+    }
+
+    /// The way back to the source queue, if resuming is on (for tests).
+    pub fn resend(&self) -> Option<&S> {
+        self.resend.as_ref()
     }
 
     /// The Kinesis outlet (for tests that inspect what was sent).
@@ -104,12 +128,27 @@ impl<K: RecordSink, R: RejectSink> Handler<K, R> {
             stats += report.stats;
             batch.apply(round, &report);
         }
+        self.resend_partly_published(&mut batch, deadline).await;
         let response = batch.respond();
         let mut metrics = batch.count(response.is_ok());
         metrics.put_records_calls = stats.calls;
         metrics.records_retried = stats.records_retried;
         metrics.publish_latency_ms = publish_time.as_secs_f64() * 1000.0;
         (response, metrics)
+    }
+
+    /// Sends each submission that failed part-way back to its queue with its
+    /// progress, if resuming is on; those sent are acknowledged.
+    async fn resend_partly_published(&self, batch: &mut Batch<'_>, deadline: Instant) {
+        let Some(sink) = &self.resend else { return };
+        let (positions, outgoing) = batch.resends();
+        if outgoing.is_empty() {
+            return;
+        }
+        let stop_at = resume::stop_at(deadline, self.config.deadline_margin);
+        let results = resume::resend_all(sink, &outgoing, stop_at).await;
+        drop(outgoing);
+        batch.resent(&positions, results);
     }
 
     /// Sends the invalid messages of `round` to the rejects queue, if there

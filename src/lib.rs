@@ -15,15 +15,16 @@
 //! | [`batch`] | the bookkeeping of one batch: triage, FIFO lanes and rounds, the answer, the counts |
 //! | [`rejects_queue`] | storing invalid submissions in the optional rejects queue (SendMessageBatch) |
 //! | [`publisher`] | PutRecords: packing, strict/relaxed ordering, per-record retries, the deadline |
-//! | [`handler`] | an invocation: triage, store rejects, publish, apply, respond |
+//! | [`resume`] | a submission published part-way goes back to its queue with its progress, and resumes there |
+//! | [`handler`] | an invocation: triage, store rejects, publish, apply, resume, respond |
 //! | `aws` (feature `lambda`) | the AWS SDK adapters behind the seams, and the Lambda glue |
 //!
 //! The supporting cast: [`config`] (settings from the environment),
 //! [`metrics`] (EMF documents on stdout), [`logging`] (JSON lines, the level
 //! applied in-process), [`backoff`] (full-jitter backoff).
 //!
-//! Two seams keep AWS out of the domain: [`publisher::RecordSink`] (Kinesis)
-//! and [`rejects_queue::RejectSink`] (SQS). Production plugs in the SDK
+//! Three seams keep AWS out of the domain: [`publisher::RecordSink`]
+//! (Kinesis), [`rejects_queue::RejectSink`] and [`resume::ResendSink`] (SQS). Production plugs in the SDK
 //! adapters of `aws`; the tests plug in scripted fakes, so every guarantee is
 //! proven without an emulator and on a paused clock.
 
@@ -51,4 +52,5 @@ pub mod metrics;
 pub mod model;
 pub mod publisher;
 pub mod rejects_queue;
+pub mod resume;
 pub mod transform;

@@ -21,6 +21,9 @@ pub const SUBMISSIONS_REJECTED: &str = "SubmissionsRejected";
 pub const SUBMISSIONS_PUBLISHED: &str = "SubmissionsPublished";
 /// Messages reported in `batchItemFailures`.
 pub const SUBMISSIONS_FAILED: &str = "SubmissionsFailed";
+/// Partly published submissions sent back to their queue with their
+/// progress, and acknowledged (`crate::resume`).
+pub const SUBMISSIONS_RESENT: &str = "SubmissionsResent";
 /// Events of the published submissions.
 pub const EVENTS_PUBLISHED: &str = "EventsPublished";
 /// Invalid events left out of published submissions
@@ -34,11 +37,12 @@ pub const RECORDS_RETRIED: &str = "RecordsRetried";
 pub const PUBLISH_LATENCY: &str = "PublishLatency";
 
 /// Every metric name the function emits.
-pub const METRIC_NAMES: [&str; 9] = [
+pub const METRIC_NAMES: [&str; 10] = [
     SUBMISSIONS_RECEIVED,
     SUBMISSIONS_REJECTED,
     SUBMISSIONS_PUBLISHED,
     SUBMISSIONS_FAILED,
+    SUBMISSIONS_RESENT,
     EVENTS_PUBLISHED,
     EVENTS_DROPPED,
     PUT_RECORDS_CALLS,
@@ -66,6 +70,9 @@ pub struct InvocationMetrics {
     /// Messages reported in `batchItemFailures` (all of them when the whole
     /// batch is failed).
     pub failed: u64,
+    /// Partly published submissions sent back to their queue with their
+    /// progress, and acknowledged.
+    pub resent: u64,
     /// Records of the published submissions.
     pub events_published: u64,
     /// Events dropped from the published submissions, by reason.
@@ -97,6 +104,7 @@ impl InvocationMetrics {
             (SUBMISSIONS_REJECTED, self.rejected_total()),
             (SUBMISSIONS_PUBLISHED, self.published),
             (SUBMISSIONS_FAILED, self.failed),
+            (SUBMISSIONS_RESENT, self.resent),
             (EVENTS_PUBLISHED, self.events_published),
             (EVENTS_DROPPED, self.dropped_total()),
             (PUT_RECORDS_CALLS, self.put_records_calls),
@@ -141,6 +149,7 @@ impl InvocationMetrics {
             rejected = self.rejected_total(),
             published = self.published,
             failed = self.failed,
+            resent = self.resent,
             records = self.events_published,
             events_dropped = self.dropped_total(),
             calls = self.put_records_calls,
@@ -206,6 +215,7 @@ mod tests {
             ]),
             published: 6,
             failed: 1,
+            resent: 0,
             events_published: 48,
             events_dropped: BTreeMap::new(),
             put_records_calls: 8,
@@ -239,7 +249,8 @@ mod tests {
         assert_eq!(totals[RECORDS_RETRIED], 3);
         assert_eq!(totals[PUBLISH_LATENCY], 12.5);
         assert_eq!(totals[EVENTS_DROPPED], 0);
-        assert_eq!(directive["Metrics"][8]["Unit"], "Milliseconds");
+        assert_eq!(totals[SUBMISSIONS_RESENT], 0);
+        assert_eq!(directive["Metrics"][9]["Unit"], "Milliseconds");
     }
 
     #[test]

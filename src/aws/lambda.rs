@@ -15,8 +15,9 @@ use crate::handler::Handler;
 use crate::metrics::unix_millis;
 use crate::publisher::RecordSink;
 use crate::rejects_queue::RejectSink;
+use crate::resume::ResendSink;
 
-impl<K: RecordSink, R: RejectSink> Handler<K, R> {
+impl<K: RecordSink, R: RejectSink, S: ResendSink> Handler<K, R, S> {
     /// The Lambda entry point: takes the deadline from the invocation context.
     pub async fn invoke(
         &self,

@@ -1,5 +1,6 @@
-//! The rejects-queue adapter: one SendMessageBatch per batch of invalid
-//! submissions.
+//! The SQS adapters: the rejects queue (one SendMessageBatch per batch of
+//! invalid submissions) and the way back to the source queue for a
+//! submission published part-way ([`SqsResendSink`]).
 //!
 //! The body is sent unchanged (it already was a valid SQS body); the reason
 //! travels in message attributes so a consumer can filter without parsing.
@@ -8,12 +9,14 @@
 //! by entry: an entry counts as stored only if it is listed as successful.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 
 use crate::rejects_queue::{ATTRIBUTE_TYPE, RejectSink, RejectedMessage};
+use crate::resume::{RESUME_ATTRIBUTE, Resend, ResendSink};
 
 #[derive(Debug, Clone)]
 /// The rejects-queue outlet: SendMessageBatch through the AWS SDK.
@@ -117,4 +120,76 @@ pub fn entry_results(output: &SendMessageBatchOutput, n: usize) -> Vec<Result<()
         }
     }
     results
+}
+
+/// The way back to a source queue: SendMessage with the resume marker.
+///
+/// The Lambda event names its queue by ARN; the URL SendMessage needs comes
+/// from GetQueueUrl once per queue and process (the endpoint differs between
+/// AWS and the emulators, so it is not built from the ARN).
+#[derive(Debug)]
+pub struct SqsResendSink {
+    client: aws_sdk_sqs::Client,
+    urls: Mutex<HashMap<String, String>>,
+}
+
+impl SqsResendSink {
+    /// Sends with `client`.
+    pub fn new(client: aws_sdk_sqs::Client) -> Self {
+        SqsResendSink {
+            client,
+            urls: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn queue_url(&self, arn: &str) -> Result<String, String> {
+        if let Some(url) = self.urls.lock().ok().and_then(|u| u.get(arn).cloned()) {
+            return Ok(url);
+        }
+        // arn:partition:sqs:region:account:name
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        let (Some(account), Some(name)) = (parts.get(4), parts.get(5)) else {
+            return Err(format!(
+                "not an SQS queue ARN: {}",
+                crate::logging::bounded(arn, 128)
+            ));
+        };
+        let answer = self
+            .client
+            .get_queue_url()
+            .queue_name(*name)
+            .queue_owner_aws_account_id(*account)
+            .send()
+            .await
+            .map_err(|e| crate::logging::bounded(&DisplayErrorContext(&e).to_string(), 256))?;
+        let url = answer
+            .queue_url()
+            .ok_or("GetQueueUrl answered without a URL")?
+            .to_owned();
+        if let Ok(mut urls) = self.urls.lock() {
+            urls.insert(arn.to_owned(), url.clone());
+        }
+        Ok(url)
+    }
+}
+
+impl ResendSink for SqsResendSink {
+    async fn resend(&self, message: &Resend<'_>) -> Result<(), String> {
+        let url = self.queue_url(message.source_arn).await?;
+        let marker = MessageAttributeValue::builder()
+            .data_type(ATTRIBUTE_TYPE)
+            .string_value(&message.marker)
+            .build()
+            .map_err(|e| e.to_string())?;
+        self.client
+            .send_message()
+            .queue_url(url)
+            .message_body(message.body)
+            .message_attributes(RESUME_ATTRIBUTE, marker)
+            .set_message_group_id(message.group_id.map(str::to_owned))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| crate::logging::bounded(&DisplayErrorContext(&e).to_string(), 256))
+    }
 }

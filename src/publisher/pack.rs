@@ -129,6 +129,8 @@ mod tests {
                     .map(|_| Bytes::from(vec![b'x'; bytes - 1]))
                     .collect(),
                 dropped: Vec::new(),
+                document_sha256: [0; 32],
+                skipped: 0,
             })
             .collect()
     }

@@ -295,6 +295,8 @@ mod tests {
             partition_key: Arc::from("k"),
             records: (0..records).map(|i| Bytes::from(format!("{i}"))).collect(),
             dropped: Vec::new(),
+            document_sha256: [0; 32],
+            skipped: 0,
         }
     }
 
