@@ -35,6 +35,7 @@
 #   ARCHITECTURE         x86_64 | arm64 [x86_64]
 #   PARTITION_KEY        submission_id | device_id [submission_id]
 #   ORDERING             strict | relaxed [strict]
+#   INVALID_EVENTS       reject-submission | drop-event [reject-submission]
 #   FUNCTION_ENV         more function variables, "K=V,K2=V2" (e.g. RUST_LOG=debug) [""]
 #   AWS_CLI              aws | awslocal | "lstk aws" [aws, or awslocal when AWS_ENDPOINT_URL is unset]
 #                        (with aws, AWS_ENDPOINT_URL is required)
@@ -65,6 +66,7 @@ MEMORY_SIZE=${MEMORY_SIZE:-128}
 ARCHITECTURE=${ARCHITECTURE:-x86_64}
 PARTITION_KEY=${PARTITION_KEY:-submission_id}
 ORDERING=${ORDERING:-strict}
+INVALID_EVENTS=${INVALID_EVENTS:-reject-submission}
 FUNCTION_ENV=${FUNCTION_ENV:-}
 ROLE_NAME=${ROLE_NAME:-$FUNCTION_NAME-local}
 
@@ -158,6 +160,7 @@ fi
 
 # --- function -----------------------------------------------------------------
 env_json="\"STREAM_NAME\":\"$(json_escape "$STREAM_NAME")\",\"PARTITION_KEY\":\"$(json_escape "$PARTITION_KEY")\",\"ORDERING\":\"$(json_escape "$ORDERING")\""
+env_json+=",\"INVALID_EVENTS\":\"$(json_escape "$INVALID_EVENTS")\""
 [[ -n $rejects_url ]] && env_json+=",\"REJECTS_QUEUE_URL\":\"$(json_escape "$rejects_url")\""
 if [[ -n $FUNCTION_ENV ]]; then
     IFS=',' read -r -a extra <<<"$FUNCTION_ENV"

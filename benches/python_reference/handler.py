@@ -19,6 +19,7 @@ AWS_REGION, AWS_ENDPOINT_URL, credentials.
 
 import base64
 import datetime
+import hashlib
 import ipaddress
 import json
 import os
@@ -28,7 +29,12 @@ import boto3
 
 kinesis = boto3.client("kinesis")
 STREAM_NAME = os.environ["STREAM_NAME"]
+# event_id = uuid5(EVENT_ID_NAMESPACE, f"{device_id}/{submission_id}/{sha256}/{sequence}"),
+# sha256 the hex SHA-256 of the document the body carries, as the Rust function.
 EVENT_ID_NAMESPACE = uuid.UUID("112ae2df-81a4-48c5-9844-96005350b137")
+# The blanks around a body that the Rust function ignores: ASCII whitespace
+# (str.strip() alone would also strip Unicode spaces and \x0b).
+ASCII_BLANKS = " \t\n\r\x0c"
 TOP_FIELDS = {"submission_id", "device_id", "time_created", "events"}
 PROCESS_FIELDS = {"cmdl", "user"}
 CONNECTION_FIELDS = {"source_ip", "destination_ip", "destination_port"}
@@ -87,9 +93,10 @@ def handler(event, context):
     rejected = 0
     for record in event["Records"]:
         try:
-            body = record["body"].strip()
-            raw = body if body.startswith("{") else base64.b64decode(body, validate=True)
-            doc = json.loads(raw)
+            body = record["body"].strip(ASCII_BLANKS)
+            # The document: the JSON body as is, or what its base64 decodes to.
+            document = body.encode() if body.startswith("{") else base64.b64decode(body, validate=True)
+            doc = json.loads(document)
             events = validate(doc)
         except (ValueError, TypeError, KeyError) as e:
             rejected += 1
@@ -106,9 +113,10 @@ def handler(event, context):
             continue
         submission_id = doc["submission_id"].lower()
         device_id = doc["device_id"].lower()
+        id_prefix = f"{device_id}/{submission_id}/{hashlib.sha256(document).hexdigest()}/"
         for sequence, (event_type, data) in enumerate(events):
             payload = {
-                "event_id": str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{device_id}/{submission_id}/{sequence}")),
+                "event_id": str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{id_prefix}{sequence}")),
                 "event_type": event_type,
                 "submission_id": submission_id,
                 "device_id": device_id,

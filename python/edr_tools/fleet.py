@@ -17,7 +17,9 @@ Subcommands (the endpoint comes from AWS_ENDPOINT_URL, as for the AWS CLI):
 Each submission is what a sensor uploads: base64 of UTF-8 JSON with a
 submission id, a device id, the time it was created and 6-10 events of two
 types. A few are broken the way real sensors break them: "not-an-uuid" ids,
-"not-an-ip" destinations, null command lines.
+"not-an-ip" destinations, null command lines (and, on request only, ports out
+of range). The last three are defects of one event, which the function
+drops alone under INVALID_EVENTS=drop-event (`event_defects` finds them).
 
 The submissions come from edr_tools.samples (the one generator of the project);
 the end-to-end tests, the demo and the soak import these functions.
@@ -49,8 +51,15 @@ BROKEN_KINDS = {
     "device_id": "invalid_device_id",  # "device_id": "not-an-uuid"
     "destination_ip": "invalid_destination_ip",  # a connection to "not-an-ip"
     "cmdl": "null_value",  # a process with "cmdl": null
+    "destination_port": "invalid_destination_port",  # a connection to port 70000
 }
+# The kinds make_batch draws from, in turn ("destination_port" only on request,
+# so that the batches of a seed stay what they were).
 BROKEN_ORDER = ["destination_ip", "submission_id", "cmdl", "device_id"]
+# The kinds that break one event, not the submission: under
+# INVALID_EVENTS=drop-event only that event is left out.
+EVENT_LEVEL_KINDS = {"destination_ip", "cmdl", "destination_port"}
+PORT_OUT_OF_RANGE = 70000
 
 
 @dataclass
@@ -106,12 +115,16 @@ def make_submission(
         sub["submission_id"] = "not-an-uuid"
     elif broken == "device_id":
         sub["device_id"] = "not-an-uuid"
-    elif broken == "destination_ip":
+    elif broken in ("destination_ip", "destination_port"):
         if not connections:
             events["network_connection"] = connections = [
                 {"source_ip": device.ip, "destination_ip": samples.DESTINATIONS[0], "destination_port": 443}
             ]
-        connections[rng.randrange(len(connections))]["destination_ip"] = "not-an-ip"
+        connection = connections[rng.randrange(len(connections))]
+        if broken == "destination_ip":
+            connection["destination_ip"] = "not-an-ip"
+        else:
+            connection["destination_port"] = PORT_OUT_OF_RANGE
     elif broken == "cmdl":
         processes[rng.randrange(len(processes))]["cmdl"] = None
     elif broken is not None:
@@ -125,6 +138,20 @@ encode = samples.encode  # the SQS message body: base64 of the UTF-8 JSON (or th
 def expected_events(sub: dict) -> list[tuple[str, dict]]:
     """(event_type, event_data) in document order: sequence 0, 1, ..."""
     return [(etype, ev) for etype, evs in sub["events"].items() for ev in evs]
+
+
+def event_defects(sub: dict) -> dict[int, str]:
+    """{sequence: reason} of the events make_submission broke (EVENT_LEVEL_KINDS):
+    those INVALID_EVENTS=drop-event leaves out."""
+    defects = {}
+    for sequence, (etype, ev) in enumerate(expected_events(sub)):
+        if etype == "new_process" and ev.get("cmdl", "") is None:
+            defects[sequence] = BROKEN_KINDS["cmdl"]
+        elif etype == "network_connection" and ev.get("destination_ip") == "not-an-ip":
+            defects[sequence] = BROKEN_KINDS["destination_ip"]
+        elif etype == "network_connection" and ev.get("destination_port") == PORT_OUT_OF_RANGE:
+            defects[sequence] = BROKEN_KINDS["destination_port"]
+    return defects
 
 
 def make_batch(seed: int, devices: int, submissions: int, broken: int, start: datetime | None = None) -> list[dict]:
@@ -299,29 +326,48 @@ def group_by_submission(records: list[dict]) -> dict[str, Published]:
 RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 
 
-def check_submission(sub: dict, pub: Published | None, copies: str = "first") -> list[str]:
-    """Problems with one valid submission's published events (empty list: all good)."""
+def check_submission(
+    sub: dict,
+    pub: Published | None,
+    copies: str = "first",
+    *,
+    body: str | None = None,
+    dropped: set[int] | dict[int, str] | None = None,
+) -> list[str]:
+    """Problems with one valid submission's published events (empty list: all good).
+
+    `body`: the SQS body it was sent as; then every event_id must be the
+    function's (samples.event_id). `dropped`: the sequences the function
+    leaves out (INVALID_EVENTS=drop-event): the others are published with
+    their own sequence and event_count is the number published."""
     expected = expected_events(sub)
+    dropped = set(dropped or ())
+    kept = [i for i in range(len(expected)) if i not in dropped]
     if pub is None:
-        return [f"{sub['submission_id']}: nothing published ({len(expected)} events expected)"]
+        return [f"{sub['submission_id']}: nothing published ({len(kept)} events expected)"]
     problems = []
     chosen = pub.first_copies() if copies == "first" else pub.last_copies()
     seqs = [r["sequence"] for r in chosen]
-    if seqs != list(range(len(expected))):
-        problems.append(f"{sub['submission_id']}: {copies} copies in order {seqs}, expected 0..{len(expected) - 1}")
+    if seqs != kept:
+        problems.append(
+            f"{sub['submission_id']}: {copies} copies in order {seqs}, expected "
+            + (f"0..{len(expected) - 1}" if not dropped else f"{kept} (dropped {sorted(dropped)})")
+        )
     for r in chosen:
         i = r.get("sequence")
-        if not isinstance(i, int) or not 0 <= i < len(expected):
+        if not isinstance(i, int) or not 0 <= i < len(expected) or i in dropped:
             continue
         etype, edata = expected[i]
         want = {
             "event_type": etype,
             "submission_id": sub["submission_id"],
             "device_id": sub["device_id"],
-            "event_count": len(expected),
+            "event_count": len(kept),
             "time_created": sub["time_created"],
             "event_data": edata,
         }
+        if body is not None:
+            want["event_id"] = samples.event_id(body, sub["device_id"], sub["submission_id"], i)
         for key, value in want.items():
             if r.get(key) != value:
                 problems.append(f"{sub['submission_id']} #{i}: {key} = {r.get(key)!r}, expected {value!r}")
@@ -388,7 +434,7 @@ def report(
         if not pk_ok:
             problems.append(f"{sub['submission_id']}: partition keys {sorted(pub.partition_keys)}, expected {key}")
     for m in sent_valid:
-        problems += check_submission(m["submission"], by_sid.get(m["submission"]["submission_id"]))
+        problems += check_submission(m["submission"], by_sid.get(m["submission"]["submission_id"]), body=m["body"])
     broken_ids = {m["submission"]["submission_id"] for m in sent_broken}
     valid_ids = {m["submission"]["submission_id"] for m in sent_valid}
     for sid in by_sid:

@@ -15,6 +15,7 @@ Deterministic: every function takes the `random.Random` it draws from.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import random
 import uuid
@@ -90,6 +91,35 @@ def encode(doc: dict, plain: bool = False) -> str:
     """The SQS message body: base64 of the UTF-8 JSON (or the JSON itself)."""
     text = json.dumps(doc, ensure_ascii=False)
     return text if plain else base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+# --- what the function makes of them ------------------------------------------------
+
+# The namespace of the function's event ids (src/encode.rs, EVENT_ID_NAMESPACE).
+EVENT_ID_NAMESPACE = uuid.UUID("112ae2df-81a4-48c5-9844-96005350b137")
+# The blanks the function ignores around a body: ASCII whitespace as Rust's
+# `is_ascii_whitespace` has it (str.strip() alone would strip \x0b and
+# Unicode spaces too).
+ASCII_BLANKS = " \t\n\r\x0c"
+
+
+def document(body: str) -> bytes:
+    """The document an SQS body carries, as the function reads it: a body whose
+    first non-blank character is `{` is the JSON itself (without the blanks
+    around it), any other is standard base64 (padding optional)."""
+    text = body.strip(ASCII_BLANKS)
+    if text.startswith("{"):
+        return text.encode("utf-8")
+    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+
+
+def event_id(body: str, device_id: str, submission_id: str, sequence: int) -> str:
+    """The `event_id` the function gives the event at `sequence` of the
+    submission in `body`: uuid5 of "{device_id}/{submission_id}/{sha256}/{sequence}",
+    both ids lowercase hyphenated, sha256 the hex SHA-256 of the document."""
+    digest = hashlib.sha256(document(body)).hexdigest()
+    name = f"{uuid.UUID(device_id)}/{uuid.UUID(submission_id)}/{digest}/{sequence}"
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, name))
 
 
 def sqs_message(

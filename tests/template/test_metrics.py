@@ -105,16 +105,21 @@ def parse_metrics_rs(source: str) -> CodeMetrics:
 
     # Which metrics are emitted with which dimension list: every EMF document
     # is built by `document(namespace, timestamp, &[DIMENSIONS...], metrics)`;
-    # the metric constants named as `"Name": CONST` since the previous such
-    # call are those of this document. (The totals document names most of
-    # its metrics through a loop; the Rust test `metrics::tests` proves it
-    # carries every one of METRIC_NAMES with [FunctionName].)
+    # the metric constants named since the previous such call, as
+    # `"Name": CONST` or as the first item of a tuple `(CONST, ...)` (a list
+    # of (name, value) pairs, or names mapped onto reasons), are those of this
+    # document. (The totals document names most of its metrics through a
+    # loop; the Rust test `metrics::tests` proves it carries every one of
+    # METRIC_NAMES with [FunctionName].)
+    metric_consts = {c for c, value in consts.items() if value in names}
     by_dimensions: dict[tuple[str, ...], set[str]] = {}
     position = 0
     for call in re.finditer(r"\bdocument\(\s*[^,]+,\s*[^,]+,\s*&\[([A-Z_,\s]+)\]", code):
         dims = tuple(d.strip() for d in call.group(1).split(",") if d.strip())
-        named = re.findall(r'"Name"\s*:\s*([A-Z][A-Z0-9_]*)', code[position : call.start()])
-        by_dimensions.setdefault(dims, set()).update(consts[n] for n in named if n in consts)
+        before = code[position : call.start()]
+        named = re.findall(r'"Name"\s*:\s*([A-Z][A-Z0-9_]*)', before)
+        named += re.findall(r"\(\s*([A-Z][A-Z0-9_]*)\s*,", before)
+        by_dimensions.setdefault(dims, set()).update(consts[n] for n in named if n in metric_consts)
         position = call.end()
     assert ("DIMENSION_FUNCTION",) in by_dimensions, (
         "no EMF document with [DIMENSION_FUNCTION] found; update this parser"
@@ -251,7 +256,7 @@ def test_the_parser_reads_the_code_metrics(code):
     assert "SubmissionsFailed" in code.names and "SubmissionsRejected" in code.names
     assert code.function_dimension == "FunctionName"
     assert code.reason_dimension == "Reason"
-    assert code.by_reason == {"SubmissionsRejected"}
+    assert code.by_reason == {"SubmissionsRejected", "EventsDropped"}
 
 
 def test_function_and_alarms_use_one_namespace_parameter(resources):
@@ -425,6 +430,22 @@ def test_parser_handles_formatting_variants():
     parsed = parse_metrics_rs(SAMPLE)
     assert parsed.names == ("Alpha", "Beta", "Gamma")
     assert parsed.by_reason == {"Beta"}
+
+
+def test_parser_reads_metric_names_mapped_onto_reasons():
+    """One loop builds the per-reason documents of several metrics, the name
+    a variable: the constants are read from the `(CONST, ...)` tuples."""
+    source = SAMPLE.replace(
+        'let definitions = vec![json!({"Name": B, "Unit": "Count"})];',
+        "let by_reason = (x.iter().map(|r| (A, r))).chain(y.iter().map(|r| (B, r)));\n"
+        "    for (name, (reason, count)) in by_reason {\n"
+        '    let definitions = vec![json!({"Name": name, "Unit": "Count"})];',
+    )
+    assert source != SAMPLE
+    parsed = parse_metrics_rs(source)
+    assert parsed.by_reason == {"Alpha", "Beta"}
+    # A tuple of something else than a metric constant names no metric.
+    assert parse_metrics_rs(source.replace("(A, r)", "(DIMENSION_REASON, r)")).by_reason == {"Beta"}
 
 
 @pytest.mark.parametrize(

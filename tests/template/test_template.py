@@ -35,6 +35,7 @@ ENVIRONMENTS = [name for name, env in tomllib.loads(SAMCONFIG.read_text()).items
 ENV_PARAMETERS = {
     "PARTITION_KEY": "PartitionKey",
     "ORDERING": "Ordering",
+    "INVALID_EVENTS": "InvalidEvents",
     "METRICS_NAMESPACE": "MetricsNamespace",
     "MAX_EVENTS_PER_SUBMISSION": "MaxEventsPerSubmission",
     "MAX_IN_FLIGHT_CALLS": "MaxInFlightCalls",
@@ -188,6 +189,29 @@ def test_parameter_ranges_match_what_the_function_accepts(parameters):
     for variable, (default, low, high) in found.items():
         p = parameters[numeric[variable]]
         assert (p["Default"], p["MinValue"], p["MaxValue"]) == (default, low, high), variable
+
+
+def test_choice_parameters_offer_what_the_function_accepts(parameters):
+    """A setting the function reads as one of a few words (PARTITION_KEY,
+    ORDERING, INVALID_EVENTS, ...) is a parameter whose AllowedValues are
+    exactly those words and whose default is the function's own: src/config.rs
+    lists them in its `choice_error("VAR", value, "a, b")` and reads the
+    default first (`None | Some("a")`)."""
+    source = (ROOT / "src" / "config.rs").read_text()
+    choices = {
+        name: [w.strip() for w in words.split(",")]
+        for name, words in re.findall(r'choice_error\(\s*"([A-Z_]+)",\s*\w+,\s*"([^"]+)"\s*,?\s*\)', source)
+    }
+    if not choices:
+        pytest.skip('src/config.rs no longer lists its choices as choice_error("VAR", value, "a, b")')
+    assert {"PARTITION_KEY", "ORDERING", "INVALID_EVENTS"} <= set(choices)
+    for variable, words in choices.items():
+        assert variable in ENV_PARAMETERS, f"{variable}: a setting of src/config.rs without a parameter"
+        p = parameters[ENV_PARAMETERS[variable]]
+        assert p["Type"] == "String" and p["AllowedValues"] == words, variable
+        default = re.search(rf'get\("{variable}"\)[^;]*?None\s*\|\s*Some\("([^"]+)"\)', source, re.S)
+        assert default, f'{variable}: no `None | Some("default")` arm in src/config.rs'
+        assert p["Default"] == default.group(1), variable
 
 
 # --- The SQS trigger ---------------------------------------------------------
