@@ -13,7 +13,11 @@
 //! 6. the response names only this batch's ids, once each, never empty;
 //!
 //! and that invalid submissions are never published nor retried (unless a
-//! FIFO predecessor failed).
+//! FIFO predecessor failed). Both `INVALID_EVENTS` modes run: under
+//! `drop-event` a submission with a bad event publishes its other events.
+//! With `RESUME=resend` a standard queue's submission published part-way may
+//! go back to its queue instead of being reported: then the records before
+//! its marker are acknowledged (no loss across the two deliveries).
 
 mod support;
 
@@ -44,6 +48,8 @@ struct Case {
     call_outcomes: Vec<u8>,
     call_delay_ms: u64,
     deadline_ms: u64,
+    drop_events: bool,
+    resend: bool,
 }
 
 fn kind() -> impl Strategy<Value = Kind> {
@@ -64,8 +70,10 @@ prop_compose! {
         call_outcomes in prop::collection::vec(0u8..10, 1..16),
         call_delay_ms in prop_oneof![Just(0u64), 1u64..80],
         deadline_ms in prop_oneof![Just(600_000u64), 300u64..5_000],
+        drop_events in any::<bool>(),
+        resend in any::<bool>(),
     ) -> Case {
-        Case { messages, fifo, relaxed, max_in_flight, max_attempts, entry_outcomes, call_outcomes, call_delay_ms, deadline_ms }
+        Case { messages, fifo, relaxed, max_in_flight, max_attempts, entry_outcomes, call_outcomes, call_delay_ms, deadline_ms, drop_events, resend }
     }
 }
 
@@ -85,6 +93,20 @@ fn body(n: usize, kind: &Kind) -> String {
             }
             b64(&doc)
         }
+    }
+}
+
+/// The sequences a message publishes, or `None` if it is rejected whole.
+fn expected(kind: &Kind, drop_events: bool) -> Option<Vec<u64>> {
+    match kind {
+        Kind::Valid {
+            processes,
+            connections,
+        } => Some((0..(processes + connections) as u64).collect()),
+        // A bad destination (sequence 1) or a null command line (sequence 0).
+        Kind::Invalid(1) if drop_events => Some(vec![0]),
+        Kind::Invalid(2) if drop_events => Some(vec![1]),
+        Kind::Invalid(_) => None,
     }
 }
 
@@ -114,6 +136,17 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
         )
     })
     .with_delay(Duration::from_millis(case.call_delay_ms));
+    let dropped = case
+        .messages
+        .iter()
+        .enumerate()
+        .filter_map(|(n, (kind, _))| match (kind, case.drop_events) {
+            (Kind::Invalid(1), true) => Some((uuid(0x5b, n), 1)),
+            (Kind::Invalid(2), true) => Some((uuid(0x5b, n), 0)),
+            _ => None,
+        })
+        .collect();
+    let kinesis = kinesis.with_dropped(dropped);
     let kinesis = if case.relaxed {
         kinesis.relaxed()
     } else {
@@ -121,15 +154,24 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
     };
     let max_in_flight = case.max_in_flight.to_string();
     let max_attempts = case.max_attempts.to_string();
-    let h = handler(
-        kinesis,
-        &[
-            ("ORDERING", if case.relaxed { "relaxed" } else { "strict" }),
-            ("MAX_IN_FLIGHT_CALLS", &max_in_flight),
-            ("MAX_ATTEMPTS", &max_attempts),
-            ("DEADLINE_MARGIN_MS", "100"),
-        ],
-    );
+    let pairs = [
+        ("ORDERING", if case.relaxed { "relaxed" } else { "strict" }),
+        ("MAX_IN_FLIGHT_CALLS", &max_in_flight),
+        ("MAX_ATTEMPTS", &max_attempts),
+        ("DEADLINE_MARGIN_MS", "100"),
+        (
+            "INVALID_EVENTS",
+            if case.drop_events {
+                "drop-event"
+            } else {
+                "reject-submission"
+            },
+        ),
+        ("RESUME", if case.resend { "resend" } else { "off" }),
+    ];
+    let h =
+        edr_preprocessor::handler::Handler::new(config(&pairs), kinesis, None::<RecordingRejects>)
+            .with_resend(RecordingResend::default());
     let ids: Vec<String> = (0..case.messages.len())
         .map(|n| format!("msg-{n}"))
         .collect();
@@ -162,9 +204,9 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
         );
         Ok((response.unwrap(), metrics))
     })?;
-    // 7. Each message is counted once: published, rejected or failed.
+    // 7. Each message is counted once: published, rejected, failed or resent.
     prop_assert_eq!(
-        metrics.published + metrics.rejected_total() + metrics.failed,
+        metrics.published + metrics.rejected_total() + metrics.failed + metrics.resent,
         metrics.received,
         "{:?}",
         metrics
@@ -198,28 +240,56 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
         .map(|s| s.submission_id.as_str())
         .collect();
 
+    let resent: HashMap<String, usize> = h
+        .resend()
+        .map(|r| r.sent.lock().unwrap().clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| {
+            (
+                s.source_message_id,
+                s.marker.split_once('/').unwrap().0.parse().unwrap(),
+            )
+        })
+        .collect();
+    prop_assert!(
+        !(case.fifo || !case.resend) || resent.is_empty(),
+        "FIFO or off: nothing goes back"
+    );
+    prop_assert_eq!(metrics.resent, resent.len() as u64);
+
     for (n, (kind, _)) in case.messages.iter().enumerate() {
         let sub = uuid(0x5b, n);
         let seqs = written.get(&sub).cloned().unwrap_or_default();
-        match kind {
-            Kind::Valid {
-                processes,
-                connections,
-            } => {
-                let count = (processes + connections) as u64;
+        match expected(kind, case.drop_events) {
+            Some(kept) => {
                 if !failed_set.contains(ids[n].as_str()) {
-                    // 1. No loss.
+                    // 1. No loss: all of it, or the part before its marker
+                    // (the copy sent back publishes the rest).
                     let got: HashSet<u64> = seqs.iter().copied().collect();
-                    prop_assert_eq!(
-                        got,
-                        (0..count).collect::<HashSet<u64>>(),
-                        "{} acknowledged but incomplete",
+                    let upto = resent.get(&ids[n]).copied().unwrap_or(kept.len());
+                    prop_assert!(
+                        !resent.contains_key(&ids[n]) || (upto > 0 && upto < kept.len()),
+                        "{} went back without progress",
+                        ids[n]
+                    );
+                    let wanted: HashSet<u64> = kept[..upto].iter().copied().collect();
+                    prop_assert!(
+                        wanted.is_subset(&got),
+                        "{} acknowledged but incomplete: {:?} of {:?}",
+                        ids[n],
+                        seqs,
+                        &kept[..upto]
+                    );
+                    prop_assert!(
+                        got.iter().all(|s| kept.contains(s)),
+                        "{} published a dropped event",
                         ids[n]
                     );
                 }
                 // 2. Order.
                 let copies: Vec<u64> = if case.relaxed {
-                    let mut last: Vec<(usize, u64)> = (0..count)
+                    let mut last: Vec<(usize, u64)> = (kept.iter().copied())
                         .filter_map(|q| seqs.iter().rposition(|&s| s == q).map(|p| (p, q)))
                         .collect();
                     last.sort();
@@ -233,7 +303,10 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
                     }
                     first
                 };
-                if !case.relaxed || !failed_set.contains(ids[n].as_str()) {
+                // Relaxed mode orders the last copies of a whole submission:
+                // not of one that failed or went back part-way.
+                let whole = !failed_set.contains(ids[n].as_str()) && !resent.contains_key(&ids[n]);
+                if !case.relaxed || whole {
                     prop_assert!(
                         copies.windows(2).all(|w| w[0] < w[1]),
                         "{} out of order: {:?}",
@@ -242,7 +315,7 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
                     );
                 }
             }
-            Kind::Invalid(_) => {
+            None => {
                 prop_assert!(
                     seqs.is_empty() && !sent.contains(sub.as_str()),
                     "invalid {} was sent",
@@ -274,7 +347,7 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
                 "{} follows a failed message of its group but was sent",
                 ids[n]
             );
-        } else if matches!(kind, Kind::Invalid(_)) {
+        } else if expected(kind, case.drop_events).is_none() {
             prop_assert!(!is_failed, "invalid {} was reported for retry", ids[n]);
         }
         if is_failed {

@@ -7,47 +7,14 @@
 mod support;
 
 use std::collections::HashSet;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsMessage, SqsMessageAttribute};
 use edr_preprocessor::handler::Handler;
 use edr_preprocessor::publisher::RecordSink;
-use edr_preprocessor::resume::{RESUME_ATTRIBUTE, Resend, ResendSink};
+use edr_preprocessor::resume::RESUME_ATTRIBUTE;
 use support::*;
 use tokio::time::Instant;
-
-/// A source queue that remembers what was sent back to it, or refuses.
-#[derive(Default)]
-struct RecordingResend {
-    sent: Mutex<Vec<Sent>>,
-    refuse: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Sent {
-    source_message_id: String,
-    source_arn: String,
-    body: String,
-    group_id: Option<String>,
-    marker: String,
-}
-
-impl ResendSink for RecordingResend {
-    async fn resend(&self, m: &Resend<'_>) -> Result<(), String> {
-        if self.refuse {
-            return Err("AccessDenied: scripted".into());
-        }
-        self.sent.lock().unwrap().push(Sent {
-            source_message_id: m.source_message_id.to_owned(),
-            source_arn: m.source_arn.to_owned(),
-            body: m.body.to_owned(),
-            group_id: m.group_id.map(str::to_owned),
-            marker: m.marker.clone(),
-        });
-        Ok(())
-    }
-}
 
 type ResumingHandler<K> = Handler<K, RecordingRejects, RecordingResend>;
 

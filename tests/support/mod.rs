@@ -16,6 +16,7 @@ use edr_preprocessor::config::Config;
 use edr_preprocessor::handler::Handler;
 use edr_preprocessor::publisher::{CallError, EntryResult, OutboundRecord, RecordSink};
 use edr_preprocessor::rejects_queue::{RejectSink, RejectedMessage};
+use edr_preprocessor::resume::{Resend, ResendSink};
 use serde_json::{Value, json};
 
 /// One record as the fake saw it.
@@ -56,6 +57,9 @@ pub struct ScriptedKinesis {
     state: Mutex<State>,
     delay: Duration,
     pub check_strict_order: bool,
+    /// Events dropped before publishing (`INVALID_EVENTS=drop-event`), by
+    /// (submission id, sequence): the order check steps over them.
+    dropped: HashSet<(String, u64)>,
 }
 
 #[derive(Default)]
@@ -116,6 +120,7 @@ impl ScriptedKinesis {
             }),
             delay: Duration::ZERO,
             check_strict_order: true,
+            dropped: HashSet::new(),
         }
     }
 
@@ -126,6 +131,13 @@ impl ScriptedKinesis {
 
     pub fn with_delay(mut self, delay: Duration) -> Self {
         self.delay = delay;
+        self
+    }
+
+    /// Sequences that are never published, so that their successor's
+    /// predecessor is the event before them.
+    pub fn with_dropped(mut self, dropped: HashSet<(String, u64)>) -> Self {
+        self.dropped = dropped;
         self
     }
 
@@ -168,16 +180,18 @@ impl RecordSink for ScriptedKinesis {
                     if !in_call.insert(&s.submission_id) {
                         violations.push(format!("{} has two records in one call", s.submission_id));
                     }
-                    if s.sequence > 0
-                        && !state
-                            .acked
-                            .contains(&(s.submission_id.clone(), s.sequence - 1))
+                    let mut predecessor = s.sequence.checked_sub(1);
+                    while let Some(p) = predecessor
+                        && self.dropped.contains(&(s.submission_id.clone(), p))
+                    {
+                        predecessor = p.checked_sub(1);
+                    }
+                    if let Some(p) = predecessor
+                        && !state.acked.contains(&(s.submission_id.clone(), p))
                     {
                         violations.push(format!(
-                            "{} seq {} sent before seq {} was acknowledged",
-                            s.submission_id,
-                            s.sequence,
-                            s.sequence - 1
+                            "{} seq {} sent before seq {p} was acknowledged",
+                            s.submission_id, s.sequence
                         ));
                     }
                 }
@@ -255,6 +269,38 @@ impl RejectSink for RecordingRejects {
             ));
         }
         vec![Ok(()); batch.len()]
+    }
+}
+
+/// A source queue that remembers what was sent back to it, or refuses.
+#[derive(Default)]
+pub struct RecordingResend {
+    pub sent: Mutex<Vec<Sent>>,
+    pub refuse: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub source_message_id: String,
+    pub source_arn: String,
+    pub body: String,
+    pub group_id: Option<String>,
+    pub marker: String,
+}
+
+impl ResendSink for RecordingResend {
+    async fn resend(&self, m: &Resend<'_>) -> Result<(), String> {
+        if self.refuse {
+            return Err("AccessDenied: scripted".into());
+        }
+        self.sent.lock().unwrap().push(Sent {
+            source_message_id: m.source_message_id.to_owned(),
+            source_arn: m.source_arn.to_owned(),
+            body: m.body.to_owned(),
+            group_id: m.group_id.map(str::to_owned),
+            marker: m.marker.clone(),
+        });
+        Ok(())
     }
 }
 
