@@ -98,10 +98,12 @@ fn parse_and_validate<const SALVAGE: bool>(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSubmission<'a, L> {
+    // Raw, like every string: an id with a lone surrogate escape is an
+    // invalid id, not a document serde_json cannot read.
     #[serde(borrow)]
-    submission_id: Cow<'a, str>,
+    submission_id: RawString<'a>,
     #[serde(borrow)]
-    device_id: Cow<'a, str>,
+    device_id: RawString<'a>,
     #[serde(borrow)]
     time_created: RawString<'a>,
     events: L,
@@ -111,13 +113,13 @@ fn validate<'a, const SALVAGE: bool>(
     raw: RawSubmission<'a, EventList<'a, SALVAGE>>,
     limits: Limits,
 ) -> Result<Submission<'a>, Rejection> {
-    let submission_id = parse_uuid(&raw.submission_id).ok_or_else(|| {
+    let submission_id = parse_uuid(raw.submission_id).ok_or_else(|| {
         Rejection::new(
             Reason::InvalidSubmissionId,
             "submission_id is not a hyphenated UUID",
         )
     })?;
-    let device_id = parse_uuid(&raw.device_id).ok_or_else(|| {
+    let device_id = parse_uuid(raw.device_id).ok_or_else(|| {
         Rejection::new(
             Reason::InvalidDeviceId,
             "device_id is not a hyphenated UUID",
@@ -181,11 +183,12 @@ fn check_event(sequence: usize, event: &Event<'_>) -> Result<(), Rejection> {
 
 /// Only the canonical 8-4-4-4-12 form (either case) is a sensor id; the
 /// other spellings `Uuid::try_parse` allows (braced, URN, no hyphens) are not.
-fn parse_uuid(text: &str) -> Option<Uuid> {
+fn parse_uuid(text: RawString<'_>) -> Option<Uuid> {
+    let text = text.decoded()?;
     if text.len() != 36 {
         return None;
     }
-    Uuid::try_parse(text).ok()
+    Uuid::try_parse(&text).ok()
 }
 
 /// The one `time_created` profile: ISO 8601 extended format (RFC 3339 with
@@ -623,6 +626,25 @@ mod tests {
         assert_eq!(
             reason_of(&with(&["submission_id"], json!(42))),
             Reason::WrongType
+        );
+        let text = valid()
+            .to_string()
+            .replace(SUBMISSION, r"4a1b3c5d-0000-4000-8000-00000000000\ud800");
+        assert_eq!(
+            parse_json(text.as_bytes(), LIMITS).unwrap_err().reason,
+            Reason::InvalidSubmissionId,
+            "a lone surrogate makes an invalid id, not an unreadable document"
+        );
+        let escaped = valid()
+            .to_string()
+            .replace(SUBMISSION, r"4a1b3c5d-0000-4000-8000-00000000000\u0031");
+        assert_eq!(
+            parse_json(escaped.as_bytes(), LIMITS)
+                .unwrap()
+                .submission_id
+                .to_string(),
+            SUBMISSION,
+            "an escaped id is the id it spells"
         );
         // Upper case is the same UUID.
         assert!(check(&with(&["device_id"], json!(DEVICE.to_uppercase()))).is_ok());
