@@ -36,6 +36,9 @@
 #   PARTITION_KEY        submission_id | device_id [submission_id]
 #   ORDERING             strict | relaxed [strict]
 #   INVALID_EVENTS       reject-submission | drop-event [reject-submission]
+#   RESUME               resend | off [resend]: a submission published part-way goes
+#                        back to its queue with its progress (the role gets no policy
+#                        here: the emulators do not enforce IAM)
 #   FUNCTION_ENV         more function variables, "K=V,K2=V2" (e.g. RUST_LOG=debug) [""]
 #   AWS_CLI              aws | awslocal | "lstk aws" [aws, or awslocal when AWS_ENDPOINT_URL is unset]
 #                        (with aws, AWS_ENDPOINT_URL is required)
@@ -67,6 +70,7 @@ ARCHITECTURE=${ARCHITECTURE:-x86_64}
 PARTITION_KEY=${PARTITION_KEY:-submission_id}
 ORDERING=${ORDERING:-strict}
 INVALID_EVENTS=${INVALID_EVENTS:-reject-submission}
+RESUME=${RESUME:-resend}
 FUNCTION_ENV=${FUNCTION_ENV:-}
 ROLE_NAME=${ROLE_NAME:-$FUNCTION_NAME-local}
 
@@ -160,7 +164,7 @@ fi
 
 # --- function -----------------------------------------------------------------
 env_json="\"STREAM_NAME\":\"$(json_escape "$STREAM_NAME")\",\"PARTITION_KEY\":\"$(json_escape "$PARTITION_KEY")\",\"ORDERING\":\"$(json_escape "$ORDERING")\""
-env_json+=",\"INVALID_EVENTS\":\"$(json_escape "$INVALID_EVENTS")\""
+env_json+=",\"INVALID_EVENTS\":\"$(json_escape "$INVALID_EVENTS")\",\"RESUME\":\"$(json_escape "$RESUME")\""
 [[ -n $rejects_url ]] && env_json+=",\"REJECTS_QUEUE_URL\":\"$(json_escape "$rejects_url")\""
 if [[ -n $FUNCTION_ENV ]]; then
     IFS=',' read -r -a extra <<<"$FUNCTION_ENV"

@@ -36,6 +36,7 @@ ENV_PARAMETERS = {
     "PARTITION_KEY": "PartitionKey",
     "ORDERING": "Ordering",
     "INVALID_EVENTS": "InvalidEvents",
+    "RESUME": "Resume",
     "METRICS_NAMESPACE": "MetricsNamespace",
     "MAX_EVENTS_PER_SUBMISSION": "MaxEventsPerSubmission",
     "MAX_IN_FLIGHT_CALLS": "MaxInFlightCalls",
@@ -360,6 +361,7 @@ def test_rules_refuse_what_aws_refuses(template, defaults, overrides, refused):
         ("MaxReceiveCount", ["1", "1000"], ["0", "1001"]),
         ("Architecture", ["arm64", "x86_64"], ["aarch64", "amd64"]),
         ("StreamMode", ["PROVISIONED", "ON_DEMAND"], ["on-demand"]),
+        ("Resume", ["resend", "off"], ["", "false", "Off", "on"]),
     ],
 )
 def test_parameter_constraints(parameters, name, good, bad):
@@ -496,7 +498,24 @@ def test_iam_grants_exactly_what_the_function_needs(resources):
             },
             "HasRejectsQueue",
         ),
+        # RESUME=resend: a submission published part-way goes back to its own
+        # queue (GetQueueUrl from its eventSourceARN, then SendMessage), the
+        # source queue only, and only while Resume is resend.
+        frozenset({"sqs:GetQueueUrl", "sqs:SendMessage"}): (
+            {"Fn::If": ["CreateQueue", {"Fn::GetAtt": ["SubmissionsQueue", "Arn"]}, {"Ref": "ExistingQueueArn"}]},
+            "ResumeOn",
+        ),
     }
+
+
+def test_the_way_back_to_the_source_queue_is_granted_only_while_resume_is_on(template, resources, defaults):
+    """The Resume parameter sets RESUME and the grant together: with
+    Resume=off the function never sends back to its queue, so it may not."""
+    assert defaults["Resume"] == "resend"
+    assert function(resources)["Properties"]["Environment"]["Variables"]["RESUME"] == {"Ref": "Resume"}
+    (condition,) = [c for s, c in role_statements(resources).values() if "sqs:GetQueueUrl" in s["Action"]]
+    assert Evaluator(template, defaults).condition(condition)
+    assert not Evaluator(template, {**defaults, "Resume": "off"}).condition(condition)
 
 
 def test_iam_resources_are_the_stacks_own_and_never_wildcards(template, resources):
