@@ -6,7 +6,13 @@ The function is configured to give up quickly within an invocation
 (MAX_ATTEMPTS=2), so the faults outlast its own retries and reach SQS as batch
 item failures, which come back after the short visibility timeout. Throttling
 is the exception: it does not count against MAX_ATTEMPTS, only the deadline
-bounds it."""
+bounds it.
+
+The tests of individually failed entries are about that redelivery path, so
+they run with RESUME=off: with the default (resend) a submission that fails
+after some of its records were acknowledged goes back to its queue with its
+progress and is acknowledged, and nothing would reach batchItemFailures.
+test_resume.py runs the same kind of fault with RESUME=resend."""
 
 from __future__ import annotations
 
@@ -23,8 +29,8 @@ from helpers import esm_log_lines, fleet
 FAST_GIVE_UP = {"MAX_ATTEMPTS": "2", "RETRY_BASE_DELAY_MS": "10", "RETRY_MAX_DELAY_MS": "20"}
 
 
-def deploy_behind(deploy, proxy, ordering="strict", **kw):
-    env = {"AWS_ENDPOINT_URL_KINESIS": proxy.endpoint, "ORDERING": ordering, **FAST_GIVE_UP}
+def deploy_behind(deploy, proxy, ordering="strict", resume=None, **kw):
+    env = {"AWS_ENDPOINT_URL_KINESIS": proxy.endpoint, "ORDERING": ordering, "RESUME": resume, **FAST_GIVE_UP}
     return deploy(env=env, visibility_timeout=4, **kw)
 
 
@@ -83,8 +89,11 @@ def test_whole_put_records_failed_localstack_shape(deploy, kinesis_proxy, emulat
 
 def test_individual_entries_failed_strict(deploy, kinesis_proxy, emulator):
     """Some entries of a call fail, the others succeed: first copies stay in
-    sequence order and every event arrives."""
-    stack = deploy_behind(deploy, kinesis_proxy, "strict")
+    sequence order and every event arrives. RESUME=off: the purpose is the
+    redelivery through batchItemFailures (sequences 0-2 are acknowledged before
+    sequence 3 fails, so with RESUME=resend the submission would go back to its
+    queue with its progress instead, and no batch would be retried)."""
+    stack = deploy_behind(deploy, kinesis_proxy, "strict", resume="off")
     kinesis_proxy.entry_failures(10**6, FailSome(seed=12, share=0.3))
     entries = stack.send(fleet(seed=12, devices=4, submissions=12, broken=2))
     stack.wait_drained(timeout=120)
@@ -95,8 +104,9 @@ def test_individual_entries_failed_strict(deploy, kinesis_proxy, emulator):
 
 def test_individual_entries_failed_relaxed(deploy, kinesis_proxy, emulator):
     """Relaxed ordering re-sends a submission from its first failed record: the
-    last copies are in order and nothing is lost."""
-    stack = deploy_behind(deploy, kinesis_proxy, "relaxed")
+    last copies are in order and nothing is lost. RESUME=off, as in the strict
+    test: this is the batchItemFailures path."""
+    stack = deploy_behind(deploy, kinesis_proxy, "relaxed", resume="off")
     kinesis_proxy.entry_failures(10**6, FailSome(seed=13, share=0.3))
     entries = stack.send(fleet(seed=13, devices=4, submissions=12, broken=2))
     stack.wait_drained(timeout=120)

@@ -26,12 +26,23 @@ complete with its first copies in `sequence` order, nothing of an invalid one,
 each invalid body exactly once in the rejects queue. The function's own logs
 (CloudWatch Logs, one stream per invocation) show that every invocation
 answered in time and that it failed for the reason the fault gives.
+
+Under two faults records are still acknowledged (some records throttled, slow
+answers): there, with RESUME=resend (the default), a submission published
+part-way is not reported failed but sent back to its queue with its progress
+(docs/guarantees.md, 9) and acknowledged. Such a submission counts as in
+flight: its copy must be received with its marker, and complete on the stream
+in the end; while Kinesis is broken, every valid submission not complete on
+the stream still has a message in the queue, the original or its copy. The
+same two faults run once more with RESUME=off, where the old rule holds
+unchanged: not on the stream means reported failed.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import json
 import random
 import time
@@ -100,6 +111,9 @@ class Fault:
     env: dict = field(default_factory=dict)
     # PutRecords calls each invocation under the fault makes at least (retries)
     min_calls: int = 2
+    # records are acknowledged while the fault lasts, and RESUME is resend: a
+    # submission published part-way goes back to its queue with its progress
+    resends: bool = False
 
 
 FAULTS = [
@@ -126,6 +140,7 @@ FAULTS = [
         causes={"attempts_exhausted"},
         everything_fails=False,
         env={"MAX_ATTEMPTS": "3"},
+        resends=True,
     ),
     # Each answer comes 0.8 s after the records were written; strict ordering
     # needs one round trip per event, so no submission (6-10 events) can finish
@@ -135,6 +150,7 @@ FAULTS = [
         lambda p: p.slow_responses(0.8),
         codes={"DeadlineReached"},
         env={"KINESIS_CALL_TIMEOUT_MS": "2000"},
+        resends=True,
     ),
     Fault(
         "denies_access",
@@ -153,6 +169,16 @@ FAULTS = [
         min_calls=1,
     ),
 ]
+# The faults that let records through, once more with RESUME=off: a submission
+# published part-way is then reported in batchItemFailures and redelivered
+# whole, as from a FIFO queue (appended, so the seeds of the others stay).
+FAULTS += [
+    dataclasses.replace(f, name=f"{f.name}_resume_off", env={**f.env, "RESUME": "off"}, resends=False)
+    for f in FAULTS
+    if f.resends
+]
+
+RESUMING = "resuming a partly published submission"
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -176,6 +202,13 @@ def esm_deliveries(emulator, function: str) -> tuple[int, int, int]:
             if "partial failures" in line:
                 failed += int(line.rsplit("(", 1)[1].split()[0])
     return acked, failed, errors
+
+
+def resumed(aws, stack) -> list[dict]:
+    """The function's "resuming a partly published submission" lines: a copy
+    sent back with its progress was received with its marker."""
+    lines = [line for inv in function_invocations(aws.logs, stack.function) for line in inv.lines]
+    return [line for line in lines if line.get("message") == RESUMING]
 
 
 def complete_on_stream(stack) -> set[str]:
@@ -218,13 +251,25 @@ def test_kinesis_broken_then_repaired(fault, deploy, kinesis_proxy, emulator, aw
     assert not set(failed) & invalid, "an invalid submission was reported for retry"
     assert set(failed) <= valid
     complete = complete_on_stream(stack)
-    for mid, e in zip(ids, direct):
-        if not e["broken"] and e["submission"]["submission_id"] not in complete:
-            assert mid in failed, f"{mid} is not on the stream, yet not reported failed"
+    sid_of = {mid: e["submission"]["submission_id"] for mid, e in zip(ids, direct)}
+    # Not on the stream and not reported failed: sent back to the queue with its
+    # progress (RESUME=resend), which only a fault that lets records through allows.
+    went_back = {mid for mid in valid - set(failed) if sid_of[mid] not in complete}
+    if not fault.resends:
+        assert not went_back, f"{sorted(went_back)} not on the stream, yet not reported failed"
+    in_flight = set(failed) | went_back
     if fault.everything_fails:
-        assert set(failed) == valid
+        assert in_flight == valid
     else:
-        assert set(failed) and set(failed) != valid, "some should fail, some go through"
+        assert in_flight and in_flight != valid, "some should fail, some go through"
+    if went_back:
+        # In flight until its copy lands: the copy (in the mapping's queue, as the
+        # event names it) is received with its marker.
+        wait_until(
+            lambda: {sid_of[mid] for mid in went_back} <= {line["submission_id"] for line in resumed(aws, stack)},
+            timeout=3 * VISIBILITY_TIMEOUT,
+            what=f"{len(went_back)} submission(s) neither on the stream nor reported failed, and no copy resumed",
+        )
     if fault.at_once:
         assert took < 1.5, f"a non-retryable error should end the invocation at once, took {took:.2f}s"
 
@@ -237,7 +282,17 @@ def test_kinesis_broken_then_repaired(fault, deploy, kinesis_proxy, emulator, aw
     acked, reported, errors = esm_deliveries(emulator, stack.function)
     n_invalid = sum(1 for e in queued if e["broken"])
     assert errors == 0, "a batch failed as a whole (timeout or crash)"
-    if fault.everything_fails:
+    if fault.resends:
+        # Acknowledged now also means sent back: nothing lost while it lasts if
+        # every valid submission not complete on the stream has a message in the
+        # queue, the original or its copy (the queue is read first: a submission
+        # incomplete then had a message then).
+        assert acked >= n_invalid
+        depth = stack.depth()
+        valid_sids = {e["submission"]["submission_id"] for e in queued if not e["broken"]}
+        incomplete = (valid_sids | {sid_of[mid] for mid in went_back}) - complete_on_stream(stack)
+        assert depth >= len(incomplete), f"{len(incomplete)} submissions in flight, {depth} messages in the queue"
+    elif fault.everything_fails:
         assert acked == n_invalid, "exactly the invalid messages are acknowledged"
         assert stack.depth() == len(queued) - n_invalid, "every valid message is still in the queue"
     else:
@@ -252,8 +307,9 @@ def test_kinesis_broken_then_repaired(fault, deploy, kinesis_proxy, emulator, aw
     again["Records"] = [r for r in again["Records"] if r["messageId"] in failed]
     for r in again["Records"]:
         r["attributes"]["ApproximateReceiveCount"] = "2"
-    answer, error = stack.invoke(again)
-    assert error is None and answer == {"batchItemFailures": []}, answer
+    if again["Records"]:  # with RESUME=resend the failed ones may all have gone back
+        answer, error = stack.invoke(again)
+        assert error is None and answer == {"batchItemFailures": []}, answer
     stack.wait_drained(timeout=60)
 
     # 3. Every valid submission complete, first copies in order; nothing invalid.
@@ -289,7 +345,20 @@ def test_kinesis_broken_then_repaired(fault, deploy, kinesis_proxy, emulator, aw
     assert set(codes) & fault.codes, f"the fault's error never reached the function: {codes}"
     assert set(codes) <= fault.codes | (set() if fault.at_once else {"DeadlineReached"}), codes
     assert {w["cause"] for w in warnings} <= fault.causes, Counter(w["cause"] for w in warnings)
-    under_fault = [inv.summary() for inv in invocations if inv.summary()["failed"]]
+    under_fault = [inv.summary() for inv in invocations if inv.summary()["failed"] or inv.summary()["resent"]]
+    # Every copy sent back was received with its marker (the queue is drained)
+    # and none was refused; with RESUME=off nothing goes back.
+    lines = [line for inv in invocations for line in inv.lines]
+    resent = sum(inv.summary()["resent"] for inv in invocations)
+    resumes = [line for line in lines if line.get("message") == RESUMING]
+    assert not [
+        line for line in lines if "could not send a partly published submission back" in line.get("message", "")
+    ]
+    assert len(resumes) >= resent
+    if fault.resends:
+        assert resent >= 1, "no submission went back to its queue with its progress"
+    else:
+        assert resent == 0 and not resumes
     calls = sorted(s["calls"] for s in under_fault)
     assert calls[0] >= fault.min_calls, f"PutRecords calls per invocation under the fault: {calls}"
     if fault.at_once:
