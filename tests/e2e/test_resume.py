@@ -1,0 +1,293 @@
+"""Resume on redelivery (RESUME=resend, the default; docs/guarantees.md, 9)
+under the real function, through SQS and the event source mapping.
+
+A valid submission from a standard queue that was published only part-way in
+an invocation, at least one of its records acknowledged there, goes back to
+its own queue with the message attribute `edr_resume_from` = "{next}/{sha256}"
+and is acknowledged; the copy is published from record `next`. Kinesis sits
+behind the tests' fault proxy (edr_tools.fault_proxy), which makes it stop a
+submission part-way in two ways:
+
+- slow answers: the records are written at once, the answer comes late, so an
+  invocation publishes a few events of each submission (strict ordering: one
+  round trip per event) and the deadline abandons the call in flight. A
+  submission of 30 events then needs more deliveries than the dead-letter
+  queue's maxReceiveCount allows one message, and finishes all the same;
+- individually failed entries: sequence 3 of every submission fails
+  MAX_ATTEMPTS times (InternalFailure), besides some records throttled once.
+
+Every event reaches the stream; the only duplicates are the in-doubt records
+of calls abandoned at the deadline (strict), or the records acknowledged after
+the first failed one (relaxed); the function's logs show the copies resuming;
+nothing is redelivered through batchItemFailures and the dead-letter queue
+stays empty. A FIFO queue is never resumed this way: the same fault sends its
+submissions back through batchItemFailures, and they are published again from
+event 0.
+
+The outcomes are bounded by the proxy, not by the machine: a slower machine
+only needs more deliveries.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from edr_tools import fleet as sensor_fleet
+from edr_tools.fault_proxy import THROUGHPUT
+from helpers import esm_log_lines, fleet, function_invocations
+
+RESUMING = "resuming a partly published submission"
+NOT_SENT_BACK = "could not send a partly published submission back"
+
+# The slow-Kinesis case: every answer comes SLOW_ANSWER_S after the records
+# were written, the function may run FUNCTION_TIMEOUT seconds and stops
+# publishing DEADLINE_MARGIN_MS before. Strict ordering makes one round trip
+# per event, so one invocation acknowledges fewer than
+# FUNCTION_TIMEOUT / SLOW_ANSWER_S = 7.5 events of a submission, and one of
+# LARGE_EVENTS needs at least 5 deliveries, more than MaxReceiveCount.
+FUNCTION_TIMEOUT = 3
+VISIBILITY_TIMEOUT = 4
+SLOW_ANSWER_S = 0.4
+LARGE_EVENTS = 30
+MAX_RECEIVE_COUNT = 2
+
+FAST_GIVE_UP = {"MAX_ATTEMPTS": "2", "RETRY_BASE_DELAY_MS": "10", "RETRY_MAX_DELAY_MS": "20"}
+
+
+@pytest.fixture
+def dead_letter_queue(aws):
+    """Gives a stack's source queue a dead-letter queue (FIFO for a FIFO
+    source) after `max_receive_count` receives; returns its URL."""
+    created = []
+
+    def attach(stack, max_receive_count: int) -> str:
+        fifo = stack.queue_url.endswith(".fifo")
+        attributes = {"FifoQueue": "true"} if fifo else {}
+        url = aws.sqs.create_queue(QueueName=f"{stack.name}-dlq" + (".fifo" if fifo else ""), Attributes=attributes)[
+            "QueueUrl"
+        ]
+        created.append(url)
+        arn = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": str(max_receive_count)})
+        aws.sqs.set_queue_attributes(QueueUrl=stack.queue_url, Attributes={"RedrivePolicy": policy})
+        return url
+
+    yield attach
+    for url in created:
+        try:
+            aws.sqs.delete_queue(QueueUrl=url)
+        except Exception as e:  # noqa: BLE001 - best effort; the emulator goes at session end
+            print(f"teardown of {url}: {e}")
+
+
+class StubbornSequence:
+    """Which entries of a PutRecords call fail: sequence `sequence` of every
+    submission with InternalFailure its first `times` sends (MAX_ATTEMPTS, so
+    the invocation gives up on it after the records before it were
+    acknowledged), and besides that a share of the records after it throttled
+    the first time they are sent (retried within the invocation). Not those
+    before it: in relaxed mode a throttled record before it would become the
+    lane's first failed record, its retry would carry the stubborn one along,
+    and that one would run out of injected failures before it ran out of
+    attempts (published in one invocation, nothing to resume)."""
+
+    def __init__(self, seed: int, sequence: int = 3, times: int = 2, share: float = 0.2):
+        self.rng, self.sequence, self.times, self.share = random.Random(seed), sequence, times, share
+        self.sends = Counter()
+
+    def __call__(self, _index: int, record: dict) -> str | None:
+        data = json.loads(base64.b64decode(record["Data"]))
+        key = (data["submission_id"], data["sequence"])
+        sends, self.sends[key] = self.sends[key], self.sends[key] + 1
+        if data["sequence"] == self.sequence:
+            return "InternalFailure" if sends < self.times else None
+        late = data["sequence"] > self.sequence
+        return THROUGHPUT if late and sends == 0 and self.rng.random() < self.share else None
+
+
+def log_lines(stack) -> list[dict]:
+    """The function's JSON log lines, every invocation's, in time order."""
+    lines = [line for inv in function_invocations(stack.aws.logs, stack.function) for line in inv.lines]
+    return sorted(lines, key=lambda line: line.get("timestamp", ""))
+
+
+def summaries(stack) -> list[dict]:
+    return [line for line in log_lines(stack) if line.get("message") == "batch processed"]
+
+
+def resume_points(lines: list[dict]) -> dict[str, list[int]]:
+    """Per submission id, where each of its copies resumed, in time order."""
+    points: dict[str, list[int]] = {}
+    for line in lines:
+        if line.get("message") == RESUMING:
+            points.setdefault(line["submission_id"], []).append(line["resume_from"])
+    return points
+
+
+def duplicates(stack) -> Counter:
+    """(submission id, sequence) of every record on the stream that repeats an
+    event_id already there, with how many times it repeats."""
+    seen = Counter(
+        (r["data"]["event_id"], r["data"]["submission_id"], r["data"]["sequence"])
+        for r in stack.records()
+        if isinstance(r["data"], dict)
+    )
+    return Counter({(sid, seq): n - 1 for (_, sid, seq), n in seen.items() if n > 1})
+
+
+def retried_batches(emulator, stack) -> int:
+    """Batches in which the function reported messages in batchItemFailures."""
+    return sum(1 for line in esm_log_lines(emulator, stack.function) if "partial failures" in line)
+
+
+def assert_every_event_published(stack, entries, copies="first"):
+    by_sid = sensor_fleet.group_by_submission(stack.records())
+    problems = []
+    for e in entries:
+        sid = e["submission"]["submission_id"]
+        problems += sensor_fleet.check_submission(e["submission"], by_sid.get(sid), copies=copies, body=e["body"])
+    assert problems == []
+
+
+def large_submissions(seed: int, count: int, events: int) -> list[dict]:
+    rng = random.Random(seed)
+    devices = sensor_fleet.make_fleet(rng, count)
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    out = []
+    for i, device in enumerate(devices):
+        sub = sensor_fleet.make_submission(rng, device, start + timedelta(seconds=7 * i), n_events=events)
+        out.append({"submission": sub, "body": sensor_fleet.encode(sub), "broken": None, "device": device.name})
+    return out
+
+
+def test_submissions_larger_than_an_invocation_resume_until_published(
+    deploy, kinesis_proxy, emulator, dead_letter_queue
+):
+    """Slow Kinesis: each invocation publishes a few events of each submission
+    before the deadline abandons the call in flight. Each copy resumes at its
+    first unacknowledged event, so a submission that needs more deliveries
+    than MaxReceiveCount finishes without reaching the dead-letter queue, and
+    the only duplicates are the in-doubt records of the abandoned calls."""
+    stack = deploy(
+        env={
+            "AWS_ENDPOINT_URL_KINESIS": kinesis_proxy.endpoint,
+            "KINESIS_CALL_TIMEOUT_MS": "2000",
+            "DEADLINE_MARGIN_MS": "500",
+        },
+        timeout=FUNCTION_TIMEOUT,
+        visibility_timeout=VISIBILITY_TIMEOUT,
+    )
+    dlq = dead_letter_queue(stack, MAX_RECEIVE_COUNT)
+    kinesis_proxy.slow_responses(SLOW_ANSWER_S)
+    entries = stack.send(large_submissions(seed=1400, count=3, events=LARGE_EVENTS))
+    stack.wait_drained(timeout=90)
+
+    assert_every_event_published(stack, entries)
+    lines = log_lines(stack)
+    points = resume_points(lines)
+    for e in entries:
+        sid = e["submission"]["submission_id"]
+        resumes = points.get(sid, [])
+        # Bounded by the proxy: at most FUNCTION_TIMEOUT / SLOW_ANSWER_S events a delivery.
+        assert 1 + len(resumes) > MAX_RECEIVE_COUNT, f"{sid}: {1 + len(resumes)} deliveries"
+        assert resumes == sorted(resumes) and 0 < resumes[0] and resumes[-1] < LARGE_EVENTS, resumes
+    # In doubt: a call abandoned at the deadline may have written its record
+    # (the proxy writes it at once), and the copy sends it again. Strict
+    # ordering keeps one record of a submission in flight, so each abandoned
+    # call repeats at most one record per submission, the copy's first.
+    abandoned = [
+        line
+        for line in lines
+        if line.get("message", "").startswith("submission not fully published")
+        and line.get("error_code") == "DeadlineReached"
+    ]
+    repeated = duplicates(stack)
+    assert sum(repeated.values()) <= len(abandoned), (repeated, len(abandoned))
+    at_resume_points = {(sid, p) for sid, ps in points.items() for p in ps}
+    assert set(repeated) <= at_resume_points, "a duplicate that is not the in-doubt record of a copy"
+    assert not [line for line in lines if NOT_SENT_BACK in line.get("message", "")]
+    assert sum(s["resent"] for s in summaries(stack)) >= len(entries)
+    assert sensor_fleet.queue_depth(stack.aws.sqs, dlq) == 0, "a submission reached the dead-letter queue"
+    assert stack.rejects() == []
+    print(
+        f"\n{len(entries)} submissions of {LARGE_EVENTS} events: deliveries "
+        f"{sorted(1 + len(p) for p in points.values())}, {len(abandoned)} calls abandoned, "
+        f"{sum(repeated.values())} duplicate records"
+    )
+
+
+@pytest.mark.parametrize("ordering", ["strict", "relaxed"])
+def test_a_submission_failed_part_way_resumes_at_its_first_unacknowledged_record(
+    ordering, deploy, kinesis_proxy, emulator, dead_letter_queue
+):
+    """Sequence 3 of every submission fails MAX_ATTEMPTS times: the submission
+    goes back to its queue with its progress, resumes at 3, and nothing is
+    redelivered through batchItemFailures: with MaxReceiveCount 1, a single
+    redelivery would have sent it to the dead-letter queue. In strict mode
+    every event is on the stream exactly once; in relaxed mode only records
+    acknowledged after the failed one are sent again."""
+    stack = deploy(
+        env={"AWS_ENDPOINT_URL_KINESIS": kinesis_proxy.endpoint, "ORDERING": ordering, **FAST_GIVE_UP},
+        visibility_timeout=VISIBILITY_TIMEOUT,
+    )
+    dlq = dead_letter_queue(stack, 1)
+    kinesis_proxy.entry_failures(10**6, StubbornSequence(seed=1410))
+    entries = stack.send(fleet(seed=1411, devices=4, submissions=8))
+    stack.wait_drained(timeout=60)
+
+    assert_every_event_published(stack, entries, copies="first" if ordering == "strict" else "last")
+    lines = log_lines(stack)
+    points = resume_points(lines)
+    sids = {e["submission"]["submission_id"] for e in entries}
+    assert set(points) == sids, "every submission resumed"
+    assert {p for ps in points.values() for p in ps} == {3}, points
+    repeated = duplicates(stack)
+    if ordering == "strict":
+        assert not repeated, f"records sent again although acknowledged: {repeated}"
+    else:
+        assert all(seq > 3 for _, seq in repeated), repeated
+    assert retried_batches(emulator, stack) == 0, "a submission went back through batchItemFailures"
+    assert all(s["failed"] == 0 for s in summaries(stack))
+    assert sum(s["resent"] for s in summaries(stack)) == len(entries)
+    assert not [line for line in lines if NOT_SENT_BACK in line.get("message", "")]
+    assert sensor_fleet.queue_depth(stack.aws.sqs, dlq) == 0, "a submission reached the dead-letter queue"
+
+
+def test_a_fifo_submission_is_never_sent_back(deploy, kinesis_proxy, emulator, dead_letter_queue):
+    """The same fault from a FIFO queue (one group per device): a copy would
+    join the end of its group, so the submission is reported in
+    batchItemFailures and redelivered whole, its first events published again."""
+    stack = deploy(
+        env={"AWS_ENDPOINT_URL_KINESIS": kinesis_proxy.endpoint, **FAST_GIVE_UP},
+        visibility_timeout=VISIBILITY_TIMEOUT,
+        fifo=True,
+    )
+    # A group's later message fails behind the earlier one: up to 3 receives here.
+    dlq = dead_letter_queue(stack, 5)
+    kinesis_proxy.entry_failures(10**6, StubbornSequence(seed=1420))
+    entries = fleet(seed=1421, devices=4, submissions=8)
+    resp = stack.aws.sqs.send_message_batch(
+        QueueUrl=stack.queue_url,
+        Entries=[
+            {"Id": str(i), "MessageBody": e["body"], "MessageGroupId": e["device"]} for i, e in enumerate(entries)
+        ],
+    )
+    assert not resp.get("Failed"), resp
+    stack.wait_drained(timeout=60)
+
+    assert_every_event_published(stack, entries)
+    lines = log_lines(stack)
+    assert resume_points(lines) == {}, "a FIFO submission resumed"
+    assert sum(s["resent"] for s in summaries(stack)) == 0
+    assert retried_batches(emulator, stack) >= 1, "sequence 3 fails MAX_ATTEMPTS times: SQS must redeliver"
+    repeated = duplicates(stack)
+    for e in entries:
+        sid = e["submission"]["submission_id"]
+        assert {0, 1, 2} <= {seq for s, seq in repeated if s == sid}, f"{sid} was not published again from event 0"
+    assert sensor_fleet.queue_depth(stack.aws.sqs, dlq) == 0
