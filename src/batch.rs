@@ -420,6 +420,10 @@ impl<'e> Batch<'e> {
             };
             match result {
                 Ok(()) => {
+                    tracing::info!(
+                        message_id = message.id,
+                        "partly published submission sent back to its queue with its progress"
+                    );
                     message.failed = false;
                     message.resent = true;
                 }
@@ -598,10 +602,12 @@ fn log_publish_failure(
         submission_id = submission.map(|s| s.submission_id.to_string()),
         device_id = submission.map(|s| s.device_id.to_string()),
         cause = failure.cause.as_str(),
-        first_unwritten_sequence = failure.sequence,
+        // Counted in the whole submission, whatever this delivery skipped.
+        first_unwritten_sequence = submission.map(|s| s.sequence_of(s.skipped + failure.sequence)),
+        acknowledged_records = submission.map(|s| s.skipped + failure.sequence),
         error_code = failure.code.as_deref(),
         error_message = failure.message.as_deref(),
-        "submission not fully published; it will be retried"
+        "submission not fully published; it will be resumed or retried"
     );
 }
 

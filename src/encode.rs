@@ -46,6 +46,23 @@ pub struct EncodedSubmission {
     pub skipped: usize,
 }
 
+impl EncodedSubmission {
+    /// The `sequence` of the submission's record number `record` (counted
+    /// from its first record, the skipped ones included): the same number
+    /// unless events were dropped before it.
+    pub fn sequence_of(&self, record: usize) -> usize {
+        let mut sequence = record;
+        for dropped in &self.dropped {
+            if dropped.sequence <= sequence {
+                sequence += 1;
+            } else {
+                break;
+            }
+        }
+        sequence
+    }
+}
+
 /// The deterministic id of the event at `sequence` in a submission whose
 /// document has the SHA-256 `document_sha256`.
 pub fn event_id(
@@ -636,6 +653,19 @@ mod content_bound_ids {
             assert!(shared.is_empty(), "{changed}: shares {shared:?}");
             assert_eq!(other, ids(&changed, "t"), "and is deterministic");
         }
+    }
+
+    #[test]
+    fn a_record_number_maps_to_its_sequence_across_dropped_events() {
+        let body = doc(SUBMISSION, "calc.exe", 443)
+            .replace(r#""cmdl":"calc.exe""#, r#""cmdl":null"#)
+            .replace("10.0.0.3", "not-an-ip");
+        let limits = LIMITS.with_invalid_events(crate::model::InvalidEvents::DropEvent);
+        let encoded = transform(&body, limits, PartitionKey::SubmissionId, "t").unwrap();
+        // Sequences 0 and 2 dropped: the one record left is sequence 1.
+        assert_eq!(encoded.records.len(), 1);
+        assert_eq!(encoded.sequence_of(0), 1);
+        assert_eq!(encoded.sequence_of(1), 3);
     }
 
     #[test]
