@@ -152,7 +152,8 @@ impl<'e> Batch<'e> {
                     Ok(mut submission) => {
                         resumed = resume_from(record, &mut submission, id);
                         dropped = Dropped::of(&submission);
-                        if let Some(d) = &dropped {
+                        // A resumed copy's drops were logged by its first delivery.
+                        if let (Some(d), false) = (&dropped, resumed) {
                             log_dropped_events(id, &submission, d);
                         }
                         encoded.push(submission);
@@ -399,11 +400,21 @@ impl<'e> Batch<'e> {
                     return None;
                 };
                 let submission = self.encoded.get(*index)?;
+                if !resume::fits(m.body) {
+                    tracing::warn!(
+                        message_id = m.id,
+                        "a body this close to the SQS size limit cannot carry its progress; it will be redelivered whole"
+                    );
+                    return None;
+                }
                 let resend = Resend {
                     source_arn,
                     body: m.body,
                     group_id: m.group_attribute,
-                    marker: resume::marker(submission.skipped + m.progress, submission),
+                    marker: resume::marker(
+                        submission.sequence_of(submission.skipped + m.progress),
+                        submission,
+                    ),
                     source_message_id: m.id.unwrap_or_default(),
                 };
                 Some((i, resend))
@@ -495,7 +506,7 @@ impl<'e> Batch<'e> {
                 } else {
                     0
                 } as u64;
-                let acknowledged = !m.failed && !m.resumed;
+                let acknowledged = answered && !m.failed && !m.resumed;
                 for dropped in submission
                     .iter()
                     .filter(|_| acknowledged)

@@ -468,12 +468,12 @@ impl<'de: 'a, 'a, const SALVAGE: bool> Visitor<'de> for ListInto<'_, 'a, SALVAGE
         }
         match self.kind {
             Kind::NewProcess => {
-                while let Some(e) = seq.next_element::<NewProcess<'de>>()? {
+                while let Some(Object(e)) = seq.next_element::<Object<NewProcess<'de>>>()? {
                     out.events.push(Event::NewProcess(e));
                 }
             }
             Kind::NetworkConnection => {
-                while let Some(e) = seq.next_element::<NetworkConnection<'de>>()? {
+                while let Some(Object(e)) = seq.next_element::<Object<NetworkConnection<'de>>>()? {
                     out.events.push(Event::NetworkConnection(e));
                 }
             }
@@ -482,11 +482,36 @@ impl<'de: 'a, 'a, const SALVAGE: bool> Visitor<'de> for ListInto<'_, 'a, SALVAGE
     }
 }
 
+/// An event read only from a JSON object. serde's derived code also reads a
+/// struct from an array of its fields in order (`["calc.exe", "admin"]`),
+/// which would publish as an object what the sensor sent as a list: the
+/// schema is closed, so a list is `wrong_type` (and `null` is `null_value`).
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an event object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<T, M::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(ObjectVisitor(std::marker::PhantomData))
+            .map(Object)
+    }
+}
+
 /// One event of a salvaged list, parsed and checked alone.
 fn salvage(kind: Kind, text: &str, sequence: usize) -> Result<Event<'_>, Reason> {
     let event = match kind {
-        Kind::NewProcess => serde_json::from_str(text).map(Event::NewProcess),
-        Kind::NetworkConnection => serde_json::from_str(text).map(Event::NetworkConnection),
+        Kind::NewProcess => serde_json::from_str(text).map(|Object(e)| Event::NewProcess(e)),
+        Kind::NetworkConnection => {
+            serde_json::from_str(text).map(|Object(e)| Event::NetworkConnection(e))
+        }
     }
     .map_err(|e| rejection_from_json(&e).reason)?;
     check_event(sequence, &event).map_err(|r| r.reason)?;
@@ -735,6 +760,25 @@ mod tests {
             Reason::NullValue
         );
         assert_eq!(reason_of(&with(&["events"], json!([]))), Reason::WrongType);
+        // serde would read a struct from a list of its fields: not here.
+        assert_eq!(
+            reason_of(&with(
+                &["events", "new_process", "0"],
+                json!(["calc.exe", "admin"])
+            )),
+            Reason::WrongType
+        );
+        assert_eq!(
+            reason_of(&with(
+                &["events", "network_connection", "0"],
+                json!(["::1", "::1", 1])
+            )),
+            Reason::WrongType
+        );
+        assert_eq!(
+            reason_of(&with(&["events", "new_process", "0"], Value::Null)),
+            Reason::NullValue
+        );
     }
 
     #[test]
@@ -1012,7 +1056,7 @@ mod tests {
         let kept: Vec<usize> = s.sequenced().map(|(sequence, _)| sequence).collect();
         assert_eq!(kept, [0, 2, 5]);
         for (i, bad) in [
-            json!(7),
+            json!(["a", "u"]),
             json!({"cmdl": "a"}),
             json!({"cmdl": "a", "user": "u", "pid": 1}),
         ]

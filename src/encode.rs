@@ -656,6 +656,33 @@ mod content_bound_ids {
     }
 
     #[test]
+    fn drop_event_drops_an_event_too_large_for_a_record_and_recounts_the_rest() {
+        let huge = "x".repeat(crate::model::MAX_RECORD_BYTES);
+        let body = doc(SUBMISSION, &huge, 443);
+        let reject = transform(&body, LIMITS, PartitionKey::SubmissionId, "t").unwrap_err();
+        assert_eq!(reject.reason, crate::model::Reason::EventTooLarge);
+        let limits = LIMITS.with_invalid_events(crate::model::InvalidEvents::DropEvent);
+        let encoded = transform(&body, limits, PartitionKey::SubmissionId, "t").unwrap();
+        let dropped: Vec<_> = encoded
+            .dropped
+            .iter()
+            .map(|d| (d.sequence, d.reason))
+            .collect();
+        assert_eq!(dropped, [(0, crate::model::Reason::EventTooLarge)]);
+        let records: Vec<serde_json::Value> = encoded
+            .records
+            .iter()
+            .map(|r| serde_json::from_slice(r).unwrap())
+            .collect();
+        let sequences: Vec<_> = records.iter().map(|r| r["sequence"].clone()).collect();
+        assert_eq!(sequences, [1, 2]);
+        assert!(
+            records.iter().all(|r| r["event_count"] == 2),
+            "recounted after the drop"
+        );
+    }
+
+    #[test]
     fn a_record_number_maps_to_its_sequence_across_dropped_events() {
         let body = doc(SUBMISSION, "calc.exe", 443)
             .replace(r#""cmdl":"calc.exe""#, r#""cmdl":null"#)

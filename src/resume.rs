@@ -10,10 +10,15 @@
 //!
 //! Instead, on a standard queue, the handler sends the message again to its
 //! own source queue with a progress marker, the [`RESUME_ATTRIBUTE`]
-//! message attribute `"{next}/{sha256}"` (the first unacknowledged event and
-//! the document's digest), and acknowledges the original. The copy starts at
+//! message attribute `"{next}/{sha256}"` (the `sequence` of the first
+//! unacknowledged event and the document's digest), and acknowledges the
+//! original. The copy starts at the first event whose `sequence` is at least
 //! `next`: events already acknowledged are not sent again, and only the
 //! in-doubt records of a call abandoned at the deadline can be duplicated.
+//! The marker names a `sequence`, not a position among the records, so that
+//! a copy read under other settings (a record limit that drops one more
+//! oversized event under `INVALID_EVENTS=drop-event`) can repeat an event
+//! but never skip one.
 //! The copy's receive count starts at 1, so a submission that keeps making
 //! progress is not sent to the dead-letter queue for being large, while one
 //! that makes no progress is reported failed as before and reaches it after
@@ -40,6 +45,7 @@ use futures_util::stream;
 use tokio::time::Instant;
 
 use crate::encode::{EncodedSubmission, hex};
+use crate::rejects_queue::{ATTRIBUTE_TYPE, MAX_MESSAGE_BYTES};
 
 /// The message attribute that carries a submission's progress.
 pub const RESUME_ATTRIBUTE: &str = "edr_resume_from";
@@ -50,20 +56,38 @@ const MAX_CONCURRENT_SENDS: usize = 10;
 /// Why a re-send that was still waiting at `stop_at` counts as failed.
 pub const NOT_ANSWERED_IN_TIME: &str = "the source queue did not answer in time";
 
-/// The marker for a submission whose first `next` events are acknowledged.
+/// The marker for a submission whose events before `sequence` `next` are
+/// acknowledged.
 pub fn marker(next: usize, submission: &EncodedSubmission) -> String {
     let digest = hex(&submission.document_sha256);
     format!("{next}/{}", String::from_utf8_lossy(&digest))
 }
 
-/// Where a delivery carrying `marker` resumes `submission`: the first event
-/// not yet acknowledged, if the marker is for this very document and within
-/// it. `None` for a marker that is malformed or names other content.
+/// Whether `body` and the marker fit in one SQS message (attributes count
+/// toward the 1 MiB limit; a marker is at most 20 digits, `/` and 64 hex).
+pub fn fits(body: &str) -> bool {
+    const MARKER_BYTES: usize = 20 + 1 + 64;
+    body.len() + RESUME_ATTRIBUTE.len() + ATTRIBUTE_TYPE.len() + MARKER_BYTES <= MAX_MESSAGE_BYTES
+}
+
+/// Where a delivery carrying `marker` resumes `submission`: how many of its
+/// records come before `sequence` `next` and were acknowledged, if the
+/// marker is for this very document and within it. `None` for a marker that
+/// is malformed or names other content.
 pub fn resume_point(marker: &str, submission: &EncodedSubmission) -> Option<usize> {
     let (next, digest) = marker.split_once('/')?;
     let next: usize = next.parse().ok()?;
     let ours = hex(&submission.document_sha256);
-    (digest.as_bytes() == ours.as_slice() && next <= submission.records.len()).then_some(next)
+    let events = submission.records.len() + submission.dropped.len();
+    if digest.as_bytes() != ours.as_slice() || next > events {
+        return None;
+    }
+    let records = submission.records.len();
+    Some(
+        (0..records)
+            .take_while(|&r| submission.sequence_of(r) < next)
+            .count(),
+    )
 }
 
 /// A message to send again to the queue it came from.
@@ -165,9 +189,30 @@ mod tests {
         assert_eq!(resume_point(&marker(10, &s), &s), Some(10));
         assert_eq!(resume_point(&m, &submission(10, 8)), None, "other content");
         assert_eq!(resume_point(&marker(11, &s), &s), None, "beyond its events");
+        // Sequences 2 and 5 dropped: the records are 0 1 3 4 6 7 8 9 10 11.
+        let mut dropped = submission(10, 7);
+        dropped.dropped = [2, 5]
+            .map(|sequence| crate::model::DroppedEvent {
+                sequence,
+                reason: crate::model::Reason::NullValue,
+            })
+            .to_vec();
+        assert_eq!(resume_point(&marker(2, &dropped), &dropped), Some(2));
+        assert_eq!(resume_point(&marker(3, &dropped), &dropped), Some(2));
+        assert_eq!(resume_point(&marker(6, &dropped), &dropped), Some(4));
+        assert_eq!(resume_point(&marker(12, &dropped), &dropped), Some(10));
         for bad in ["", "4", "x/07", "-1/07", &format!("4/{}", "07".repeat(31))] {
             assert_eq!(resume_point(bad, &s), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_body_at_the_size_limit_cannot_carry_its_marker() {
+        let room = MAX_MESSAGE_BYTES - RESUME_ATTRIBUTE.len() - ATTRIBUTE_TYPE.len() - 85;
+        assert!(fits(&"x".repeat(room)));
+        assert!(!fits(&"x".repeat(room + 1)));
+        let longest = marker(usize::MAX, &submission(1, 0));
+        assert_eq!(longest.len(), 85, "the room kept is the longest marker");
     }
 
     #[tokio::test(start_paused = true)]

@@ -85,6 +85,7 @@ fn broken_process() -> impl Strategy<Value = EventText> {
         Just((r#"{"cmdl":"a"}"#, Reason::MissingField)),
         Just((r#"{"cmdl":"a","user":7}"#, Reason::WrongType)),
         Just(("7", Reason::WrongType)),
+        Just((r#"["a","u"]"#, Reason::WrongType)),
         Just((r#"{"cmdl":"a","user":"u","pid":1}"#, Reason::UnknownField)),
     ]
     .prop_map(|(text, reason)| (text.to_owned(), Some(reason)))
