@@ -93,6 +93,21 @@ async fn deliver_until_done(
     (max, highest)
 }
 
+/// A Kinesis that writes every record before `sequence` and answers each
+/// later one with `fault`.
+fn writing_before(
+    sequence: u64,
+    fault: fn() -> edr_preprocessor::publisher::EntryResult,
+) -> ScriptedKinesis {
+    ScriptedKinesis::per_record(move |s| {
+        if s.sequence < sequence {
+            written()
+        } else {
+            fault()
+        }
+    })
+}
+
 fn distinct_and_duplicates(k: &ScriptedKinesis, submission: &str) -> (usize, usize) {
     let written = k.written_sequences(submission);
     let distinct: HashSet<u64> = written.iter().copied().collect();
@@ -236,16 +251,7 @@ async fn nothing_goes_back_on_the_happy_path_or_without_progress() {
 #[tokio::test(start_paused = true)]
 async fn a_copy_that_makes_no_progress_fails_and_keeps_its_marker_for_the_next_receive() {
     let body = b64(&submission(0, 6, 0));
-    let h = resuming(
-        ScriptedKinesis::per_record(|s| {
-            if s.sequence >= 4 {
-                kms_denied()
-            } else {
-                written()
-            }
-        }),
-        &[],
-    );
+    let h = resuming(writing_before(4, kms_denied), &[]);
     let event = batch(vec![delivery("m", &body, None, 1)]);
     h.handle(event, far_deadline()).await.unwrap();
     let marker = taken(&h).pop().unwrap().marker;
@@ -265,16 +271,7 @@ async fn a_copy_that_makes_no_progress_fails_and_keeps_its_marker_for_the_next_r
 
 #[tokio::test(start_paused = true)]
 async fn a_fifo_submission_is_never_sent_back_and_its_group_fails_as_before() {
-    let h = resuming(
-        ScriptedKinesis::per_record(|s| {
-            if s.sequence >= 2 {
-                kms_denied()
-            } else {
-                written()
-            }
-        }),
-        &[],
-    );
+    let h = resuming(writing_before(2, kms_denied), &[]);
     let event = batch(vec![
         fifo_message("first", "g", &b64(&submission(0, 4, 0))),
         fifo_message("second", "g", &b64(&submission(1, 1, 0))),
@@ -287,15 +284,7 @@ async fn a_fifo_submission_is_never_sent_back_and_its_group_fails_as_before() {
 
 #[tokio::test(start_paused = true)]
 async fn a_refused_copy_leaves_the_message_failed_and_resume_off_sends_nothing() {
-    let partial = || {
-        ScriptedKinesis::per_record(|s| {
-            if s.sequence >= 2 {
-                kms_denied()
-            } else {
-                written()
-            }
-        })
-    };
+    let partial = || writing_before(2, kms_denied);
     let h = Handler::new(config(&[]), partial(), None::<RecordingRejects>).with_resend(
         RecordingResend {
             refuse: true,
@@ -326,16 +315,7 @@ async fn a_marker_for_other_content_is_ignored_and_a_fair_queue_keeps_its_group(
     let h = resuming(ScriptedKinesis::healthy(), &[]);
     let other = b64(&submission(0, 5, 0));
     let marker_of_other = {
-        let h = resuming(
-            ScriptedKinesis::per_record(|s| {
-                if s.sequence >= 3 {
-                    kms_denied()
-                } else {
-                    written()
-                }
-            }),
-            &[],
-        );
+        let h = resuming(writing_before(3, kms_denied), &[]);
         let mut m = delivery("x", &other, None, 1);
         m.attributes
             .insert("MessageGroupId".into(), "tenant-7".into());
@@ -361,13 +341,7 @@ async fn a_resumed_partial_submission_does_not_store_its_rejects_entry_again() {
     doc["events"]["new_process"][1]["cmdl"] = serde_json::Value::Null;
     let body = b64(&doc);
     let h = resuming(
-        ScriptedKinesis::per_record(|s| {
-            if s.sequence >= 2 {
-                internal()
-            } else {
-                written()
-            }
-        }),
+        writing_before(2, internal),
         &[("INVALID_EVENTS", "drop-event"), ("MAX_ATTEMPTS", "1")],
     );
     let event = batch(vec![delivery("m", &body, None, 1)]);
