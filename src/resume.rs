@@ -134,19 +134,11 @@ pub async fn resend_all<S: ResendSink>(
     let mut sends = stream::iter(messages.iter().enumerate())
         .map(|(i, m)| async move { (i, sink.resend(m).await) })
         .buffer_unordered(MAX_CONCURRENT_SENDS);
-    let deadline = tokio::time::sleep_until(stop_at);
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            next = sends.next() => match next {
-                Some((i, result)) => {
-                    if let Some(slot) = results.get_mut(i) {
-                        *slot = result;
-                    }
-                }
-                None => break,
-            },
-            () = &mut deadline => break,
+    // As `rejects_queue::send_all` waits: what has not answered by `stop_at`
+    // keeps its `NOT_ANSWERED_IN_TIME`.
+    while let Ok(Some((i, result))) = tokio::time::timeout_at(stop_at, sends.next()).await {
+        if let Some(slot) = results.get_mut(i) {
+            *slot = result;
         }
     }
     results
@@ -213,6 +205,38 @@ mod tests {
         assert!(!fits(&"x".repeat(room + 1)));
         let longest = marker(usize::MAX, &submission(1, 0));
         assert_eq!(longest.len(), 85, "the room kept is the longest marker");
+    }
+
+    /// Answers the message whose id is `"answers"`, never the others.
+    struct HalfDeaf;
+
+    impl ResendSink for HalfDeaf {
+        async fn resend(&self, m: &Resend<'_>) -> Result<(), String> {
+            if m.source_message_id != "answers" {
+                std::future::pending::<()>().await;
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_re_send_not_answered_by_stop_at_counts_as_failed() {
+        let resend = |id| Resend {
+            source_arn: "arn:aws:sqs:eu-west-1:1:q",
+            body: "{}",
+            group_id: None,
+            marker: "1/00".into(),
+            source_message_id: id,
+        };
+        let stop_at = Instant::now() + Duration::from_millis(250);
+        let results = tokio::time::timeout(
+            Duration::from_secs(1),
+            resend_all(&HalfDeaf, &[resend("silent"), resend("answers")], stop_at),
+        )
+        .await
+        .expect("returns at stop_at");
+        assert_eq!(results, [Err(NOT_ANSWERED_IN_TIME.to_owned()), Ok(())]);
+        assert_eq!(Instant::now(), stop_at);
     }
 
     #[tokio::test(start_paused = true)]
