@@ -14,7 +14,7 @@ include mk/hardening.mk
 include mk/operate.mk
 include mk/bench.mk
 
-.PHONY: help test test-tools test-rust lint lint-python fmt events fuzz-smoke fuzz
+.PHONY: help test test-tools test-rust lint lint-rust lint-python fmt events fuzz-smoke fuzz
 
 # cargo-fuzz, pinned and prebuilt (requirements/fuzz.txt), installed into the
 # project (.cache/tools), run with nightly.
@@ -25,8 +25,8 @@ FUZZ_ARGS := -max_len=65536 -timeout=10 -rss_limit_mb=2048
 
 # The group of each documented target in `make help`; a target not named
 # here is listed under "other".
-HELP_GROUPS := run:demo,emulator,deploy-local,local-package,watch,invoke,events \
-	test:test,test-rust,test-e2e,test-template,lint,lint-python,fmt,fuzz-smoke,fuzz,soak \
+HELP_GROUPS := run:demo,demo-package,emulator,deploy-local,local-package,watch,invoke,events \
+	test:test,test-rust,test-e2e,test-template,lint,lint-rust,lint-python,fmt,fuzz-smoke,fuzz,soak \
 	deploy:tools,build,validate,sam-build,deploy,clean,distclean,local-venvs,local-clean \
 	operate:capacity \
 	benchmark:bench,bench-build,bench-transform,bench-publisher,bench-coldstart,bench-report,bench-profiles,bench-venv
@@ -42,21 +42,53 @@ help:
 	 for g in order if any(groups.get(l.split(":")[0], "other") == g for l in lines)]'
 
 ## test: everything CI runs: lint, Rust tests, a one-minute fuzz run, template checks, end-to-end tests
-test: test-tools
-	$(MAKE) --no-print-directory lint test-rust fuzz-smoke test-template test-e2e
+# Two lanes side by side, each step starting as soon as what it needs is there
+# (the dependencies below, the ci-* targets): the one optimized build of the
+# function, then the end-to-end tests and the template checks on it; beside
+# it rustfmt/clippy/rustdoc, the Rust tests and the fuzz run. Two cores do not
+# run two builds faster than one, but the release build's last step (fat LTO,
+# one codegen unit) and the end-to-end tests (which mostly wait on the
+# emulator) each leave a core free. -j3 is make's job pool, which cargo joins:
+# at most three compilers or tools at a time.
+test:
+	$(MAKE) --no-print-directory -j3 ci
 
-# Every tool `make test` needs, installed side by side (-j: the downloads
-# overlap) before the steps that use them run one after the other.
-test-tools:
-	$(MAKE) --no-print-directory -j5 $(VENV)/.installed $(LAMBDA_VENV)/.installed \
-		$(LOCAL_AWS_VENV)/.installed $(LOCAL_EMULATOR_VENV)/.installed $(CARGO_FUZZ)
+test-tools: $(VENV)/.installed $(LAMBDA_VENV)/.installed $(LOCAL_AWS_VENV)/.installed \
+	$(LOCAL_EMULATOR_VENV)/.installed $(CARGO_FUZZ)
+
+# The lanes of `make test`. The release build's log goes to a file, printed
+# when it ends, so that the other lane's output stays readable.
+CI_LOG := .cache/ci
+.PHONY: ci ci-build ci-lint-rust ci-test-rust ci-fuzz ci-lint-python ci-e2e ci-template
+ci: ci-build ci-lint-rust ci-test-rust ci-fuzz ci-lint-python ci-e2e ci-template
+ci-build: $(LAMBDA_VENV)/.installed
+	@mkdir -p $(CI_LOG)
+	@echo "ci: the release build (make local-package), log in $(CI_LOG)/build.log"
+	@$(MAKE) --no-print-directory local-package > $(CI_LOG)/build.log 2>&1 \
+		&& { tail -n 3 $(CI_LOG)/build.log; echo "ci: the release build is done"; } \
+		|| { cat $(CI_LOG)/build.log; echo "ci: the release build failed"; exit 1; }
+ci-lint-rust:
+	$(MAKE) --no-print-directory lint-rust
+ci-test-rust: ci-lint-rust
+	$(MAKE) --no-print-directory test-rust
+ci-fuzz: ci-test-rust $(CARGO_FUZZ)
+	$(MAKE) --no-print-directory fuzz-smoke
+ci-lint-python: $(LOCAL_AWS_VENV)/.installed
+	$(MAKE) --no-print-directory lint-python
+ci-e2e: ci-build $(LOCAL_AWS_VENV)/.installed $(LOCAL_EMULATOR_VENV)/.installed
+	$(MAKE) --no-print-directory test-e2e
+ci-template: ci-build $(VENV)/.installed
+	$(MAKE) --no-print-directory test-template
 
 ## test-rust: the Rust tests (unit, handler scenarios, property test, SDK adapters, sample events)
 test-rust:
 	cargo test --locked
 
 ## lint: rustfmt, clippy and rustdoc (warnings are errors), the function and its benchmarks; ruff (lint-python)
-lint: lint-python
+lint: lint-python lint-rust
+
+## lint-rust: rustfmt, clippy and rustdoc (warnings are errors), the function and its benchmarks
+lint-rust:
 	cargo fmt --check
 	cargo clippy --locked --all-targets -- -D warnings
 	cargo fmt --manifest-path benches/Cargo.toml --check

@@ -23,7 +23,7 @@ from botocore.config import Config
 
 from edr_tools import emulator as local_emulator
 from edr_tools.fault_proxy import KinesisFaultProxy
-from helpers import REGION, ROOT, Aws, Deployer
+from helpers import REGION, ROOT, Aws, Deployer, log_path
 
 
 def bootstrap_path() -> Path:
@@ -56,7 +56,7 @@ def function_zip(bootstrap_binary) -> bytes:
 
 @pytest.fixture(scope="session")
 def emulator():
-    log = ROOT / ".cache" / "e2e" / "ministack.log"
+    log = log_path("ministack.log")
     ms = local_emulator.MiniStack(log_path=log)
     ms.start()
     pgid = ms.proc.pid

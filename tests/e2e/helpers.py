@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from edr_tools import ROOT as ROOT  # the tests import it from here
 from edr_tools import emulator as local_emulator
@@ -14,6 +16,13 @@ from edr_tools import fleet as sensor_fleet
 # The region of every client and deployment of the tests: LOCAL_REGION (which
 # `make test-e2e` passes on), else eu-west-1, as for the other local targets.
 REGION = local_emulator.local_region()
+
+
+def log_path(name: str) -> Path:
+    """A log file of this test process in .cache/e2e: under pytest-xdist each
+    worker runs its own emulator, so each writes its own logs (gw0-ministack.log)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return ROOT / ".cache" / "e2e" / (f"{worker}-{name}" if worker else name)
 
 
 @dataclass

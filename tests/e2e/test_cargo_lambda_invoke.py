@@ -21,7 +21,7 @@ import pytest
 
 from edr_tools import emulator as local_emulator
 from edr_tools import fleet as sensor_fleet
-from helpers import REGION, ROOT
+from helpers import REGION, ROOT, log_path
 
 EVENTS = sorted((ROOT / "events").glob("*.json"))
 # cargo-lambda from mk/deploy.mk's .venv-lambda (requirements/cargo-lambda.txt).
@@ -69,7 +69,7 @@ def watch():
     if not (CARGO_LAMBDA_BIN / "cargo-lambda").exists():
         pytest.fail(f"no cargo-lambda in {CARGO_LAMBDA_BIN}: `make test-e2e` installs it (.venv-lambda)")
     port = local_emulator.free_port()
-    log = ROOT / ".cache" / "e2e" / "cargo-lambda-watch.log"
+    log = log_path("cargo-lambda-watch.log")
     log.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         ["cargo", "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", str(port)],
