@@ -42,43 +42,48 @@ help:
 	 for g in order if any(groups.get(l.split(":")[0], "other") == g for l in lines)]'
 
 ## test: everything CI runs: lint, Rust tests, a one-minute fuzz run, template checks, end-to-end tests
-# Two lanes side by side, each step starting as soon as what it needs is there
-# (the dependencies below, the ci-* targets): the one optimized build of the
-# function, then the end-to-end tests and the template checks on it; beside
-# it rustfmt/clippy/rustdoc, the Rust tests and the fuzz run. Two cores do not
-# run two builds faster than one, but the release build's last step (fat LTO,
-# one codegen unit) and the end-to-end tests (which mostly wait on the
-# emulator) each leave a core free. -j3 is make's job pool, which cargo joins:
-# at most three compilers or tools at a time.
+# Two lanes side by side, each step starting as soon as what it needs is
+# there (the ci-* targets below): the one optimized build of the function,
+# then the end-to-end tests and the template checks on it; beside it rustfmt,
+# clippy and rustdoc, the Rust tests and the fuzz run, at a lower priority
+# (nice): two cores run two builds no faster than one, so the release build,
+# which the end-to-end tests wait for, goes first, and the other lane uses
+# what it leaves: a core through its last step (fat LTO, one codegen unit)
+# and most of both while the end-to-end tests wait on the emulator.
 test:
-	$(MAKE) --no-print-directory -j3 ci
+	$(MAKE) --no-print-directory -j4 ci
 
 test-tools: $(VENV)/.installed $(LAMBDA_VENV)/.installed $(LOCAL_AWS_VENV)/.installed \
 	$(LOCAL_EMULATOR_VENV)/.installed $(CARGO_FUZZ)
 
-# The lanes of `make test`. The release build's log goes to a file, printed
-# when it ends, so that the other lane's output stays readable.
+# The lanes of `make test`. Each step is a make of its own outside the job
+# pool (its MAKEFLAGS without -j and the jobserver, command-line variables
+# kept): cargo runs its own jobs. The release build's log goes to a file,
+# printed when it ends, so that the other lane's output stays readable.
 CI_LOG := .cache/ci
+CI_FLAGS = $(filter-out -j% --jobserver-auth=% --jobserver-fds=%,$(MAKEFLAGS))
+CI_MAKE = MAKEFLAGS='$(CI_FLAGS)' $(MAKE) --no-print-directory
+CI_LOW = MAKEFLAGS='$(CI_FLAGS)' nice -n 10 $(MAKE) --no-print-directory
 .PHONY: ci ci-build ci-lint-rust ci-test-rust ci-fuzz ci-lint-python ci-e2e ci-template
 ci: ci-build ci-lint-rust ci-test-rust ci-fuzz ci-lint-python ci-e2e ci-template
 ci-build: $(LAMBDA_VENV)/.installed
 	@mkdir -p $(CI_LOG)
 	@echo "ci: the release build (make local-package), log in $(CI_LOG)/build.log"
-	@$(MAKE) --no-print-directory local-package > $(CI_LOG)/build.log 2>&1 \
+	@$(CI_MAKE) local-package > $(CI_LOG)/build.log 2>&1 \
 		&& { tail -n 3 $(CI_LOG)/build.log; echo "ci: the release build is done"; } \
 		|| { cat $(CI_LOG)/build.log; echo "ci: the release build failed"; exit 1; }
 ci-lint-rust:
-	$(MAKE) --no-print-directory lint-rust
+	$(CI_LOW) lint-rust
 ci-test-rust: ci-lint-rust
-	$(MAKE) --no-print-directory test-rust
+	$(CI_LOW) test-rust
 ci-fuzz: ci-test-rust $(CARGO_FUZZ)
-	$(MAKE) --no-print-directory fuzz-smoke
+	$(CI_LOW) fuzz-smoke
 ci-lint-python: $(LOCAL_AWS_VENV)/.installed
-	$(MAKE) --no-print-directory lint-python
+	$(CI_MAKE) lint-python
 ci-e2e: ci-build $(LOCAL_AWS_VENV)/.installed $(LOCAL_EMULATOR_VENV)/.installed
-	$(MAKE) --no-print-directory test-e2e
+	$(CI_MAKE) test-e2e
 ci-template: ci-build $(VENV)/.installed
-	$(MAKE) --no-print-directory test-template
+	$(CI_MAKE) test-template
 
 ## test-rust: the Rust tests (unit, handler scenarios, property test, SDK adapters, sample events)
 test-rust:

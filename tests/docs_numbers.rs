@@ -3,7 +3,7 @@
 //! fixed round trip, on the paused clock, so a call count or a round count
 //! in the docs that the code does not produce fails here.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

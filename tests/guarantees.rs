@@ -20,7 +20,7 @@
 //! its marker are acknowledged, and the marker names a record that is not
 //! (with `tests/resume.rs`, which runs the copy: no loss across deliveries).
 
-mod support;
+use crate::support;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! docs/guarantees.md, one scenario at a time. Time is paused, so backoffs and deadlines
 //! are exact and the tests do not depend on the speed of the machine.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! it is valid) without a panic, and the logs of a batch of them carry ids and
 //! reasons only: no body, no command line, bounded lines.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

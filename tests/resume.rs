@@ -4,7 +4,7 @@
 //! paused clock. Each test runs the deliveries SQS would make, one after the
 //! other, against the same Kinesis.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! and SDK client, and a panic inside one invocation fails that invocation
 //! only, while the process goes on serving.
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! sends) go through the real event deserialisation and the handler, and
 //! give the responses docs/local.md documents.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 

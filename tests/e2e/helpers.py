@@ -221,10 +221,6 @@ class Invocation:
     duration_ms: int | None  # MiniStack's REPORT line: how long the invocation took
     lines: list[dict]  # the function's own JSON log lines
 
-    def summary(self) -> dict | None:
-        """The function's "batch processed" line: it answered."""
-        return next((line for line in self.lines if line.get("message") == "batch processed"), None)
-
     def not_published(self) -> list[dict]:
         """One warning per submission reported in batchItemFailures."""
         return [line for line in self.lines if line.get("message", "").startswith("submission not fully published")]
@@ -262,6 +258,39 @@ def function_invocations(logs, function: str) -> list[Invocation]:
                     pass
         out.append(Invocation(request_id, duration, lines))
     return out
+
+
+def is_summary(line: dict) -> bool:
+    """The function's "batch processed" line, of a batch with records (an
+    empty batch is what `answered_invocations` sends to bring lines out)."""
+    return line.get("message") == "batch processed" and line.get("received", 0) > 0
+
+
+def answered_invocations(stack, timeout: float = 30) -> tuple[int, list[dict]]:
+    """(how many times the tests and the mapping invoked the function, the
+    summary lines the function logged for them), once every one has its line
+    or at the timeout.
+
+    The lines are counted over every log stream, not stream by stream:
+    MiniStack gives an invocation the output its worker read within a short
+    window after the answer (lambda_runtime.py, `_drain_stderr_bounded`), so
+    on a loaded machine a line the function printed before answering can land
+    in the next invocation's stream, or wait in the worker's queue until there
+    is one. While lines are missing, an invocation with no records (answered
+    at once; its summary says `received: 0`, so it is not counted) brings the
+    waiting ones out. CloudWatch Logs on AWS has no such window."""
+    flushes = 0
+    deadline = time.monotonic() + timeout
+    while True:
+        invocations = function_invocations(stack.aws.logs, stack.function)
+        count = len(invocations) - flushes
+        summaries = [line for inv in invocations for line in inv.lines if is_summary(line)]
+        if len(summaries) >= count or time.monotonic() > deadline:
+            return count, summaries
+        answer, error = stack.invoke({"Records": []})
+        assert error is None and answer == {"batchItemFailures": []}, answer
+        flushes += 1
+        time.sleep(0.5)
 
 
 def esm_log_lines(emulator, function: str) -> list[str]:

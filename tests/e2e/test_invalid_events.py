@@ -17,12 +17,11 @@ import base64
 import hashlib
 import json
 import random
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from edr_tools import fleet as sensor_fleet
-from helpers import function_invocations
+from helpers import answered_invocations, function_invocations
 
 # The function's event_id, spelled out as the contract gives it.
 EVENT_ID_NAMESPACE = uuid.UUID("112ae2df-81a4-48c5-9844-96005350b137")
@@ -138,15 +137,10 @@ def test_drop_event_publishes_the_valid_events_and_rejects_the_body_once(deploy)
     # The function counted what it dropped: the summary lines and the EMF
     # documents of its invocations (CloudWatch Logs may lag a little).
     want_total = sum(total_dropped.values())
-    deadline = time.monotonic() + 30
-    while True:
-        invocations = function_invocations(stack.aws.logs, stack.function)
-        summaries = [s for s in (inv.summary() for inv in invocations) if s]
-        emf = [line for inv in invocations for line in inv.lines if "_aws" in line]
-        logged = sum(s.get("events_dropped", 0) for s in summaries)
-        if logged >= want_total or time.monotonic() > deadline:
-            break
-        time.sleep(1)
+    _, summaries = answered_invocations(stack)
+    invocations = function_invocations(stack.aws.logs, stack.function)
+    emf = [line for inv in invocations for line in inv.lines if "_aws" in line]
+    logged = sum(s.get("events_dropped", 0) for s in summaries)
     assert logged == want_total, [json.dumps(s) for s in summaries]
     assert sum(d.get("EventsDropped", 0) for d in emf if "Reason" not in d) == want_total
     by_reason: dict[str, int] = {}

@@ -54,7 +54,7 @@ import pytest
 
 from edr_tools import fleet as sensor_fleet
 from edr_tools.fault_proxy import THROUGHPUT, KinesisFaultProxy
-from helpers import esm_log_lines, fleet, function_invocations, sqs_event
+from helpers import answered_invocations, esm_log_lines, fleet, function_invocations, sqs_event
 
 # The function's timeout, in seconds (MiniStack sends the Lambda deadline as
 # now + timeout), and the queue's visibility timeout, just above it as AWS requires.
@@ -331,25 +331,26 @@ def test_kinesis_broken_then_repaired(fault, deploy, kinesis_proxy, emulator, aw
 
     # The function's own account: every invocation answered (a summary line)
     # within its timeout, and gave up for the reason this fault gives.
-    invocations = function_invocations(aws.logs, stack.function)
-    assert len(invocations) >= 4
+    count, summaries = answered_invocations(stack)
+    assert count >= 4
+    assert len(summaries) == count, f"{count - len(summaries)} of {count} invocations did not answer"
     margin = int(FAST["DEADLINE_MARGIN_MS"])
-    for inv in invocations:
-        assert inv.summary() is not None, f"invocation {inv.request_id} did not answer"
+    for summary in summaries:
         # No call in flight after deadline - DEADLINE_MARGIN_MS: the answer came
         # with at least half of the margin to spare.
-        assert inv.summary()["duration_ms"] < FUNCTION_TIMEOUT * 1000 - margin / 2
+        assert summary["duration_ms"] < FUNCTION_TIMEOUT * 1000 - margin / 2
+    invocations = function_invocations(aws.logs, stack.function)
     warnings = [w for inv in invocations for w in inv.not_published()]
     assert warnings, "the function logged no submission it could not publish"
     codes = Counter(w.get("error_code") for w in warnings)
     assert set(codes) & fault.codes, f"the fault's error never reached the function: {codes}"
     assert set(codes) <= fault.codes | (set() if fault.at_once else {"DeadlineReached"}), codes
     assert {w["cause"] for w in warnings} <= fault.causes, Counter(w["cause"] for w in warnings)
-    under_fault = [inv.summary() for inv in invocations if inv.summary()["failed"] or inv.summary()["resent"]]
+    under_fault = [s for s in summaries if s["failed"] or s["resent"]]
     # Every copy sent back was received with its marker (the queue is drained)
     # and none was refused; with RESUME=off nothing goes back.
     lines = [line for inv in invocations for line in inv.lines]
-    resent = sum(inv.summary()["resent"] for inv in invocations)
+    resent = sum(s["resent"] for s in summaries)
     resumes = [line for line in lines if line.get("message") == RESUMING]
     assert not [
         line for line in lines if "could not send a partly published submission back" in line.get("message", "")
@@ -363,13 +364,13 @@ def test_kinesis_broken_then_repaired(fault, deploy, kinesis_proxy, emulator, aw
     assert calls[0] >= fault.min_calls, f"PutRecords calls per invocation under the fault: {calls}"
     if fault.at_once:
         assert calls[-1] == 1, f"a non-retryable error is not retried: {calls}"
-    slowest = max(inv.summary()["duration_ms"] for inv in invocations)
+    slowest = max(s["duration_ms"] for s in summaries)
     if fault.at_once:
         assert slowest < 1000, f"a non-retryable error should end the invocation at once ({slowest:.0f} ms)"
     # What happened, for `pytest -s` / `-rA`.
     print(
         f"\n{fault.name}: direct invoke answered in {took:.2f}s, {len(failed)}/{len(valid)} valid reported "
-        f"failed; mapping acked {acked}, reported {reported} under the fault; {len(invocations)} invocations, "
+        f"failed; mapping acked {acked}, reported {reported} under the fault; {count} invocations, "
         f"slowest {slowest:.0f} ms, calls {calls}; codes {dict(codes)}, "
         f"causes {dict(Counter(w['cause'] for w in warnings))}; proxy saw {len(kinesis_proxy.calls)} requests; "
         f"stream {len(records)} records"
