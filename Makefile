@@ -93,12 +93,19 @@ test-rust:
 lint: lint-python lint-rust
 
 ## lint-rust: rustfmt, clippy and rustdoc (warnings are errors), the function and its benchmarks
+# Both reuse the first clippy's check of the dependencies: the benchmarks
+# crate checked into target/ (its own builds stay in benches/target), where
+# the dependencies it shares are already checked; rustdoc with --examples (the
+# crate has none), which resolves features with the dev-dependencies', as
+# clippy's --all-targets does, so the SDK crates are not checked a second time
+# with other features (docs/benchmarks.md, "The front door").
 lint-rust:
 	cargo fmt --check
 	cargo clippy --locked --all-targets -- -D warnings
 	cargo fmt --manifest-path benches/Cargo.toml --check
-	cargo clippy --locked --manifest-path benches/Cargo.toml --all-targets -- -D warnings
-	RUSTDOCFLAGS=-Dwarnings cargo doc --locked --no-deps
+	cargo clippy --locked --manifest-path benches/Cargo.toml --target-dir $(or $(CARGO_TARGET_DIR),target) \
+		--all-targets -- -D warnings
+	RUSTDOCFLAGS=-Dwarnings cargo doc --locked --no-deps --lib --bins --examples
 
 ## lint-python: ruff check and ruff format --check over the Python (settings: pyproject.toml)
 lint-python: $(LOCAL_AWS_VENV)/.installed
