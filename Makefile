@@ -42,17 +42,21 @@ help:
 	 for g in order if any(groups.get(l.split(":")[0], "other") == g for l in lines)]'
 
 ## test: everything CI runs: lint, Rust tests, a one-minute fuzz run, template checks, end-to-end tests
-# Two lanes side by side, each step starting as soon as what it needs is
+# Three lanes side by side, each step starting as soon as what it needs is
 # there (the ci-* targets below): the one optimized build of the function,
-# then the end-to-end tests and the template checks on it; beside it rustfmt,
-# clippy and rustdoc, the Rust tests and the fuzz run, at a lower priority
-# (nice): two cores run two builds no faster than one, so the release build,
-# which the end-to-end tests wait for, goes first, and the other lane uses
-# what it leaves: a core through its last step (fat LTO, one codegen unit)
-# and most of both while the end-to-end tests wait on the emulator.
+# then the end-to-end tests and the template checks on it; beside it, at a
+# lower priority (nice), rustfmt, clippy and rustdoc, then the Rust tests;
+# and the fuzz target's build and run (its own target directory). Two cores
+# run two builds no faster than one, so the release build, which the
+# end-to-end tests wait for, goes first, and the others use what it leaves: a
+# core through its last step (fat LTO, one codegen unit) and most of both
+# while the end-to-end tests wait on the emulator; the single-threaded steps
+# (the fuzz run, the fuzz target's own compile) overlap the others'.
 test:
-	$(MAKE) --no-print-directory -j4 ci
+	$(MAKE) --no-print-directory -j6 ci
 
+# Every tool `make test` needs (`make -j5 test-tools` installs them side by
+# side); `make test` installs each as its first step needs it.
 test-tools: $(VENV)/.installed $(LAMBDA_VENV)/.installed $(LOCAL_AWS_VENV)/.installed \
 	$(LOCAL_EMULATOR_VENV)/.installed $(CARGO_FUZZ)
 
@@ -76,7 +80,7 @@ ci-lint-rust:
 	$(CI_LOW) lint-rust
 ci-test-rust: ci-lint-rust
 	$(CI_LOW) test-rust
-ci-fuzz: ci-test-rust $(CARGO_FUZZ)
+ci-fuzz: $(CARGO_FUZZ)
 	$(CI_LOW) fuzz-smoke
 ci-lint-python: $(LOCAL_AWS_VENV)/.installed
 	$(CI_MAKE) lint-python
