@@ -45,15 +45,14 @@ help:
 # Two lanes side by side, each step starting as soon as what it needs is
 # there (the ci-* targets below): the one optimized build of the function,
 # then the end-to-end tests and the template checks on it; beside it, at a
-# lower priority (nice), rustfmt, clippy and rustdoc, then the Rust tests
-# and the fuzz target's build and run together (its own target directory).
-# Two cores run two builds no faster than one, so the release build, which
-# the end-to-end tests wait for, goes first, and the other lane uses what it
-# leaves: a core through its last step (fat LTO, one codegen unit) and most
-# of both while the end-to-end tests wait on the emulator. The fuzz run and
-# the fuzz target's own compile are single-threaded: beside the test build
-# they leave no core idle at the end. (Started at once, the fuzz build slowed
-# the release build and everything after it: 17 min instead of 15.)
+# lower priority (nice), rustfmt, clippy and rustdoc, the Rust tests, then
+# the fuzz target's build and run. Two cores run two builds no faster than
+# one, so the release build, which the end-to-end tests wait for, goes first,
+# and the other lane uses what it leaves: a core through its last step (fat
+# LTO, one codegen unit) and most of both while the end-to-end tests wait on
+# the emulator. More lanes were slower here, not faster: the fuzz build
+# beside the release build or beside the test build took more CPU time than
+# one after the other (docs/benchmarks.md, "The front door").
 test:
 	$(MAKE) --no-print-directory -j6 ci
 
@@ -82,7 +81,7 @@ ci-lint-rust:
 	$(CI_LOW) lint-rust
 ci-test-rust: ci-lint-rust
 	$(CI_LOW) test-rust
-ci-fuzz: ci-lint-rust $(CARGO_FUZZ)
+ci-fuzz: ci-test-rust $(CARGO_FUZZ)
 	$(CI_LOW) fuzz-smoke
 ci-lint-python: $(LOCAL_AWS_VENV)/.installed
 	$(CI_MAKE) lint-python
