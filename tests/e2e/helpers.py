@@ -217,8 +217,6 @@ class Invocation:
     """One invocation as CloudWatch Logs holds it (MiniStack writes one log
     stream per invocation: START, the function's JSON lines, END, REPORT)."""
 
-    request_id: str
-    duration_ms: int | None  # MiniStack's REPORT line: how long the invocation took
     lines: list[dict]  # the function's own JSON log lines
 
     def not_published(self) -> list[dict]:
@@ -242,21 +240,14 @@ def function_invocations(logs, function: str) -> list[Invocation]:
         return []
     out = []
     for events in by_stream.values():
-        request_id, duration, lines = "", None, []
+        lines = []
         for ev in events:
-            msg = ev["message"]
-            if msg.startswith("START RequestId: "):
-                request_id = msg.split()[2]
-            elif msg.startswith("REPORT RequestId: "):
-                for part in msg.split("\t"):
-                    if part.startswith("Duration: "):
-                        duration = int(float(part.split()[1]))
-            elif msg.startswith("{"):
+            if ev["message"].startswith("{"):
                 try:
-                    lines.append(json.loads(msg))
+                    lines.append(json.loads(ev["message"]))
                 except ValueError:
                     pass
-        out.append(Invocation(request_id, duration, lines))
+        out.append(Invocation(lines))
     return out
 
 
