@@ -280,6 +280,10 @@ fn config(s: &Scenario) -> Config {
     let pairs: HashMap<String, String> = [
         ("STREAM_NAME".to_string(), "events".to_string()),
         ("ORDERING".to_string(), ordering.to_string()),
+        (
+            "PIPELINE_KEY".to_string(),
+            edr_preprocessor::config::TEST_PIPELINE_KEY.to_string(),
+        ),
     ]
     .into_iter()
     .chain(s.settings.iter().cloned())

@@ -25,7 +25,9 @@ LOCAL_REGION ?= eu-west-1
 # stream `events` of `make deploy-local`, in LOCAL_REGION) with dummy
 # credentials, so a local run never reaches AWS; set WATCH_ENV to use a real
 # stream instead.
+# PIPELINE_KEY is a fixed key for local runs only (docs/contract.md).
 WATCH_ENV ?= STREAM_NAME=events AWS_REGION=$(LOCAL_REGION) \
+	PIPELINE_KEY=local-watch-only-pipeline-key-0123456789 \
 	AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_ACCESS_KEY_ID=test \
 	AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
 # Extra arguments for `sam deploy` (e.g. DEPLOY_ARGS=--no-confirm-changeset).

@@ -36,6 +36,7 @@
 #   PARTITION_KEY        submission_id | device_id [submission_id]
 #   ORDERING             strict | relaxed [strict]
 #   INVALID_EVENTS       reject-submission | drop-event [reject-submission]
+#   PIPELINE_KEY         the secret sensors never see (docs/contract.md) [random]
 #   RESUME               resend | off [resend]: a submission published part-way goes
 #                        back to its queue with its progress (the role gets no policy
 #                        here: the emulators do not enforce IAM)
@@ -68,6 +69,9 @@ FUNCTION_TIMEOUT=${FUNCTION_TIMEOUT:-10}
 MEMORY_SIZE=${MEMORY_SIZE:-128}
 ARCHITECTURE=${ARCHITECTURE:-x86_64}
 PARTITION_KEY=${PARTITION_KEY:-submission_id}
+# The secret sensors never see (docs/contract.md, PIPELINE_KEY): a new random
+# one for each deployment unless given.
+PIPELINE_KEY=${PIPELINE_KEY:-$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')}
 ORDERING=${ORDERING:-strict}
 INVALID_EVENTS=${INVALID_EVENTS:-reject-submission}
 RESUME=${RESUME:-resend}
@@ -164,6 +168,7 @@ fi
 
 # --- function -----------------------------------------------------------------
 env_json="\"STREAM_NAME\":\"$(json_escape "$STREAM_NAME")\",\"PARTITION_KEY\":\"$(json_escape "$PARTITION_KEY")\",\"ORDERING\":\"$(json_escape "$ORDERING")\""
+env_json+=",\"PIPELINE_KEY\":\"$(json_escape "$PIPELINE_KEY")\""
 env_json+=",\"INVALID_EVENTS\":\"$(json_escape "$INVALID_EVENTS")\",\"RESUME\":\"$(json_escape "$RESUME")\""
 [[ -n $rejects_url ]] && env_json+=",\"REJECTS_QUEUE_URL\":\"$(json_escape "$rejects_url")\""
 if [[ -n $FUNCTION_ENV ]]; then

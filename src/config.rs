@@ -9,6 +9,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::keys::{MIN_SECRET_BYTES, PipelineKey};
 use crate::model::InvalidEvents;
 
 /// Which field of a submission becomes the Kinesis partition key.
@@ -21,6 +22,18 @@ pub enum PartitionKey {
     /// All events of a device land on one shard. A chatty device becomes a hot
     /// partition; order across submissions of a device is still not guaranteed.
     DeviceId,
+}
+
+/// How a record's shard is chosen (`SHARD_PLACEMENT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardPlacement {
+    /// `ExplicitHashKey` = a keyed hash of the partition key (the default):
+    /// a sensor, which chooses its ids, cannot aim its records at a shard
+    /// (`crate::keys`).
+    Keyed,
+    /// Kinesis' own placement, the MD5 of the partition key: anyone who
+    /// knows the stream's hash ranges can choose the shard of an id.
+    PartitionKey,
 }
 
 /// How much of a submission may be in flight at once.
@@ -65,6 +78,12 @@ pub struct Config {
     pub invalid_events: InvalidEvents,
     /// `RESUME`: `resend` (default) or `off`.
     pub resume: Resume,
+    /// `SHARD_PLACEMENT`: `keyed` (default) or `partition-key`.
+    pub shard_placement: ShardPlacement,
+    /// `PIPELINE_KEY`: the secret sensors never see, at least
+    /// [`MIN_SECRET_BYTES`] bytes; required while `SHARD_PLACEMENT=keyed` or
+    /// `RESUME=resend`, which rest on it.
+    pub pipeline_key: Option<PipelineKey>,
     /// `KINESIS_MAX_RECORD_SIZE_KIB` (default 1024, at most 10240), in bytes:
     /// the largest record, data plus partition key. It must not exceed the
     /// stream's `MaxRecordSize` (1 MiB unless raised with
@@ -221,6 +240,37 @@ impl Config {
             Some("off") => Resume::Off,
             Some(other) => return Err(choice_error("RESUME", other, "resend, off")),
         };
+        let shard_placement = match get("SHARD_PLACEMENT").as_deref() {
+            None | Some("keyed") => ShardPlacement::Keyed,
+            Some("partition-key") => ShardPlacement::PartitionKey,
+            Some(other) => {
+                return Err(choice_error(
+                    "SHARD_PLACEMENT",
+                    other,
+                    "keyed, partition-key",
+                ));
+            }
+        };
+        // Not trimmed: a secret is used byte for byte as given.
+        let pipeline_key = match lookup("PIPELINE_KEY").filter(|v| !v.is_empty()) {
+            None if shard_placement == ShardPlacement::Keyed || resume == Resume::Resend => {
+                return Err(ConfigError {
+                    variable: "PIPELINE_KEY",
+                    problem: "required while SHARD_PLACEMENT=keyed or RESUME=resend: a secret \
+                              the sensors never see (the template generates one)"
+                        .into(),
+                });
+            }
+            None => None,
+            Some(secret) => {
+                Some(
+                    PipelineKey::from_secret(secret.as_bytes()).ok_or_else(|| ConfigError {
+                        variable: "PIPELINE_KEY",
+                        problem: format!("at least {MIN_SECRET_BYTES} bytes"),
+                    })?,
+                )
+            }
+        };
         let rejects_queue_url = match get("REJECTS_QUEUE_URL") {
             Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
                 return Err(ConfigError {
@@ -254,6 +304,8 @@ impl Config {
             rejects_queue_url,
             invalid_events,
             resume,
+            shard_placement,
+            pipeline_key,
             max_events_per_submission: number("MAX_EVENTS_PER_SUBMISSION", 500, 1, 1_000_000)?
                 as usize,
             max_record_bytes: number("KINESIS_MAX_RECORD_SIZE_KIB", 1024, 1024, 10_240)? as usize
@@ -284,11 +336,20 @@ impl Config {
         Ok(config)
     }
 
-    /// A configuration with every default but the stream, for tests and benchmarks.
+    /// A configuration with every default but the stream, for tests and
+    /// benchmarks, with [`TEST_PIPELINE_KEY`] as its secret.
     pub fn for_stream(stream: &str) -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| (name == "STREAM_NAME").then(|| stream.to_owned()))
+        Self::from_lookup(|name| match name {
+            "STREAM_NAME" => Some(stream.to_owned()),
+            "PIPELINE_KEY" => Some(TEST_PIPELINE_KEY.to_owned()),
+            _ => None,
+        })
     }
 }
+
+/// The secret of [`Config::for_stream`]: public, so for tests and
+/// benchmarks only.
+pub const TEST_PIPELINE_KEY: &str = "test-only-pipeline-key-not-a-secret-0123";
 
 fn choice_error(variable: &'static str, value: &str, allowed: &str) -> ConfigError {
     let shown: String = value.chars().take(40).collect();
@@ -303,12 +364,62 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    /// Parses `pairs`, with [`TEST_PIPELINE_KEY`] unless they set `PIPELINE_KEY`.
     fn parse(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = pairs
+        let mut map: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        map.entry("PIPELINE_KEY".into())
+            .or_insert_with(|| TEST_PIPELINE_KEY.into());
         Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn the_pipeline_key_is_required_while_placement_or_resume_rest_on_it() {
+        let required = [
+            vec![("STREAM_NAME", "s"), ("PIPELINE_KEY", "")],
+            vec![
+                ("STREAM_NAME", "s"),
+                ("PIPELINE_KEY", ""),
+                ("SHARD_PLACEMENT", "partition-key"),
+            ],
+            vec![
+                ("STREAM_NAME", "s"),
+                ("PIPELINE_KEY", ""),
+                ("RESUME", "off"),
+            ],
+        ];
+        for pairs in required {
+            assert_eq!(
+                parse(&pairs).unwrap_err().variable,
+                "PIPELINE_KEY",
+                "{pairs:?}"
+            );
+        }
+        let neither = parse(&[
+            ("STREAM_NAME", "s"),
+            ("PIPELINE_KEY", ""),
+            ("SHARD_PLACEMENT", "partition-key"),
+            ("RESUME", "off"),
+        ])
+        .unwrap();
+        assert_eq!(neither.pipeline_key, None);
+        assert_eq!(neither.shard_placement, ShardPlacement::PartitionKey);
+        let short = parse(&[("STREAM_NAME", "s"), ("PIPELINE_KEY", &"k".repeat(31))]);
+        assert_eq!(short.unwrap_err().variable, "PIPELINE_KEY");
+        let c = parse(&[("STREAM_NAME", "s")]).unwrap();
+        assert_eq!(c.shard_placement, ShardPlacement::Keyed);
+        assert_eq!(
+            c.pipeline_key,
+            PipelineKey::from_secret(TEST_PIPELINE_KEY.as_bytes())
+        );
+        assert_eq!(
+            parse(&[("STREAM_NAME", "s"), ("SHARD_PLACEMENT", "md5")])
+                .unwrap_err()
+                .variable,
+            "SHARD_PLACEMENT"
+        );
     }
 
     #[test]

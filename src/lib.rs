@@ -20,6 +20,7 @@
 //! | `aws` (feature `lambda`) | the AWS SDK adapters behind the seams, and the Lambda glue |
 //!
 //! The supporting cast: [`config`] (settings from the environment),
+//! [`keys`] (the secret sensors never see: marker MACs, shard placement),
 //! [`metrics`] (EMF documents on stdout), [`logging`] (JSON lines, the level
 //! applied in-process), [`backoff`] (full-jitter backoff).
 //!
@@ -47,6 +48,7 @@ pub mod config;
 pub mod decode;
 pub mod encode;
 pub mod handler;
+pub mod keys;
 pub mod logging;
 pub mod metrics;
 pub mod model;

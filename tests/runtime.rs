@@ -26,6 +26,7 @@ fn lambda_env(command: &mut Command, runtime_api: &str) {
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("PIPELINE_KEY", edr_preprocessor::config::TEST_PIPELINE_KEY)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
 }

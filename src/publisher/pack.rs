@@ -139,6 +139,7 @@ mod tests {
         let config = Config::from_lookup(|k| match k {
             "STREAM_NAME" => Some("events".into()),
             "ORDERING" => Some(ordering.into()),
+            "PIPELINE_KEY" => Some(crate::config::TEST_PIPELINE_KEY.into()),
             _ => None,
         })
         .unwrap();

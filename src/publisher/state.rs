@@ -305,6 +305,9 @@ mod tests {
             if k == "STREAM_NAME" {
                 return Some("events".into());
             }
+            if k == "PIPELINE_KEY" {
+                return Some(crate::config::TEST_PIPELINE_KEY.into());
+            }
             pairs
                 .iter()
                 .find(|(n, _)| *n == k)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -125,7 +126,7 @@ class Deployer:
             if stream_as_arn
             else stream
         )
-        variables = {"STREAM_NAME": stream_ref}
+        variables = {"STREAM_NAME": stream_ref, "PIPELINE_KEY": secrets.token_hex(32)}
         if rejects_url:
             variables["REJECTS_QUEUE_URL"] = rejects_url
         variables.update(env or {})

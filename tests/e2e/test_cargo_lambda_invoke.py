@@ -36,6 +36,9 @@ DOCUMENTED = {
     "large-batch.json": {"batchItemFailures": []},
 }
 
+# The function's secret (docs/contract.md, PIPELINE_KEY), for these local runs only.
+PIPELINE_KEY = "e2e-only-pipeline-key-0123456789abcdef"
+
 
 def cargo_env() -> dict:
     env = dict(os.environ)
@@ -169,7 +172,12 @@ def test_sample_event_gives_documented_response(event_file, watch, aws, bootstra
     fn = Function(
         bootstrap_binary,
         watch,
-        {"STREAM_NAME": name, "REJECTS_QUEUE_URL": rejects_url, "AWS_ENDPOINT_URL": aws.endpoint},
+        {
+            "STREAM_NAME": name,
+            "REJECTS_QUEUE_URL": rejects_url,
+            "AWS_ENDPOINT_URL": aws.endpoint,
+            "PIPELINE_KEY": PIPELINE_KEY,
+        },
     )
     try:
         response = invoke(watch, event_file)
@@ -198,6 +206,7 @@ def test_sample_event_gives_documented_response(event_file, watch, aws, bootstra
         watch,
         {
             "STREAM_NAME": name,
+            "PIPELINE_KEY": PIPELINE_KEY,
             "AWS_ENDPOINT_URL": aws.endpoint,
             "AWS_ENDPOINT_URL_KINESIS": "http://127.0.0.1:9",
             "MAX_ATTEMPTS": "2",

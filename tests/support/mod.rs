@@ -312,6 +312,10 @@ pub fn config(pairs: &[(&str, &str)]) -> Config {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .chain([("STREAM_NAME".to_string(), STREAM.to_string())])
         .collect();
+    // The test secret unless the scenario sets its own (or none: "").
+    let mut map = map;
+    map.entry("PIPELINE_KEY".to_string())
+        .or_insert_with(|| edr_preprocessor::config::TEST_PIPELINE_KEY.to_string());
     Config::from_lookup(|k| map.get(k).cloned()).unwrap()
 }
 

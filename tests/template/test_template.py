@@ -37,6 +37,7 @@ ENV_PARAMETERS = {
     "ORDERING": "Ordering",
     "INVALID_EVENTS": "InvalidEvents",
     "RESUME": "Resume",
+    "SHARD_PLACEMENT": "ShardPlacement",
     "METRICS_NAMESPACE": "MetricsNamespace",
     "MAX_EVENTS_PER_SUBMISSION": "MaxEventsPerSubmission",
     "MAX_IN_FLIGHT_CALLS": "MaxInFlightCalls",

@@ -125,6 +125,7 @@ def process_env(api: RuntimeApi, kinesis: KinesisStub, extra: dict[str, str]) ->
         "HOME": EMPTY_HOME,
         "AWS_EC2_METADATA_DISABLED": "true",
         "STREAM_NAME": "events",
+        "PIPELINE_KEY": "bench-only-pipeline-key-0123456789abcdef",
     }
     env.update(kinesis.client_env())
     env.update(extra)
