@@ -26,7 +26,7 @@ FUZZ_ARGS := -max_len=65536 -timeout=10 -rss_limit_mb=2048
 # The group of each documented target in `make help`; a target not named
 # here is listed under "other".
 HELP_GROUPS := run:demo,demo-package,emulator,deploy-local,local-package,watch,invoke,events \
-	test:test,test-rust,test-e2e,test-template,lint,lint-rust,lint-python,fmt,fuzz-smoke,fuzz,soak \
+	test:test,test-rust,test-e2e,e2e-package,test-template,lint,lint-rust,lint-python,fmt,fuzz-smoke,fuzz,soak \
 	deploy:tools,build,validate,sam-build,deploy,clean,distclean,local-venvs,local-clean \
 	operate:capacity \
 	benchmark:bench,bench-build,bench-transform,bench-publisher,bench-coldstart,bench-report,bench-profiles,bench-venv
@@ -44,15 +44,13 @@ help:
 ## test: everything CI runs: lint, Rust tests, a one-minute fuzz run, template checks, end-to-end tests
 # Two lanes side by side, each step starting as soon as what it needs is
 # there (the ci-* targets below): the one optimized build of the function,
-# then the end-to-end tests and the template checks on it; beside it, at a
-# lower priority (nice), rustfmt, clippy and rustdoc, the Rust tests, then
+# then the template checks on it; beside it, at a lower priority (nice),
+# rustfmt, clippy and rustdoc, the Rust tests, then the end-to-end tests on
+# the dev build those tests built (not niced: they wait on deadlines) beside
 # the fuzz target's build and run. Two cores run two builds no faster than
-# one, so the release build, which the end-to-end tests wait for, goes first,
-# and the other lane uses what it leaves: a core through its last step (fat
-# LTO, one codegen unit) and most of both while the end-to-end tests wait on
-# the emulator. More lanes were slower here, not faster: the fuzz build
-# beside the release build or beside the test build took more CPU time than
-# one after the other (docs/benchmarks.md, "The front door").
+# one; the lower lane uses what the release build leaves (a core through its
+# last step, fat LTO in one codegen unit). docs/testing.md says why the
+# end-to-end tests run the dev build and what each lane costs.
 test:
 	$(MAKE) --no-print-directory -j6 ci
 
@@ -85,7 +83,7 @@ ci-fuzz: ci-test-rust $(CARGO_FUZZ)
 	$(CI_LOW) fuzz-smoke
 ci-lint-python: $(LOCAL_AWS_VENV)/.installed
 	$(CI_MAKE) lint-python
-ci-e2e: ci-build $(LOCAL_AWS_VENV)/.installed $(LOCAL_EMULATOR_VENV)/.installed
+ci-e2e: ci-test-rust $(LOCAL_AWS_VENV)/.installed $(LOCAL_EMULATOR_VENV)/.installed $(LAMBDA_VENV)/.installed
 	$(CI_MAKE) test-e2e
 ci-template: ci-build $(VENV)/.installed
 	$(CI_MAKE) test-template

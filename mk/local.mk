@@ -54,6 +54,30 @@ DEMO_ZIP_release := $(LOCAL_ZIP)
 DEMO_DEVICES ?= 4
 DEMO_SUBMISSIONS ?= 12
 DEMO_BROKEN ?= 3
+# What `make test-e2e` tests: dev (e2e-package, the default: the dev build the
+# Rust tests run) or release (local-package, the fat-LTO build `sam build`
+# makes for this machine). The release profile changes no behaviour these
+# tests look at; what it could break (compiling, linking, starting, serving)
+# is checked on the release build that ships (docs/testing.md).
+E2E_PROFILE ?= dev
+ifeq ($(filter $(E2E_PROFILE),dev release),)
+$(error E2E_PROFILE must be dev or release, not '$(E2E_PROFILE)')
+endif
+E2E_PACKAGE_dev := e2e-package
+E2E_PACKAGE_release := local-package
+E2E_BIN_dev := $(LOCAL_TARGET)/e2e/bootstrap
+E2E_BIN_release := $(LOCAL_BIN)
+# Reads cargo's JSON messages; prints the one `bootstrap` executable built.
+define E2E_BOOTSTRAP_EXECUTABLE_PY
+import json, sys
+found = {m["executable"] for m in map(json.loads, sys.stdin)
+         if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "bootstrap"
+         and "bin" in m["target"]["kind"] and not m["profile"]["test"]}
+if len(found) != 1:
+    sys.exit(f"cargo test --no-run: expected one bootstrap executable, got {sorted(found)}")
+print(*found)
+endef
+export E2E_BOOTSTRAP_EXECUTABLE_PY
 # Extra pytest arguments for `make test-e2e` (e.g. E2E_ARGS='-k failed_entries -x').
 E2E_ARGS ?=
 # pytest-xdist workers of `make test-e2e`, each with its own MiniStack: the
@@ -67,7 +91,7 @@ LOCAL_ENV := BATCH_SIZE=$(BATCH_SIZE) VISIBILITY_TIMEOUT=$(VISIBILITY_TIMEOUT) \
 	FUNCTION_TIMEOUT=$(FUNCTION_TIMEOUT) EMULATOR_PORT=$(EMULATOR_PORT) ARCHITECTURE=$(LOCAL_ARCH) \
 	LOCAL_REGION=$(LOCAL_REGION) AWS_REGION=$(LOCAL_REGION) AWS_DEFAULT_REGION=$(LOCAL_REGION)
 
-.PHONY: demo demo-package test-e2e emulator deploy-local local-venvs local-package local-clean
+.PHONY: demo demo-package e2e-package test-e2e emulator deploy-local local-venvs local-package local-clean
 
 ## demo: start MiniStack, deploy the function behind an SQS mapping, run a sensor fleet, print the stream
 # The environments install while the function compiles (-j): a cold demo waits
@@ -88,9 +112,19 @@ demo-package:
 	mkdir -p $(LOCAL_TARGET)/demo && cp $(LOCAL_TARGET)/debug/bootstrap $(LOCAL_TARGET)/demo/bootstrap
 	cd $(LOCAL_TARGET)/demo && rm -f bootstrap.zip && $(PYTHON) -m zipfile -c bootstrap.zip bootstrap
 
-## test-e2e: end-to-end tests over real HTTP: MiniStack, the real binary, fault proxy, cargo lambda invoke
-test-e2e: local-venvs local-package
-	E2E_BOOTSTRAP=$(abspath $(LOCAL_BIN)) E2E_CARGO_LAMBDA_BIN=$(LAMBDA_VENV_BIN) LOCAL_REGION=$(LOCAL_REGION) \
+## e2e-package: the function as the Rust tests build it (cargo test --no-run, dev profile) -> target/e2e/bootstrap, what make test-e2e runs
+# Not `cargo build --bin bootstrap` (demo-package): with the tests' features
+# (the dev-dependencies' tokio and SDK test-util, unused by the binary) the
+# dependencies are those `make test-rust` has built, so after it this is a
+# no-op, where a build of its own recompiled most of them.
+e2e-package:
+	set -o pipefail; bin="$$(cargo test --locked --no-run --message-format=json-render-diagnostics \
+		| $(PYTHON) -c "$$E2E_BOOTSTRAP_EXECUTABLE_PY")" \
+		&& mkdir -p $(LOCAL_TARGET)/e2e && cp "$$bin" $(E2E_BIN_dev)
+
+## test-e2e: end-to-end tests over real HTTP: MiniStack, the real binary (dev build; E2E_PROFILE=release), fault proxy, cargo lambda invoke
+test-e2e: local-venvs $(LAMBDA_VENV)/.installed $(E2E_PACKAGE_$(E2E_PROFILE))
+	E2E_BOOTSTRAP=$(abspath $(E2E_BIN_$(E2E_PROFILE))) E2E_CARGO_LAMBDA_BIN=$(LAMBDA_VENV_BIN) LOCAL_REGION=$(LOCAL_REGION) \
 		$(LOCAL_AWS_VENV)/bin/python -m pytest tests/e2e -p no:cacheprovider -n $(E2E_WORKERS) $(E2E_ARGS)
 
 ## emulator: run MiniStack on 127.0.0.1:$(EMULATOR_PORT) in the foreground (Ctrl-C stops it), default region $(LOCAL_REGION)

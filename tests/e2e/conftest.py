@@ -4,7 +4,7 @@ source mapping, and helpers to read what the function published.
 
 The tests start and stop the emulator themselves (one per session, on a free
 port, in its own process group) and check at the end that no process of it is
-left. Run them with `make test-e2e`, which builds the release binary and the
+left. Run them with `make test-e2e`, which builds the binary (dev profile) and the
 virtual environments first; `E2E_BOOTSTRAP=/path/to/bootstrap` tests another
 build.
 """
@@ -28,7 +28,7 @@ from helpers import REGION, ROOT, Aws, Deployer, log_path
 
 def bootstrap_path() -> Path:
     env = os.environ.get("E2E_BOOTSTRAP")
-    return Path(env) if env else ROOT / "target" / "release" / "bootstrap"
+    return Path(env) if env else ROOT / "target" / "e2e" / "bootstrap"
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +37,7 @@ def bootstrap_binary() -> Path:
     if not path.is_file():
         pytest.fail(
             f"no function binary at {path}: run `make test-e2e` (it builds it) "
-            "or `cargo build --release`, or set E2E_BOOTSTRAP"
+            "or `make e2e-package`, or set E2E_BOOTSTRAP"
         )
     return path
 
