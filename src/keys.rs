@@ -86,7 +86,7 @@ impl PipelineKey {
 }
 
 /// Each part behind its length (8 bytes, big-endian).
-fn framed<'a>(parts: &[&'a [u8]]) -> Vec<Vec<u8>> {
+fn framed(parts: &[&[u8]]) -> Vec<Vec<u8>> {
     parts
         .iter()
         .map(|part| {
