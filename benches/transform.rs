@@ -1,7 +1,8 @@
 //! Transform cost: SQS body -> validated submission -> serialised Kinesis
 //! records, on one core: `edr_preprocessor::transform::transform`, the very
 //! function the handler calls per message (base64 decode, JSON parse with
-//! validation, `encode::encode`), and each of its three stages alone.
+//! validation, `encode::encode`), and each of its three stages alone, under
+//! the default keyed shard placement (one keyed hash per submission).
 //!
 //! Inputs: 100 realistic sensor submissions (6-10 events each, 795 events
 //! in all) and one submission of 1,000 events. Criterion times each stage
@@ -22,9 +23,12 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
-use edr_preprocessor::config::PartitionKey;
+use std::sync::LazyLock;
+
+use edr_preprocessor::config::{PartitionKey, TEST_PIPELINE_KEY};
 use edr_preprocessor::decode;
-use edr_preprocessor::encode::{self, EncodedSubmission};
+use edr_preprocessor::encode::{self, EncodedSubmission, RecordKeys};
+use edr_preprocessor::keys::PipelineKey;
 use edr_preprocessor::model::{self, Limits};
 
 /// Counts every allocation (and reallocation) made through the global allocator.
@@ -55,9 +59,21 @@ static GLOBAL: Counting = Counting;
 const LIMITS: Limits = Limits::with_max_events(10_000);
 const TIME_PROCESSED: &str = "2026-11-22T18:47:44.758345Z";
 
+static PLACEMENT: LazyLock<PipelineKey> = LazyLock::new(|| {
+    PipelineKey::from_secret(TEST_PIPELINE_KEY.as_bytes()).expect("a long enough secret")
+});
+
+/// The handler's keys under the default settings: `SHARD_PLACEMENT=keyed`.
+fn keys() -> RecordKeys<'static> {
+    RecordKeys {
+        partition_key: PartitionKey::SubmissionId,
+        placement: Some(&PLACEMENT),
+    }
+}
+
 /// The whole path of one SQS body, as the handler runs it.
 fn transform(body: &str) -> EncodedSubmission {
-    edr_preprocessor::transform::transform(body, LIMITS, PartitionKey::SubmissionId, TIME_PROCESSED)
+    edr_preprocessor::transform::transform(body, LIMITS, keys(), TIME_PROCESSED)
         .expect("valid submission")
 }
 
@@ -124,7 +140,7 @@ fn bench(c: &mut Criterion, inputs: &[Input]) {
                     black_box(
                         encode::encode(
                             black_box(s),
-                            PartitionKey::SubmissionId,
+                            keys(),
                             TIME_PROCESSED,
                             model::MAX_RECORD_BYTES,
                         )

@@ -18,8 +18,7 @@ use std::fmt;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 
-use crate::config::PartitionKey;
-use crate::encode::EncodedSubmission;
+use crate::encode::{EncodedSubmission, RecordKeys};
 use crate::metrics::InvocationMetrics;
 use crate::model::{Limits, Reason, Rejection};
 use crate::publisher::{Outcome, PublishFailure, PublishReport};
@@ -129,7 +128,7 @@ impl<'e> Batch<'e> {
     pub fn triage(
         records: &'e [SqsMessage],
         limits: Limits,
-        key: PartitionKey,
+        keys: RecordKeys<'_>,
         time_processed: &str,
     ) -> Self {
         let fifo = records.iter().any(is_fifo);
@@ -148,7 +147,7 @@ impl<'e> Batch<'e> {
                     );
                     Fate::Duplicate(first)
                 }
-                None => match transform(body, limits, key, time_processed) {
+                None => match transform(body, limits, keys, time_processed) {
                     Ok(mut submission) => {
                         resumed = resume_from(record, &mut submission, id);
                         dropped = Dropped::of(&submission);
@@ -654,7 +653,7 @@ mod tests {
         Batch::triage(
             records,
             Limits::with_max_events(10),
-            PartitionKey::SubmissionId,
+            crate::config::PartitionKey::SubmissionId.into(),
             "t",
         )
     }

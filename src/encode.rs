@@ -16,7 +16,8 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 use uuid::Uuid;
 
-use crate::config::PartitionKey;
+use crate::config::{Config, PartitionKey, ShardPlacement};
+use crate::keys::PipelineKey;
 use crate::model::{DroppedEvent, Reason, Rejection, Submission};
 
 /// The namespace of `event_id`:
@@ -25,6 +26,43 @@ use crate::model::{DroppedEvent, Reason, Rejection, Submission};
 /// SHA-256 of the document the body carries (base64-decoded, or a plain-JSON
 /// body without the blanks around it) and `sequence` in decimal.
 pub const EVENT_ID_NAMESPACE: Uuid = uuid::uuid!("112ae2df-81a4-48c5-9844-96005350b137");
+
+/// How a submission's records are keyed: the partition key consumers see
+/// (`PARTITION_KEY`) and what places them on a shard (`SHARD_PLACEMENT`).
+#[derive(Debug, Clone, Copy)]
+pub struct RecordKeys<'k> {
+    /// Which id becomes the partition key.
+    pub partition_key: PartitionKey,
+    /// `SHARD_PLACEMENT=keyed`: the key of every record's `ExplicitHashKey`
+    /// ([`PipelineKey::explicit_hash_key`]). `None`: no `ExplicitHashKey`,
+    /// Kinesis places each record by the MD5 of its partition key, which a
+    /// sensor can aim at a shard by choosing its ids.
+    pub placement: Option<&'k PipelineKey>,
+}
+
+impl<'k> RecordKeys<'k> {
+    /// The keys the settings describe. `Config::from_env` refuses
+    /// `SHARD_PLACEMENT=keyed` without a `PIPELINE_KEY`.
+    pub fn of(config: &'k Config) -> Self {
+        RecordKeys {
+            partition_key: config.partition_key,
+            placement: match config.shard_placement {
+                ShardPlacement::Keyed => config.pipeline_key.as_ref(),
+                ShardPlacement::PartitionKey => None,
+            },
+        }
+    }
+}
+
+/// Kinesis' own placement (no `ExplicitHashKey`) with `partition_key`.
+impl From<PartitionKey> for RecordKeys<'_> {
+    fn from(partition_key: PartitionKey) -> Self {
+        RecordKeys {
+            partition_key,
+            placement: None,
+        }
+    }
+}
 
 /// A submission ready to publish: its records in `sequence` order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +73,12 @@ pub struct EncodedSubmission {
     pub device_id: Uuid,
     /// The partition key of every record (`PARTITION_KEY`).
     pub partition_key: Arc<str>,
+    /// The `ExplicitHashKey` of every record under `SHARD_PLACEMENT=keyed`:
+    /// the decimal of [`PipelineKey::explicit_hash_key`] of `partition_key`,
+    /// computed once per submission, so all its records still share one
+    /// shard. `None` under `partition-key` placement. Kinesis does not count
+    /// it toward the record size limit (data plus partition key).
+    pub explicit_hash_key: Option<Arc<str>>,
     /// The records' JSON, in `sequence` order, slices of one buffer.
     pub records: Vec<Bytes>,
     /// The events left out (`INVALID_EVENTS=drop-event`), by sequence.
@@ -160,13 +204,13 @@ pub fn format_time_processed(now: OffsetDateTime) -> String {
 ///
 /// The fields every record of a submission shares are rendered once; all
 /// records are written into one buffer, and each record is a slice of it.
-pub fn encode(
+pub fn encode<'k>(
     submission: &Submission<'_>,
-    key: PartitionKey,
+    keys: impl Into<RecordKeys<'k>>,
     time_processed: &str,
     max_record_bytes: usize,
 ) -> Result<EncodedSubmission, Rejection> {
-    encode_records(submission, key, time_processed, max_record_bytes)
+    encode_records(submission, keys.into(), time_processed, max_record_bytes)
         .map_err(|oversized| too_large(submission, oversized.sequence, max_record_bytes))
 }
 
@@ -175,14 +219,15 @@ pub fn encode(
 /// built again after a drop, since `event_count` changes; a record only
 /// outgrows the limit by being nearly as large as the body, so that happens
 /// once or twice at most.
-pub fn encode_dropping_oversized(
+pub fn encode_dropping_oversized<'k>(
     mut submission: Submission<'_>,
-    key: PartitionKey,
+    keys: impl Into<RecordKeys<'k>>,
     time_processed: &str,
     max_record_bytes: usize,
 ) -> EncodedSubmission {
+    let keys = keys.into();
     loop {
-        match encode_records(&submission, key, time_processed, max_record_bytes) {
+        match encode_records(&submission, keys, time_processed, max_record_bytes) {
             Ok(encoded) => return encoded,
             Err(Oversized { index, sequence }) => {
                 submission.events.remove(index);
@@ -210,11 +255,11 @@ struct Oversized {
 
 fn encode_records(
     submission: &Submission<'_>,
-    key: PartitionKey,
+    keys: RecordKeys<'_>,
     time_processed: &str,
     max_record_bytes: usize,
 ) -> Result<EncodedSubmission, Oversized> {
-    let partition_key: Arc<str> = match key {
+    let partition_key: Arc<str> = match keys.partition_key {
         PartitionKey::SubmissionId => submission.submission_id.to_string().into(),
         PartitionKey::DeviceId => submission.device_id.to_string().into(),
     };
@@ -249,6 +294,8 @@ fn encode_records(
         // The strings are raw JSON text (`RawString`): written as sent.
         serde_json::to_writer(&mut buf, event).map_err(|_| oversized)?;
         buf.push(b'}');
+        // Kinesis' record limit counts data plus partition key; the
+        // ExplicitHashKey is not counted (PutRecordsRequestEntry, `Data`).
         if buf.len() - start + partition_key.len() > max_record_bytes {
             return Err(Oversized { index, sequence });
         }
@@ -264,10 +311,16 @@ fn encode_records(
             record
         })
         .collect();
+    // One keyed hash per submission, after the records: a submission that
+    // does not fit costs none.
+    let explicit_hash_key = keys
+        .placement
+        .map(|key| Arc::from(key.explicit_hash_key(&partition_key).to_string()));
     Ok(EncodedSubmission {
         submission_id: submission.submission_id,
         device_id: submission.device_id,
         partition_key,
+        explicit_hash_key,
         records,
         dropped: submission.dropped.clone(),
         document_sha256: submission.document_sha256,
@@ -583,6 +636,36 @@ mod tests {
                 assert_eq!(result.unwrap_err().reason, Reason::EventTooLarge);
             }
         }
+    }
+
+    #[test]
+    fn keyed_placement_adds_one_hash_key_that_the_record_limit_does_not_count() {
+        let key = PipelineKey::from_secret(b"0123456789abcdef0123456789abcdef").unwrap();
+        let keyed = RecordKeys {
+            partition_key: PartitionKey::SubmissionId,
+            placement: Some(&key),
+        };
+        // A `user` long enough that data plus partition key is exactly the limit.
+        let with_user = |len: usize| sample().replace("admin", &"a".repeat(len));
+        let text = with_user(1000);
+        let submission = parse_json(text.as_bytes(), Limits::with_max_events(10)).unwrap();
+        let base = encode(&submission, keyed, PROCESSED, MAX_RECORD_BYTES).unwrap();
+        let len = 1000 + MAX_RECORD_BYTES - base.records[0].len() - base.partition_key.len();
+        let text = with_user(len);
+        let submission = parse_json(text.as_bytes(), Limits::with_max_events(10)).unwrap();
+        let e = encode(&submission, keyed, PROCESSED, MAX_RECORD_BYTES).unwrap();
+        assert_eq!(e.records[0].len() + e.partition_key.len(), MAX_RECORD_BYTES);
+        let hash = key.explicit_hash_key(SUBMISSION).to_string();
+        assert_eq!(e.explicit_hash_key.as_deref(), Some(hash.as_str()));
+        let over = encode(&submission, keyed, PROCESSED, MAX_RECORD_BYTES - 1);
+        assert_eq!(over.unwrap_err().reason, Reason::EventTooLarge);
+        let unkeyed = encode(
+            &submission,
+            PartitionKey::SubmissionId,
+            PROCESSED,
+            MAX_RECORD_BYTES,
+        );
+        assert_eq!(unkeyed.unwrap().explicit_hash_key, None);
     }
 }
 

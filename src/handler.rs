@@ -110,7 +110,8 @@ impl<K: RecordSink, R: RejectSink, S: ResendSink> Handler<K, R, S> {
             max_record_bytes: self.config.max_record_bytes,
             invalid_events: self.config.invalid_events,
         };
-        let mut batch = Batch::triage(records, limits, self.config.partition_key, &time_processed);
+        let keys = encode::RecordKeys::of(&self.config);
+        let mut batch = Batch::triage(records, limits, keys, &time_processed);
         // A rejects queue that does not answer costs at most one call
         // timeout, over all rounds together.
         let rejects_stop_at =

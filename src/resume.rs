@@ -165,6 +165,7 @@ mod tests {
             submission_id: uuid::Uuid::nil(),
             device_id: uuid::Uuid::nil(),
             partition_key: Arc::from("k"),
+            explicit_hash_key: None,
             records: (0..records).map(|_| Bytes::from_static(b"{}")).collect(),
             dropped: Vec::new(),
             document_sha256: [digest; 32],

@@ -5,27 +5,29 @@
 //! target and the benchmarks call it directly, so what they exercise is
 //! exactly what runs in production.
 
-use crate::config::PartitionKey;
 use crate::decode;
-use crate::encode::{self, EncodedSubmission};
+use crate::encode::{self, EncodedSubmission, RecordKeys};
 use crate::model::{InvalidEvents, Limits, Rejection};
 
-/// Decodes, validates and encodes one submission.
-pub fn transform(
+/// Decodes, validates and encodes one submission; `keys` is a
+/// [`RecordKeys`], or a bare [`crate::config::PartitionKey`] for Kinesis'
+/// own placement.
+pub fn transform<'k>(
     body: &str,
     limits: Limits,
-    key: PartitionKey,
+    keys: impl Into<RecordKeys<'k>>,
     time_processed: &str,
 ) -> Result<EncodedSubmission, Rejection> {
+    let keys = keys.into();
     let decoded = decode::decode_body(body)?;
     let submission = decode::parse_json(&decoded, limits)?;
     match limits.invalid_events {
         InvalidEvents::RejectSubmission => {
-            encode::encode(&submission, key, time_processed, limits.max_record_bytes)
+            encode::encode(&submission, keys, time_processed, limits.max_record_bytes)
         }
         InvalidEvents::DropEvent => Ok(encode::encode_dropping_oversized(
             submission,
-            key,
+            keys,
             time_processed,
             limits.max_record_bytes,
         )),

@@ -25,6 +25,7 @@ fn records(n: usize) -> Vec<OutboundRecord> {
     (0..n)
         .map(|i| OutboundRecord {
             partition_key: Arc::from("4a1b3c5d-0000-4000-8000-000000000001"),
+            explicit_hash_key: None,
             data: Bytes::from(format!("{{\"sequence\":{i}}}")),
         })
         .collect()
@@ -70,6 +71,7 @@ async fn the_sdk_takes_records_over_one_mebibyte_and_requests_over_five() {
     let records = (0..4)
         .map(|_| OutboundRecord {
             partition_key: Arc::from("4a1b3c5d-0000-4000-8000-000000000001"),
+            explicit_hash_key: None,
             data: big.clone(),
         })
         .collect();
@@ -152,6 +154,38 @@ async fn a_stream_arn_is_sent_as_the_arn() {
         sink.put_records(records(1)).await.unwrap(),
         [EntryResult::Written]
     );
+}
+
+#[tokio::test]
+async fn the_explicit_hash_key_is_sent_beside_the_unchanged_partition_key() {
+    // Keyed placement: the submission's hash key goes out as ExplicitHashKey
+    // and the partition key is the one consumers always saw; a record
+    // without one (partition-key placement) sends none.
+    const KEY: &str = "4a1b3c5d-0000-4000-8000-000000000001";
+    const HASH: &str = "340282366920938463463374607431768211455";
+    let rule = mock!(aws_sdk_kinesis::Client::put_records)
+        .match_requests(|req| {
+            let r = req.records();
+            r.len() == 2
+                && r[0].explicit_hash_key() == Some(HASH)
+                && r[0].partition_key() == Some(KEY)
+                && r[1].explicit_hash_key().is_none()
+                && r[1].partition_key() == Some(KEY)
+        })
+        .then_output(|| {
+            PutRecordsOutput::builder()
+                .records(ok_entry("1"))
+                .records(ok_entry("2"))
+                .build()
+                .unwrap()
+        });
+    let client = mock_client!(aws_sdk_kinesis, [&rule]);
+    let sink = KinesisSink::new(client, StreamRef::Name("events".into()));
+    let mut sent = records(2);
+    sent[0].explicit_hash_key = Some(Arc::from(HASH));
+    let result = sink.put_records(sent).await.unwrap();
+    assert_eq!(rule.num_calls(), 1, "the request carried the keys");
+    assert_eq!(result.len(), 2);
 }
 
 async fn request_error(rule: aws_smithy_mocks::Rule) -> CallError {

@@ -25,3 +25,5 @@ mod round_trip;
 mod runtime;
 #[path = "sample_events.rs"]
 mod sample_events;
+#[path = "shard_placement.rs"]
+mod shard_placement;

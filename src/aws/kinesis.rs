@@ -40,6 +40,7 @@ impl RecordSink for KinesisSink {
             let entry = PutRecordsRequestEntry::builder()
                 .data(Blob::new(record.data.to_vec()))
                 .partition_key(record.partition_key.as_ref())
+                .set_explicit_hash_key(record.explicit_hash_key.as_deref().map(str::to_owned))
                 .build()
                 .map_err(|e| CallError {
                     retryable: false,

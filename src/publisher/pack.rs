@@ -10,6 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::config::Ordering;
+use crate::encode::EncodedSubmission;
 use crate::publisher::sink::OutboundRecord;
 use crate::publisher::state::{Flight, Part};
 
@@ -33,16 +34,19 @@ impl Call {
             && self.bytes + bytes <= MAX_BYTES_PER_CALL
     }
 
-    /// Takes the records of `run`, in order, while they fit; returns how many.
-    fn take(&mut self, run: &[Bytes], partition_key: &Arc<str>) -> usize {
+    /// Takes the records of `run`, all of `sub`, in order, while they fit;
+    /// returns how many. The request limit counts data and partition keys,
+    /// not explicit hash keys.
+    fn take(&mut self, run: &[Bytes], sub: &EncodedSubmission) -> usize {
         let mut taken = 0;
         for data in run {
-            let size = data.len() + partition_key.len();
+            let size = data.len() + sub.partition_key.len();
             if !self.has_room_for(1, size) {
                 break;
             }
             self.records.push(OutboundRecord {
-                partition_key: Arc::clone(partition_key),
+                partition_key: Arc::clone(&sub.partition_key),
+                explicit_hash_key: sub.explicit_hash_key.clone(),
                 data: data.clone(),
             });
             self.bytes += size;
@@ -86,7 +90,7 @@ impl Flight<'_, '_> {
             if wait_for_empty_call(&call, run, &sub.partition_key) {
                 break;
             }
-            let taken = call.take(run, &sub.partition_key);
+            let taken = call.take(run, sub);
             if taken == 0 {
                 break;
             }
@@ -125,6 +129,8 @@ mod tests {
                 submission_id: uuid::Uuid::from_u128(n as u128),
                 device_id: uuid::Uuid::nil(),
                 partition_key: Arc::from("k"),
+                // The longest ExplicitHashKey (2^128 - 1, 39 digits).
+                explicit_hash_key: Some(Arc::from(u128::MAX.to_string())),
                 records: (0..records)
                     .map(|_| Bytes::from(vec![b'x'; bytes - 1]))
                     .collect(),
@@ -180,7 +186,9 @@ mod tests {
 
     #[test]
     fn calls_hold_at_most_ten_mebibytes() {
-        // 1 MiB records (with the key): ten to a call.
+        // 1 MiB records (with the partition key): ten to a call. Their
+        // explicit hash keys do not count toward the limit, as Kinesis
+        // counts a record as data plus partition key.
         let subs = submissions(&vec![(1, 1024 * 1024); 25]);
         let sizes: Vec<usize> = calls("strict", &subs).iter().map(Vec::len).collect();
         assert_eq!(sizes, [10, 10, 5]);

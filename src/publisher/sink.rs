@@ -11,6 +11,11 @@ use bytes::Bytes;
 pub struct OutboundRecord {
     /// The submission's (or device's) id: all of a submission's records share it.
     pub partition_key: Arc<str>,
+    /// Under `SHARD_PLACEMENT=keyed`, the submission's `ExplicitHashKey`
+    /// (`EncodedSubmission::explicit_hash_key`), which places the record
+    /// instead of the MD5 of `partition_key`; all of a submission's records
+    /// share it.
+    pub explicit_hash_key: Option<Arc<str>>,
     /// The record's JSON, a slice of the submission's one buffer.
     pub data: Bytes,
 }

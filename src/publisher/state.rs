@@ -293,6 +293,7 @@ mod tests {
             submission_id: uuid::Uuid::from_u128(n),
             device_id: uuid::Uuid::nil(),
             partition_key: Arc::from("k"),
+            explicit_hash_key: None,
             records: (0..records).map(|i| Bytes::from(format!("{i}"))).collect(),
             dropped: Vec::new(),
             document_sha256: [0; 32],

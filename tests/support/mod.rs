@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
     pub partition_key: String,
+    pub explicit_hash_key: Option<String>,
     pub submission_id: String,
     pub sequence: u64,
     pub event_count: u64,
@@ -34,12 +35,31 @@ impl Seen {
         let json: Value = serde_json::from_slice(&record.data).expect("records are JSON");
         Seen {
             partition_key: record.partition_key.to_string(),
+            explicit_hash_key: record.explicit_hash_key.as_deref().map(str::to_owned),
             submission_id: json["submission_id"].as_str().unwrap().to_owned(),
             sequence: json["sequence"].as_u64().unwrap(),
             event_count: json["event_count"].as_u64().unwrap(),
             json,
         }
     }
+}
+
+/// The 128-bit hash key Kinesis places a record by: its `ExplicitHashKey`,
+/// else the MD5 of its partition key (big-endian, as Kinesis reads it).
+pub fn hash_key(seen: &Seen) -> u128 {
+    use md5::{Digest, Md5};
+    match &seen.explicit_hash_key {
+        Some(decimal) => decimal
+            .parse()
+            .expect("an ExplicitHashKey is a decimal u128"),
+        None => u128::from_be_bytes(Md5::digest(seen.partition_key.as_bytes()).into()),
+    }
+}
+
+/// The shard, among `shards` that split the hash key space evenly (as
+/// CreateStream lays a stream out), whose range holds `hash_key`.
+pub fn shard_index(hash_key: u128, shards: u128) -> u128 {
+    (hash_key / (u128::MAX / shards + 1)).min(shards - 1)
 }
 
 /// What the script decides for one call.
