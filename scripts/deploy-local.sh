@@ -40,7 +40,7 @@
 #   RESUME               resend | off [resend]: a submission published part-way goes
 #                        back to its queue with its progress (the role gets no policy
 #                        here: the emulators do not enforce IAM)
-#   FUNCTION_ENV         more function variables, "K=V,K2=V2" (e.g. RUST_LOG=debug) [""]
+#   FUNCTION_ENV         more function variables, "K=V,K2=V2" (e.g. RUST_LOG=aws_smithy_runtime=debug: a dependency's details) [""]
 #   AWS_CLI              aws | awslocal | "lstk aws" [aws, or awslocal when AWS_ENDPOINT_URL is unset]
 #                        (with aws, AWS_ENDPOINT_URL is required)
 #   AWS_REGION / AWS_DEFAULT_REGION [LOCAL_REGION, else eu-west-1: the region of the

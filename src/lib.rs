@@ -21,8 +21,9 @@
 //!
 //! The supporting cast: [`config`] (settings from the environment),
 //! [`keys`] (the secret sensors never see: marker MACs, shard placement),
-//! [`metrics`] (EMF documents on stdout), [`logging`] (JSON lines, the level
-//! applied in-process), [`backoff`] (full-jitter backoff).
+//! [`metrics`] (EMF documents on stdout), [`logging`] (JSON lines with the
+//! invocation's request and trace ids; the crate's level applied in-process,
+//! dependencies at WARN), [`backoff`] (full-jitter backoff).
 //!
 //! Three seams keep AWS out of the domain: [`publisher::RecordSink`]
 //! (Kinesis), [`rejects_queue::RejectSink`] and [`resume::ResendSink`] (SQS). Production plugs in the SDK

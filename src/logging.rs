@@ -2,7 +2,10 @@
 //!
 //! One JSON object per line on stdout, which CloudWatch Logs indexes as is.
 //! Log lines carry ids, reason codes and counts, never a message body or a
-//! command line.
+//! command line. A line written during an invocation carries the span
+//! `lambda_runtime` opens for it: `"span": {"requestId", "xrayTraceId" (when
+//! Lambda sends a trace header), "name"}`; lines written at start-up have no
+//! `span`.
 //!
 //! The level is applied here, in the process, not by Lambda: with JSON logs
 //! Lambda drops every line whose `level` is below its `ApplicationLogLevel`
@@ -10,36 +13,47 @@
 //! (`metrics`) have none. At `ApplicationLogLevel=WARN` Lambda would drop
 //! every metric, and the alarms that watch them would never fire. So the
 //! template leaves Lambda's filter at TRACE and passes the chosen level as
-//! `LOG_LEVEL`. The filter comes from `RUST_LOG` (any `tracing` directive),
-//! else `LOG_LEVEL`, else Lambda's own `AWS_LAMBDA_LOG_LEVEL`, else `info`.
+//! `LOG_LEVEL`, which applies to this crate only: [`filter`] says which
+//! lines are written, and why dependencies stay at WARN.
 
-use tracing_subscriber::EnvFilter;
+pub mod filter;
+
+use filter::{CRATE_TARGET, LogFilter};
+
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+/// The target of this module's lines (the start-up lines about the log
+/// settings), written at WARN and above whatever the level.
+const TARGET: &str = module_path!();
 
 /// Lambda's log levels, lowest first (its `ApplicationLogLevel` values).
 pub const LAMBDA_LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
 
-/// Installs the JSON subscriber on stdout at the level the environment sets
-/// (see the module documentation).
-pub fn init() {
+/// Installs the JSON subscriber on stdout with the filter the environment
+/// sets (see [`LogFilter::from_lookup`]); `binary_target` is the calling
+/// binary's target (`module_path!()` in its `main`), logged like this crate.
+pub fn init(binary_target: &str) {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let level = var("RUST_LOG")
-        .or_else(|| {
-            var("LOG_LEVEL")
-                .or_else(|| var("AWS_LAMBDA_LOG_LEVEL"))
-                .map(|l| l.trim().to_ascii_lowercase())
-        })
-        .unwrap_or_else(|| "info".into());
-    let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
-    // `try_init` fails only if a subscriber is already set (as in tests).
-    let _ = tracing_subscriber::fmt()
+    let filter = LogFilter::from_lookup(var, &[CRATE_TARGET, binary_target]);
+    let max_level = filter.max_level();
+    let layer_filter = {
+        let filter = filter.clone();
+        filter_fn(move |metadata| filter.enabled(metadata)).with_max_level_hint(max_level)
+    };
+    let layer = tracing_subscriber::fmt::layer()
         .json()
-        .with_env_filter(filter)
         .with_target(false)
-        .with_current_span(false)
+        .with_current_span(true)
         .with_span_list(false)
         .flatten_event(true)
         .with_writer(std::io::stdout)
-        .try_init();
+        .with_filter(layer_filter);
+    // `try_init` fails only if a subscriber is already set (as in tests).
+    let _ = tracing_subscriber::registry().with(layer).try_init();
+    filter.report(var("RUST_LOG").as_deref());
     if let Some(lambda_level) = var("AWS_LAMBDA_LOG_LEVEL")
         && drops_metrics(&lambda_level)
     {

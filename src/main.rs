@@ -11,7 +11,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    logging::init();
+    logging::init(module_path!());
     let config =
         Config::from_env().inspect_err(|e| tracing::error!(error = %e, "refusing to start"))?;
     let handler = Arc::new(aws::handler_from_env(config).await);

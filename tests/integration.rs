@@ -17,6 +17,8 @@ mod guarantees;
 mod handler;
 #[path = "hostile_input.rs"]
 mod hostile_input;
+#[path = "logs.rs"]
+mod logs;
 #[path = "resume.rs"]
 mod resume;
 #[path = "round_trip.rs"]

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use support::runtime_api::RuntimeApiStub;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_bootstrap");
+pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_bootstrap");
 
-fn lambda_env(command: &mut Command, runtime_api: &str) {
+/// The environment Lambda gives the process, with stdout and stderr piped.
+pub(crate) fn lambda_env(command: &mut Command, runtime_api: &str) {
     command
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -31,7 +32,7 @@ fn lambda_env(command: &mut Command, runtime_api: &str) {
         .stderr(Stdio::piped());
 }
 
-fn sensor_batch() -> serde_json::Value {
+pub(crate) fn sensor_batch() -> serde_json::Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/events/sensor-batch.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }

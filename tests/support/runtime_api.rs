@@ -1,7 +1,9 @@
 //! A minimal Lambda Runtime API (and Kinesis PutRecords endpoint) on the
 //! loopback, for tests that run the real runtime loop: it hands out queued
 //! events on `/next`, records what the function answers, and acknowledges
-//! every PutRecords entry while remembering the records.
+//! every PutRecords entry while remembering the records. Each invocation gets
+//! its own request id (`request-N`) and, unless pushed untraced, its own X-Ray
+//! trace id, both remembered in `invocations`.
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
@@ -15,7 +17,10 @@ use tokio::net::TcpListener;
 
 #[derive(Default)]
 pub struct StubState {
-    pub events: VecDeque<Value>,
+    /// Events to hand out, each with whether it carries a trace id.
+    events: VecDeque<(Value, bool)>,
+    /// (request id, Lambda-Runtime-Trace-Id if sent) of every invocation handed out.
+    pub invocations: Vec<(String, Option<String>)>,
     /// (request id, "response" | "error" | "init-error", body)
     pub answers: Vec<(String, String, String)>,
     /// Decoded data of every record put, as JSON.
@@ -48,7 +53,12 @@ impl RuntimeApiStub {
     }
 
     pub fn push(&self, event: Value) {
-        self.state.lock().unwrap().events.push_back(event);
+        self.state.lock().unwrap().events.push_back((event, true));
+    }
+
+    /// Queues an event handed out without Lambda-Runtime-Trace-Id.
+    pub fn push_untraced(&self, event: Value) {
+        self.state.lock().unwrap().events.push_back((event, false));
     }
 
     /// Waits until `n` answers arrived (or panics after 60 s of real time).
@@ -111,12 +121,20 @@ impl RuntimeApiStub {
             loop {
                 let next = {
                     let mut state = self.state.lock().unwrap();
-                    state.events.pop_front().map(|e| {
+                    state.events.pop_front().map(|(e, traced)| {
                         state.invocation += 1;
-                        (format!("request-{}", state.invocation), e)
+                        let id = format!("request-{}", state.invocation);
+                        let trace = traced.then(|| {
+                            format!(
+                                "Root=1-5759e988-{:024x};Parent=53995c3f42cd8ad8;Sampled=1",
+                                state.invocation
+                            )
+                        });
+                        state.invocations.push((id.clone(), trace.clone()));
+                        (id, trace, e)
                     })
                 };
-                if let Some((id, event)) = next {
+                if let Some((id, trace, event)) = next {
                     let now = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
                         .unwrap();
@@ -129,12 +147,14 @@ impl RuntimeApiStub {
                         .deadline_epoch_ms
                         .map_or((now + timeout).as_millis(), u128::from);
                     let body = event.to_string();
+                    let trace = trace
+                        .map(|t| format!("Lambda-Runtime-Trace-Id: {t}\r\n"))
+                        .unwrap_or_default();
                     return format!(
                         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: {id}\r\n\
                          Lambda-Runtime-Deadline-Ms: {deadline}\r\n\
                          Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:eu-west-1:123456789012:function:edr-preprocessor\r\n\
-                         Lambda-Runtime-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1\r\n\
-                         Content-Length: {}\r\n\r\n{body}",
+                         {trace}Content-Length: {}\r\n\r\n{body}",
                         body.len()
                     );
                 }
