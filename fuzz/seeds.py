@@ -34,7 +34,25 @@ HOSTILE = (
     r'"destination_ip":"fe80::1%eth0","destination_port":443},{"source_ip":"::1","destination_ip":"not-an-ip",'
     r'"destination_port":1},{"source_ip":"::1","destination_ip":"::1","destination_port":70000}]}}'
 )
-for data in (HOSTILE.encode(), base64.b64encode(HOSTILE.encode())):
-    (out / hashlib.sha1(data).hexdigest()).write_bytes(data)
-    seen += 1
+# Zone ids (docs/contract.md): what Windows and Linux write is valid, any other
+# text (what a hostile sensor writes for a consumer that builds a query or a
+# command from it) is invalid_source_ip / invalid_destination_ip.
+ZONES = (
+    ["12", "0", "4294967295", "eth0", "enp0s31f6.100", "br-1a2b3c4d5e6f", "veth_A-1.2", "abcdefghijklmno"]
+    + ["';DROP--", "$(id)", "`id`", "a;b", "a/b", "a b", "eth0\n", '"x', "4294967296", "00000000001"]
+    + ["abcdefghijklmnop", ".", "..", ""]
+)
+SEEDS = [HOSTILE]
+for zone in ZONES:
+    connection = {"source_ip": f"fe80::1%{zone}", "destination_ip": f"fe80::2%{zone}", "destination_port": 443}
+    doc = json.loads(HOSTILE)
+    doc["events"]["network_connection"] = [
+        connection,
+        {"source_ip": "::1", "destination_ip": "::1", "destination_port": 1},
+    ]
+    SEEDS.append(json.dumps(doc))
+for seed in SEEDS:
+    for data in (seed.encode(), base64.b64encode(seed.encode())):
+        (out / hashlib.sha1(data).hexdigest()).write_bytes(data)
+        seen += 1
 print(f"{out}: {seen} seeds")

@@ -944,34 +944,78 @@ mod tests {
         assert!(!r.detail.contains("s3cr3t"), "{}", r.detail);
     }
 
+    /// `text` as the `source_ip`, then as the `destination_ip`, of a valid document.
+    fn as_either_address(text: &str) -> [(Value, Reason); 2] {
+        ["source_ip", "destination_ip"].map(|field| {
+            let doc = with(&["events", "network_connection", "0", field], json!(text));
+            let reason = match field {
+                "source_ip" => Reason::InvalidSourceIp,
+                _ => Reason::InvalidDestinationIp,
+            };
+            (doc, reason)
+        })
+    }
+
     #[test]
     fn ipv6_addresses_with_a_zone_are_accepted() {
-        for ok in ["fe80::1%12", "fe80::1%eth0", "fe80::a:b%wlp3s0", "::1%lo"] {
-            let doc = with(
-                &["events", "network_connection", "0", "source_ip"],
-                json!(ok),
-            );
-            assert!(check(&doc).is_ok(), "{ok}");
-        }
-        for bad in [
-            "fe80::1%",
-            "10.0.0.1%eth0",
-            "fe80::1%a b",
-            "fe80::1%1%2",
-            "[fe80::1]%1",
+        for ok in [
+            // Windows: an interface index, a u32 in at most ten digits.
+            "fe80::1%12",
+            "fe80::1%0",
+            "fe80::1%4294967295",
+            // Linux: an interface name, up to 15 of [A-Za-z0-9._-].
+            "fe80::1%eth0",
+            "fe80::a:b%wlp3s0",
+            "::1%lo",
+            "fe80::1%enp0s31f6.100",
+            "fe80::1%br-1a2b3c4d5e6f",
+            "fe80::1%veth_A-1.2",
+            "fe80::1%abcdefghijklmno",
         ] {
-            let doc = with(
-                &["events", "network_connection", "0", "source_ip"],
-                json!(bad),
-            );
-            assert_eq!(reason_of(&doc), Reason::InvalidSourceIp, "{bad}");
+            for (doc, _) in as_either_address(ok) {
+                assert!(check(&doc).is_ok(), "{ok}");
+            }
         }
-        let long = format!("fe80::1%{}", "z".repeat(65));
-        let doc = with(
-            &["events", "network_connection", "0", "destination_ip"],
-            json!(long),
-        );
-        assert_eq!(reason_of(&doc), Reason::InvalidDestinationIp);
+    }
+
+    #[test]
+    fn a_zone_is_an_interface_index_or_name_and_nothing_else() {
+        let long_name = format!("fe80::1%{}", "z".repeat(16));
+        for bad in [
+            // What a hostile sensor writes where a consumer builds a query or a command.
+            "fe80::1%';DROP--",
+            "fe80::1%$(id)",
+            "fe80::1%`id`",
+            "fe80::1%a;b",
+            "fe80::1%a/b",
+            "fe80::1%a:b",
+            "fe80::1%<script>",
+            "fe80::1%a\\b",
+            "fe80::1%\"x",
+            "fe80::1%a b",
+            "fe80::1%eth0\n",
+            "fe80::1%\u{0}",
+            "fe80::1%eth\u{e9}",
+            // No zone, a zone twice, a zone on what is not an IPv6 address.
+            "fe80::1%",
+            "fe80::1%1%2",
+            "10.0.0.1%eth0",
+            "[fe80::1]%1",
+            "%eth0",
+            // An index beyond u32, or longer than ten digits.
+            "fe80::1%4294967296",
+            "fe80::1%00000000001",
+            "fe80::1%99999999999999",
+            // A name over 15 characters (Linux's IFNAMSIZ is 16 with its NUL),
+            // and the two names Linux refuses.
+            &long_name,
+            "fe80::1%.",
+            "fe80::1%..",
+        ] {
+            for (doc, reason) in as_either_address(bad) {
+                assert_eq!(reason_of(&doc), reason, "{bad:?}");
+            }
+        }
     }
 
     #[test]

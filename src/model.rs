@@ -402,8 +402,9 @@ impl Serialize for RawString<'_> {
 /// library reads it (no brackets, no port), or an IPv6 address with a zone
 /// (`fe80::1%12` on Windows, `fe80::1%eth0` on Linux; RFC 4007 §11).
 /// Link-local traffic carries one, and it is often lateral movement, so it
-/// must not cost the submission. A zone is 1 to 64 printable ASCII
-/// characters other than `%`.
+/// must not cost the submission. The zone must be what those systems write
+/// ([`is_zone_id`]): any other text would reach every consumer as a
+/// validated address.
 pub fn is_ip_address(text: &str) -> bool {
     if text.parse::<IpAddr>().is_ok() {
         return true;
@@ -411,7 +412,30 @@ pub fn is_ip_address(text: &str) -> bool {
     let Some((address, zone)) = text.split_once('%') else {
         return false;
     };
-    address.parse::<Ipv6Addr>().is_ok()
-        && (1..=64).contains(&zone.len())
-        && zone.bytes().all(|b| b.is_ascii_graphic() && b != b'%')
+    address.parse::<Ipv6Addr>().is_ok() && is_zone_id(zone)
+}
+
+/// Longest Linux interface name: `IFNAMSIZ` (16) less its NUL.
+pub const MAX_ZONE_NAME_LEN: usize = 15;
+
+/// Most digits of a Windows interface index: a `u32` (`NET_IFINDEX`) has ten.
+pub const MAX_ZONE_INDEX_DIGITS: usize = 10;
+
+/// A zone id as real systems write one: a Windows interface index (1 to
+/// [`MAX_ZONE_INDEX_DIGITS`] ASCII digits whose value fits a `u32`), or a
+/// Linux interface name (1 to [`MAX_ZONE_NAME_LEN`] ASCII letters, digits,
+/// `.`, `_` and `-`, not `.` or `..`, which Linux refuses). A zone of digits
+/// only is an index, as `getaddrinfo` reads it, so a longer one is refused
+/// rather than taken for a name. Nothing else: no quote, `$`, `;`, space or
+/// slash reaches a consumer that builds a query or a command from it.
+pub fn is_zone_id(zone: &str) -> bool {
+    if !zone.is_empty() && zone.bytes().all(|b| b.is_ascii_digit()) {
+        return zone.len() <= MAX_ZONE_INDEX_DIGITS && zone.parse::<u32>().is_ok();
+    }
+    (1..=MAX_ZONE_NAME_LEN).contains(&zone.len())
+        && zone != "."
+        && zone != ".."
+        && zone
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }

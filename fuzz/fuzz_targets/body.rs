@@ -1,8 +1,9 @@
 //! Fuzzes the whole path from an SQS message body to the Kinesis records of
 //! its events, in both `INVALID_EVENTS` modes. Any input must either be
 //! rejected with a reason or give records that are strict JSON, within
-//! Kinesis' size limit, one per published event, in sequence order; nothing
-//! may panic, hang or allocate without bound.
+//! Kinesis' size limit, one per published event, in sequence order, whose
+//! addresses carry no zone but an interface index or name; nothing may
+//! panic, hang or allocate without bound.
 //!
 //! Strict JSON: serde_json reads every record into a `Value` where it can;
 //! the one thing it refuses that JSON's grammar allows is a lone surrogate
@@ -62,6 +63,7 @@ fn check(result: Result<edr_preprocessor::encode::EncodedSubmission, model::Reje
                         .expect("event_data is JSON");
                     assert!(envelope.event_data.get().contains("\\u"), "only a surrogate escape stops serde_json");
                 }
+                check_zones(envelope.event_data.get());
                 assert!(previous.is_none_or(|p| p < envelope.sequence), "sequence order");
                 previous = Some(envelope.sequence);
                 assert_eq!(envelope.event_count, encoded.records.len());
@@ -74,6 +76,28 @@ fn check(result: Result<edr_preprocessor::encode::EncodedSubmission, model::Reje
             assert!(rejection.detail.len() <= 256, "detail of {} bytes", rejection.detail.len());
             assert!(rejection.submission_id.as_ref().is_none_or(|s| s.len() <= 64));
             assert!(rejection.device_id.as_ref().is_none_or(|s| s.len() <= 64));
+        }
+    }
+}
+
+/// The addresses of a published event (absent in a `new_process` one).
+#[derive(Deserialize)]
+struct Addresses {
+    source_ip: Option<String>,
+    destination_ip: Option<String>,
+}
+
+/// A published address holds no zone but an interface index or name
+/// (docs/contract.md): at most 15 of `[A-Za-z0-9._-]`, so no text a consumer
+/// could take for a query or a command. Checked on the decoded value, as
+/// the function checks it; other fields are skipped unread, so a lone
+/// surrogate elsewhere does not stop the check.
+fn check_zones(event_data: &str) {
+    let addresses: Addresses = serde_json::from_str(event_data).expect("addresses are strings");
+    for ip in [addresses.source_ip, addresses.destination_ip].into_iter().flatten() {
+        if let Some((_, zone)) = ip.split_once('%') {
+            let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+            assert!((1..=15).contains(&zone.len()) && zone.bytes().all(allowed), "zone {zone:?}");
         }
     }
 }
