@@ -3,10 +3,12 @@
 //!
 //! [`Batch::triage`] decodes, validates and encodes every message and sets
 //! apart repeats of a message id. The handler then runs the batch in rounds,
-//! each "store rejects, then publish" ([`Batch::rejects`], [`Batch::lanes`],
-//! [`Batch::apply`]), and [`Batch::respond`] names the messages SQS must
-//! redeliver. [`Batch::count`] says what the invocation did, one count per
-//! message.
+//! each "store the rejects the round waits for, then publish"
+//! ([`Batch::gating_rejects`], [`Batch::lanes`], [`Batch::apply`]), while
+//! the rejects that gate nothing are stored beside them
+//! ([`Batch::independent_rejects`]), and [`Batch::respond`] names the
+//! messages SQS must redeliver. [`Batch::count`] says what the invocation
+//! did, one count per message.
 //!
 //! For a FIFO queue a message group is one lane: once a message of a group
 //! fails, every later message of that group in the batch fails too, and
@@ -111,6 +113,36 @@ impl Dropped {
             events: events.join(","),
             detail,
         })
+    }
+}
+
+/// A whole-message reject of a standard queue, with what its rejects-queue
+/// entry needs ([`Batch::independent_rejects`]).
+#[derive(Debug, Clone)]
+pub struct IndependentReject<'e> {
+    position: usize,
+    body: &'e str,
+    reason: Reason,
+    detail: String,
+    source_message_id: &'e str,
+}
+
+impl IndependentReject<'_> {
+    /// Its position, for [`Batch::rejects_stored`].
+    pub fn position(&self) -> usize {
+        self.position
+    }
+
+    /// Its rejects-queue entry.
+    pub fn message(&self) -> RejectedMessage<'_> {
+        RejectedMessage {
+            body: self.body,
+            reason: self.reason,
+            detail: &self.detail,
+            dropped_events: None,
+            source_message_id: self.source_message_id,
+            group_id: None,
+        }
     }
 }
 
@@ -264,19 +296,21 @@ impl<'e> Batch<'e> {
         }
     }
 
-    /// The invalid messages of `round` that have not failed, and the valid
-    /// ones that lost events, for the rejects queue, with their positions
-    /// for [`Batch::rejects_stored`]. A valid one goes before it is
-    /// published: if the rejects queue refuses it, it is not published and
-    /// comes back whole.
-    pub fn rejects(&self, round: usize) -> (Vec<usize>, Vec<RejectedMessage<'_>>) {
+    /// The rejects-queue entries that must be stored before `round` is
+    /// published, with their positions for [`Batch::rejects_stored`]: the
+    /// entry of each valid submission that lost events (if the rejects
+    /// queue refuses it, the submission is not published and comes back
+    /// whole), and in a FIFO batch every entry of the round (a refused one
+    /// blocks the rest of its group). A standard queue's whole-message
+    /// rejects gate nothing: [`Batch::independent_rejects`].
+    pub fn gating_rejects(&self, round: usize) -> (Vec<usize>, Vec<RejectedMessage<'_>>) {
         self.messages
             .iter()
             .enumerate()
             .filter(|(_, m)| m.round == round && !m.failed)
             .filter_map(|(i, m)| {
                 let (reason, detail, dropped_events) = match (&m.fate, &m.dropped) {
-                    (Fate::Rejected(r), _) => (r.reason, r.detail.as_str(), None),
+                    (Fate::Rejected(r), _) if self.fifo => (r.reason, r.detail.as_str(), None),
                     (Fate::Valid(_), Some(d)) if !m.resumed => {
                         (d.reason, d.detail.as_str(), Some(&*d.events))
                     }
@@ -293,6 +327,28 @@ impl<'e> Batch<'e> {
                 Some((i, message))
             })
             .unzip()
+    }
+
+    /// The whole-message rejects of a standard queue: each one's result
+    /// decides its own message's fate and nothing else, so they are stored
+    /// while the batch is published, and a flood of them holds no valid
+    /// submission back. Detached from the batch, which is changed meanwhile.
+    pub fn independent_rejects(&self) -> Vec<IndependentReject<'e>> {
+        if self.fifo {
+            return Vec::new();
+        }
+        (self.messages.iter().enumerate())
+            .filter_map(|(position, m)| match &m.fate {
+                Fate::Rejected(r) if !m.failed => Some(IndependentReject {
+                    position,
+                    body: m.body,
+                    reason: r.reason,
+                    detail: r.detail.clone(),
+                    source_message_id: m.id.unwrap_or_default(),
+                }),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Records what the rejects queue said: a refused or unanswered send
@@ -624,6 +680,7 @@ fn log_publish_failure(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::InvalidEvents;
     use crate::publisher::{FailureCause, PublishStats};
 
     const VALID: &str = r#"{"submission_id":"5b000000-0000-4000-8000-000000000000","device_id":"de000000-0000-4000-8000-000000000000","time_created":"2021-03-29T12:06:09","events":{"new_process":[{"cmdl":"a","user":"b"}]}}"#;
@@ -700,9 +757,34 @@ mod tests {
         assert_eq!(batch.rounds(), 1);
         assert_eq!(batch.encoded().len(), 2);
         assert_eq!(batch.lanes(0), [vec![0], vec![1]]);
-        let (positions, rejects) = batch.rejects(0);
+        assert!(batch.gating_rejects(0).0.is_empty(), "nothing waits for it");
+        let rejects = batch.independent_rejects();
+        assert_eq!(rejects.len(), 1);
+        assert_eq!(rejects[0].position(), 1);
+        assert_eq!(rejects[0].message().source_message_id, "bad");
+    }
+
+    #[test]
+    fn only_the_entries_of_partly_valid_submissions_gate_a_standard_batch() {
+        let partial = VALID.replace(
+            r#"[{"cmdl":"a","user":"b"}]"#,
+            r#"[{"cmdl":"a","user":"b"},{"cmdl":null,"user":"b"}]"#,
+        );
+        let records = [
+            record("bad", None, "%%%"),
+            record("partial", None, &partial),
+            record("ok", None, &valid(1)),
+        ];
+        let limits = Limits::with_max_events(10).with_invalid_events(InvalidEvents::DropEvent);
+        let key = crate::config::PartitionKey::SubmissionId.into();
+        let batch = Batch::triage(&records, limits, key, "t");
+        let (positions, gating) = batch.gating_rejects(0);
         assert_eq!(positions, [1]);
-        assert_eq!(rejects[0].source_message_id, "bad");
+        assert_eq!(gating[0].dropped_events, Some("1:null_value"));
+        let independent = batch.independent_rejects();
+        assert_eq!(independent.len(), 1);
+        assert_eq!(independent[0].position(), 0);
+        assert_eq!(independent[0].message().reason, Reason::InvalidBase64);
     }
 
     #[test]
@@ -716,9 +798,13 @@ mod tests {
         ];
         let mut batch = triage(&records);
         assert_eq!(batch.rounds(), 2);
-        assert_eq!(batch.rejects(0).0, [0], "g1 before g's first valid message");
+        assert_eq!(
+            batch.gating_rejects(0).0,
+            [0],
+            "g1 before g's first valid message"
+        );
         assert_eq!(batch.lanes(0), [vec![0], vec![2]]);
-        assert_eq!(batch.rejects(1).0, [2], "g3 once g2 is published");
+        assert_eq!(batch.gating_rejects(1).0, [2], "g3 once g2 is published");
         assert_eq!(batch.lanes(1), [vec![1]]);
     }
 
@@ -734,7 +820,11 @@ mod tests {
         assert_eq!(batch.lanes(0), [vec![0], vec![2]]);
         batch.apply(0, &report(3, &[0]));
         batch.fail_behind_failures();
-        assert!(batch.rejects(1).1.is_empty(), "bad is not forwarded");
+        assert!(batch.gating_rejects(1).1.is_empty(), "bad is not forwarded");
+        assert!(
+            batch.independent_rejects().is_empty(),
+            "a FIFO batch has none"
+        );
         assert!(batch.lanes(1).is_empty(), "b is not published");
         assert_eq!(failed_ids(&mut batch), ["a", "bad", "b"]);
     }
@@ -743,7 +833,9 @@ mod tests {
     fn a_refused_reject_fails_its_message() {
         let records = [record("a", None, &valid(0)), record("bad", None, "%%%")];
         let mut batch = triage(&records);
-        let (positions, _) = batch.rejects(0);
+        let positions: Vec<usize> = (batch.independent_rejects().iter())
+            .map(IndependentReject::position)
+            .collect();
         batch.rejects_stored(&positions, vec![Err("no queue".into())]);
         batch.apply(0, &report(1, &[]));
         assert_eq!(failed_ids(&mut batch), ["bad"]);
@@ -772,7 +864,9 @@ mod tests {
             record("n", None, "not base64!"),
         ];
         let mut batch = triage(&records);
-        let (positions, _) = batch.rejects(0);
+        let positions: Vec<usize> = (batch.independent_rejects().iter())
+            .map(IndependentReject::position)
+            .collect();
         batch.rejects_stored(&positions, vec![Ok(()), Err("refused".into())]);
         batch.apply(0, &report(2, &[1]));
         let answered = batch.respond().is_ok();

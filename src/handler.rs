@@ -7,6 +7,14 @@
 //! message ids of every submission that was not fully published, so SQS
 //! redelivers exactly those. A FIFO batch may take several rounds of
 //! "store rejects, then publish" ([`crate::batch::Batch::rounds`]).
+//!
+//! Only the rejects-queue entries whose result decides what is published
+//! are stored before publishing: those of partly valid submissions
+//! (`INVALID_EVENTS=drop-event`), and every entry of a FIFO batch. A standard
+//! queue's whole-message rejects decide only their own fate, so they are
+//! stored while the batch is published, in requests of their own: an
+//! invalid flood from one sender neither delays nor fails anyone else's
+//! submission.
 
 use std::time::Duration;
 
@@ -14,13 +22,13 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use crate::batch::{Batch, UnidentifiedFailure};
+use crate::batch::{Batch, IndependentReject, UnidentifiedFailure};
 use crate::config::{Config, Resume};
 use crate::encode;
 use crate::metrics::{self, InvocationMetrics};
 use crate::model::Limits;
 use crate::publisher::{PublishStats, Publisher, RecordSink};
-use crate::rejects_queue::{self, RejectSink};
+use crate::rejects_queue::{self, RejectSink, RejectedMessage};
 use crate::resume::{self, NoResend, ResendSink};
 
 /// The function: configuration plus its outlets.
@@ -113,13 +121,45 @@ impl<K: RecordSink, R: RejectSink, S: ResendSink> Handler<K, R, S> {
         let keys = encode::RecordKeys::of(&self.config);
         let mut batch = Batch::triage(records, limits, keys, &time_processed);
         // A rejects queue that does not answer costs at most one call
-        // timeout, over all rounds together.
+        // timeout, over all its sends together.
         let rejects_stop_at =
             (Instant::now() + self.config.call_timeout).min(self.publisher.stop_at(deadline));
+        // The rejects that gate nothing are stored while the batch is
+        // published, in requests of their own: one sender's flood of invalid
+        // messages, however slowly the queue takes it, holds no other
+        // message back and uses none of the requests that publishing waits for.
+        let independent = batch.independent_rejects();
+        let (stored, (stats, publish_time)) = tokio::join!(
+            self.store_independent_rejects(&independent, rejects_stop_at),
+            self.publish_rounds(&mut batch, deadline, rejects_stop_at),
+        );
+        let positions: Vec<usize> = independent
+            .iter()
+            .map(IndependentReject::position)
+            .collect();
+        batch.rejects_stored(&positions, stored);
+        self.resend_partly_published(&mut batch, deadline).await;
+        let response = batch.respond();
+        let mut metrics = batch.count(response.is_ok());
+        metrics.put_records_calls = stats.calls;
+        metrics.records_retried = stats.records_retried;
+        metrics.publish_latency_ms = publish_time.as_secs_f64() * 1000.0;
+        (response, metrics)
+    }
+
+    /// Runs the batch's rounds, each "store the rejects it waits for, then
+    /// publish"; returns what publishing did and how long it took.
+    async fn publish_rounds(
+        &self,
+        batch: &mut Batch<'_>,
+        deadline: Instant,
+        rejects_stop_at: Instant,
+    ) -> (PublishStats, Duration) {
         let (mut stats, mut publish_time) = (PublishStats::default(), Duration::ZERO);
         for round in 0..batch.rounds() {
             batch.fail_behind_failures();
-            self.store_rejects(&mut batch, round, rejects_stop_at).await;
+            self.store_gating_rejects(batch, round, rejects_stop_at)
+                .await;
             let lanes = batch.lanes(round);
             let publish_started = Instant::now();
             let report = (self.publisher)
@@ -129,13 +169,7 @@ impl<K: RecordSink, R: RejectSink, S: ResendSink> Handler<K, R, S> {
             stats += report.stats;
             batch.apply(round, &report);
         }
-        self.resend_partly_published(&mut batch, deadline).await;
-        let response = batch.respond();
-        let mut metrics = batch.count(response.is_ok());
-        metrics.put_records_calls = stats.calls;
-        metrics.records_retried = stats.records_retried;
-        metrics.publish_latency_ms = publish_time.as_secs_f64() * 1000.0;
-        (response, metrics)
+        (stats, publish_time)
     }
 
     /// Sends each submission that failed part-way back to its queue with its
@@ -152,16 +186,36 @@ impl<K: RecordSink, R: RejectSink, S: ResendSink> Handler<K, R, S> {
         batch.resent(&positions, results);
     }
 
-    /// Sends the invalid messages of `round` to the rejects queue, if there
-    /// is one, and records what it said.
-    async fn store_rejects(&self, batch: &mut Batch<'_>, round: usize, stop_at: Instant) {
+    /// Sends the rejects-queue entries that `round` waits for to the rejects
+    /// queue, if there is one, and records what it said. They go in
+    /// requests of their own, never behind the rejects that gate nothing.
+    async fn store_gating_rejects(&self, batch: &mut Batch<'_>, round: usize, stop_at: Instant) {
         let Some(sink) = &self.rejects else { return };
-        let (positions, outgoing) = batch.rejects(round);
+        let (positions, outgoing) = batch.gating_rejects(round);
         if outgoing.is_empty() {
             return;
         }
         let results = rejects_queue::send_all(sink, &outgoing, stop_at).await;
         drop(outgoing);
         batch.rejects_stored(&positions, results);
+    }
+
+    /// Sends the whole-message rejects of a standard queue to the rejects
+    /// queue, if there is one: one result per reject, in order (none
+    /// without a rejects queue, which leaves every reject acknowledged).
+    async fn store_independent_rejects(
+        &self,
+        rejects: &[IndependentReject<'_>],
+        stop_at: Instant,
+    ) -> Vec<Result<(), String>> {
+        let Some(sink) = &self.rejects else {
+            return Vec::new();
+        };
+        if rejects.is_empty() {
+            return Vec::new();
+        }
+        let outgoing: Vec<RejectedMessage<'_>> =
+            rejects.iter().map(IndependentReject::message).collect();
+        rejects_queue::send_all(sink, &outgoing, stop_at).await
     }
 }

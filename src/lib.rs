@@ -16,7 +16,7 @@
 //! | [`rejects_queue`] | storing invalid submissions in the optional rejects queue (SendMessageBatch) |
 //! | [`publisher`] | PutRecords: packing, strict/relaxed ordering, per-record retries, the deadline |
 //! | [`resume`] | a submission published part-way goes back to its queue with its progress, and resumes there |
-//! | [`handler`] | an invocation: triage, store rejects, publish, apply, resume, respond |
+//! | [`handler`] | an invocation: triage, store rejects (those that gate publishing first, the others beside it), publish, apply, resume, respond |
 //! | `aws` (feature `lambda`) | the AWS SDK adapters behind the seams, and the Lambda glue |
 //!
 //! The supporting cast: [`config`] (settings from the environment),

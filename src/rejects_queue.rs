@@ -25,7 +25,9 @@ use tokio::time::Instant;
 
 use crate::model::Reason;
 
-/// Requests to the rejects queue in flight at once.
+/// Requests in flight at once, per [`send_all`]. The handler runs two at
+/// once (the entries publishing waits for, and the others), so the entries
+/// that gate publishing never queue behind a flood of the others.
 const MAX_CONCURRENT_SENDS: usize = 10;
 
 /// SQS's limit on one message, body plus attributes, and on the sum of the

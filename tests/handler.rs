@@ -1064,6 +1064,72 @@ async fn drop_event_publishes_nothing_of_a_submission_whose_reject_is_refused() 
 }
 
 #[tokio::test(start_paused = true)]
+async fn one_devices_invalid_flood_cannot_fail_another_devices_partial_submission() {
+    // One device sends 990 submissions that are rejected whole (a
+    // submission-level defect); ten other devices each send a partly valid
+    // one (drop-event), last in the batch. The rejects queue answers each
+    // request after 300 ms, so not all of the flood's 99 requests can be
+    // answered within the call timeout of 1 s.
+    let attacker = uuid(0xde, 666);
+    let flood = (0..990).map(|n| {
+        let mut s = submission(1000 + n, 1, 0);
+        s["device_id"] = json!(attacker);
+        s["time_created"] = json!("yesterday");
+        message(&format!("flood-{n}"), &b64(&s))
+    });
+    let partial = (0..10).map(|n| {
+        let mut s = with_event_defects(n);
+        s["device_id"] = json!(uuid(0xde, 100 + n));
+        message(&format!("partial-{n}"), &b64(&s))
+    });
+    let event = batch(flood.chain(partial).collect());
+    let rejects = RecordingRejects {
+        delay: Duration::from_millis(300),
+        ..RecordingRejects::default()
+    };
+    let started = tokio::time::Instant::now();
+    let calls_at = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kinesis = ScriptedKinesis::scripted({
+        let calls_at = calls_at.clone();
+        move |_, seen| {
+            calls_at.lock().unwrap().push(started.elapsed());
+            Answer::Entries(seen.iter().map(|_| written()).collect())
+        }
+    });
+    let h = Handler::new(
+        config(&[
+            ("INVALID_EVENTS", "drop-event"),
+            ("KINESIS_CALL_TIMEOUT_MS", "1000"),
+        ]),
+        kinesis,
+        Some(rejects),
+    );
+    let response = h.handle(event, far_deadline()).await.unwrap();
+    let failed: HashSet<String> = failed_ids(&response).into_iter().collect();
+    // The ten are published and acknowledged, their entries stored.
+    for n in 0..10 {
+        assert!(!failed.contains(&format!("partial-{n}")), "partial-{n}");
+        assert_eq!(h.kinesis().written_sequences(&sub_id(n)), [0, 2, 4]);
+    }
+    let sent = h.rejects().unwrap().sent.lock().unwrap().clone();
+    let stored: HashSet<String> = sent.into_iter().map(|(id, _, _)| id).collect();
+    assert!((0..10).all(|n| stored.contains(&format!("partial-{n}"))));
+    // Nor are they delayed: publishing starts once their own request is
+    // answered, while the flood's requests are still waiting.
+    assert_eq!(
+        calls_at.lock().unwrap().first(),
+        Some(&Duration::from_millis(300))
+    );
+    // The flood pays for itself: each of its messages is stored or comes
+    // back, and the queue was slow enough that some come back.
+    let flood: HashSet<String> = (0..990).map(|n| format!("flood-{n}")).collect();
+    assert_eq!(failed, &flood - &stored);
+    assert!(!failed.is_empty(), "the flood outlasted the budget");
+    // Still one call timeout for the rejects queue, however large the flood.
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
+}
+
+#[tokio::test(start_paused = true)]
 async fn in_a_fifo_group_a_partial_submission_waits_for_the_valid_one_before_it() {
     // If the first message fails, the partial one after it is failed
     // unpublished and must not have been forwarded: it comes back.

@@ -248,7 +248,8 @@ pub type Attributes = Vec<(String, String)>;
 
 /// A rejects queue that remembers what it was sent, or refuses everything,
 /// or never answers a request that holds one of the source message ids in
-/// `never_answer`. `batches` counts the requests.
+/// `never_answer`, or answers every request after `delay` (a slow or
+/// flooded queue). `batches` counts the requests.
 #[derive(Default)]
 pub struct RecordingRejects {
     pub sent: Mutex<Vec<(String, String, String)>>,
@@ -257,6 +258,7 @@ pub struct RecordingRejects {
     pub batches: Mutex<Vec<usize>>,
     pub refuse: bool,
     pub never_answer: Vec<&'static str>,
+    pub delay: Duration,
 }
 
 impl RejectSink for RecordingRejects {
@@ -267,6 +269,9 @@ impl RejectSink for RecordingRejects {
             .any(|m| self.never_answer.contains(&m.source_message_id))
         {
             std::future::pending::<()>().await;
+        }
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
         }
         if self.refuse {
             return vec![
