@@ -160,7 +160,7 @@ impl RecordSink for SimKinesis {
                         s.shard_load[shard] += 1;
                         s.shard_bytes[shard] += size as u64;
                     }
-                    results.push(EntryResult::Written);
+                    results.push(EntryResult::WRITTEN);
                 } else {
                     s.throttled += 1;
                     results.push(EntryResult::Failed {

@@ -26,6 +26,7 @@ use crate::model::{Limits, Reason, Rejection};
 use crate::publisher::{Outcome, PublishFailure, PublishReport};
 use crate::rejects_queue::RejectedMessage;
 use crate::resume::{self, RESUME_ATTRIBUTE, Resend};
+use crate::shard_split::ShardSplit;
 use crate::transform::transform;
 
 /// Returned instead of a response when a message that must be retried has no
@@ -150,6 +151,8 @@ impl IndependentReject<'_> {
 pub struct Batch<'e> {
     messages: Vec<Message<'e>>,
     encoded: Vec<EncodedSubmission>,
+    /// Per encoded submission, the shards its records were acknowledged on.
+    shards: Vec<Vec<String>>,
     fifo: bool,
     rounds: usize,
 }
@@ -221,6 +224,7 @@ impl<'e> Batch<'e> {
         }
         let mut batch = Batch {
             messages,
+            shards: vec![Vec::new(); encoded.len()],
             encoded,
             fifo,
             rounds: 1,
@@ -421,8 +425,15 @@ impl<'e> Batch<'e> {
     }
 
     /// Marks the valid messages of `round` that were not fully published
-    /// failed.
+    /// failed, and keeps the shards their records were acknowledged on.
     pub fn apply(&mut self, round: usize, report: &PublishReport) {
+        for (seen, named) in self.shards.iter_mut().zip(&report.shards) {
+            for shard in named {
+                if !seen.contains(shard) {
+                    seen.push(shard.clone());
+                }
+            }
+        }
         for message in self.messages.iter_mut().filter(|m| m.round == round) {
             if let Fate::Valid(index) = message.fate {
                 match report.outcomes.get(index).cloned().flatten() {
@@ -502,6 +513,25 @@ impl<'e> Batch<'e> {
         }
     }
 
+    /// The valid submissions whose records were acknowledged on more than
+    /// one shard in this invocation ([`crate::shard_split`]).
+    pub fn shard_splits(&self) -> Vec<ShardSplit<'_>> {
+        self.messages
+            .iter()
+            .filter_map(|m| {
+                let Fate::Valid(index) = m.fate else {
+                    return None;
+                };
+                let shards = self.shards.get(index).filter(|s| s.len() > 1)?;
+                Some(ShardSplit {
+                    message_id: m.id,
+                    submission_id: self.encoded.get(index)?.submission_id,
+                    shards,
+                })
+            })
+            .collect()
+    }
+
     /// Whether `m` is reported failed: a duplicate shares the fate of the
     /// first message with its id.
     fn is_failed(&self, m: &Message<'_>) -> bool {
@@ -549,6 +579,7 @@ impl<'e> Batch<'e> {
         let mut metrics = InvocationMetrics {
             received: self.messages.len() as u64,
             valid: self.encoded.len() as u64,
+            split_across_shards: self.shard_splits().len() as u64,
             ..InvocationMetrics::default()
         };
         for m in &self.messages {
@@ -733,6 +764,7 @@ mod tests {
                     })
                 })
                 .collect(),
+            shards: vec![Vec::new(); encoded],
             stats: PublishStats::default(),
         }
     }

@@ -30,6 +30,7 @@ use crate::model::Limits;
 use crate::publisher::{PublishStats, Publisher, RecordSink};
 use crate::rejects_queue::{self, RejectSink, RejectedMessage};
 use crate::resume::{self, NoResend, ResendSink};
+use crate::shard_split;
 
 /// The function: configuration plus its outlets.
 pub struct Handler<K, R, S = NoResend> {
@@ -138,6 +139,7 @@ impl<K: RecordSink, R: RejectSink, S: ResendSink> Handler<K, R, S> {
             .map(IndependentReject::position)
             .collect();
         batch.rejects_stored(&positions, stored);
+        shard_split::log(&batch.shard_splits());
         self.resend_partly_published(&mut batch, deadline).await;
         let response = batch.respond();
         let mut metrics = batch.count(response.is_ok());

@@ -16,6 +16,7 @@
 //! | [`rejects_queue`] | storing invalid submissions in the optional rejects queue (SendMessageBatch) |
 //! | [`publisher`] | PutRecords: packing, strict/relaxed ordering, per-record retries, the deadline |
 //! | [`resume`] | a submission published part-way goes back to its queue with its progress, and resumes there |
+//! | [`shard_split`] | a submission acknowledged on more than one shard: counted, and logged at ERROR |
 //! | [`handler`] | an invocation: triage, store rejects (those that gate publishing first, the others beside it), publish, apply, resume, respond |
 //! | `aws` (feature `lambda`) | the AWS SDK adapters behind the seams, and the Lambda glue |
 //!
@@ -56,4 +57,5 @@ pub mod model;
 pub mod publisher;
 pub mod rejects_queue;
 pub mod resume;
+pub mod shard_split;
 pub mod transform;

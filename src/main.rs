@@ -15,6 +15,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config =
         Config::from_env().inspect_err(|e| tracing::error!(error = %e, "refusing to start"))?;
     let handler = Arc::new(aws::handler_from_env(config).await);
+    // Once per execution environment and off the invocation path: does the
+    // stream ignore partition keys (src/shard_split.rs)? Nothing waits for it.
+    tokio::spawn(handler.kinesis().clone().report_record_distribution());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let handler = Arc::clone(&handler);
         async move { handler.invoke(event).await }

@@ -33,11 +33,15 @@ pub const EVENTS_DROPPED: &str = "EventsDropped";
 pub const PUT_RECORDS_CALLS: &str = "PutRecordsCalls";
 /// Records sent again after a failed or unanswered send.
 pub const RECORDS_RETRIED: &str = "RecordsRetried";
+/// Valid submissions whose records were acknowledged on more than one
+/// shard in the invocation (`crate::shard_split`): their order is lost for
+/// readers of one shard.
+pub const SUBMISSIONS_SPLIT_ACROSS_SHARDS: &str = "SubmissionsSplitAcrossShards";
 /// Time spent publishing, in milliseconds.
 pub const PUBLISH_LATENCY: &str = "PublishLatency";
 
 /// Every metric name the function emits.
-pub const METRIC_NAMES: [&str; 10] = [
+pub const METRIC_NAMES: [&str; 11] = [
     SUBMISSIONS_RECEIVED,
     SUBMISSIONS_REJECTED,
     SUBMISSIONS_PUBLISHED,
@@ -47,6 +51,7 @@ pub const METRIC_NAMES: [&str; 10] = [
     EVENTS_DROPPED,
     PUT_RECORDS_CALLS,
     RECORDS_RETRIED,
+    SUBMISSIONS_SPLIT_ACROSS_SHARDS,
     PUBLISH_LATENCY,
 ];
 
@@ -81,6 +86,8 @@ pub struct InvocationMetrics {
     pub put_records_calls: u64,
     /// Records sent again.
     pub records_retried: u64,
+    /// Valid submissions acknowledged on more than one shard.
+    pub split_across_shards: u64,
     /// Time spent publishing.
     pub publish_latency_ms: f64,
 }
@@ -109,6 +116,7 @@ impl InvocationMetrics {
             (EVENTS_DROPPED, self.dropped_total()),
             (PUT_RECORDS_CALLS, self.put_records_calls),
             (RECORDS_RETRIED, self.records_retried),
+            (SUBMISSIONS_SPLIT_ACROSS_SHARDS, self.split_across_shards),
         ];
         let mut definitions: Vec<Value> = counts
             .iter()
@@ -154,6 +162,7 @@ impl InvocationMetrics {
             events_dropped = self.dropped_total(),
             calls = self.put_records_calls,
             retries = self.records_retried,
+            split_across_shards = self.split_across_shards,
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             "batch processed"
         );
@@ -220,6 +229,7 @@ mod tests {
             events_dropped: BTreeMap::new(),
             put_records_calls: 8,
             records_retried: 3,
+            split_across_shards: 2,
             publish_latency_ms: 12.5,
         }
     }
@@ -250,7 +260,8 @@ mod tests {
         assert_eq!(totals[PUBLISH_LATENCY], 12.5);
         assert_eq!(totals[EVENTS_DROPPED], 0);
         assert_eq!(totals[SUBMISSIONS_RESENT], 0);
-        assert_eq!(directive["Metrics"][9]["Unit"], "Milliseconds");
+        assert_eq!(totals[SUBMISSIONS_SPLIT_ACROSS_SHARDS], 2);
+        assert_eq!(directive["Metrics"][10]["Unit"], "Milliseconds");
     }
 
     #[test]

@@ -4,15 +4,22 @@
 
 use std::sync::Arc;
 
+use aws_sdk_kinesis::operation::describe_stream_summary::{
+    DescribeStreamSummaryError, DescribeStreamSummaryOutput,
+};
 use aws_sdk_kinesis::operation::put_records::{PutRecordsError, PutRecordsOutput};
-use aws_sdk_kinesis::types::PutRecordsResultEntry;
 use aws_sdk_kinesis::types::error::{
-    AccessDeniedException, ProvisionedThroughputExceededException, ResourceNotFoundException,
+    AccessDeniedException, LimitExceededException, ProvisionedThroughputExceededException,
+    ResourceNotFoundException,
+};
+use aws_sdk_kinesis::types::{
+    PutRecordsResultEntry, RecordDistributionStrategy, StreamDescriptionSummary, StreamStatus,
 };
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use aws_smithy_runtime_api::http::{Response, StatusCode};
 use aws_smithy_types::body::SdkBody;
 use bytes::Bytes;
+use edr_preprocessor::aws::kinesis::RecordDistribution;
 use edr_preprocessor::aws::{KinesisSink, SqsRejectSink};
 use edr_preprocessor::config::StreamRef;
 use edr_preprocessor::model::Reason;
@@ -20,6 +27,7 @@ use edr_preprocessor::publisher::{
     CallError, EntryResult, MISSING_SEQUENCE_NUMBER, OutboundRecord, RecordSink,
 };
 use edr_preprocessor::rejects_queue::{RejectSink, RejectedMessage};
+use serde_json::Value;
 
 fn records(n: usize) -> Vec<OutboundRecord> {
     (0..n)
@@ -77,7 +85,7 @@ async fn the_sdk_takes_records_over_one_mebibyte_and_requests_over_five() {
         .collect();
     let result = sink.put_records(records).await.unwrap();
     assert_eq!(rule.num_calls(), 1);
-    assert!(result.iter().all(|e| *e == EntryResult::Written));
+    assert!(result.iter().all(EntryResult::is_written));
 }
 
 #[tokio::test]
@@ -104,7 +112,13 @@ async fn entries_are_read_one_by_one_whatever_failed_record_count_says() {
     let sink = KinesisSink::new(client, StreamRef::Name("events".into()));
     let result = sink.put_records(records(4)).await.unwrap();
     assert_eq!(rule.num_calls(), 1);
-    assert_eq!(result[0], EntryResult::Written);
+    assert_eq!(
+        result[0],
+        EntryResult::Written {
+            shard_id: Some("shardId-000000000000".into())
+        },
+        "written, on the shard the answer names"
+    );
     assert!(
         matches!(&result[1], EntryResult::Failed { code, .. } if code == "ProvisionedThroughputExceededException")
     );
@@ -152,7 +166,9 @@ async fn a_stream_arn_is_sent_as_the_arn() {
     let sink = KinesisSink::new(client, StreamRef::Arn(arn.into()));
     assert_eq!(
         sink.put_records(records(1)).await.unwrap(),
-        [EntryResult::Written]
+        [EntryResult::Written {
+            shard_id: Some("shardId-000000000000".into())
+        }]
     );
 }
 
@@ -248,6 +264,153 @@ async fn access_and_configuration_errors_are_not_retryable() {
     }))
     .await;
     assert!(!e.retryable);
+}
+
+#[tokio::test]
+async fn each_acknowledged_entry_keeps_the_shard_the_answer_names() {
+    let rule = mock!(aws_sdk_kinesis::Client::put_records).then_output(|| {
+        PutRecordsOutput::builder()
+            .records(ok_entry("1"))
+            .records(
+                PutRecordsResultEntry::builder()
+                    .sequence_number("2")
+                    .shard_id("shardId-000000000007")
+                    .build(),
+            )
+            // An emulator's answer without a ShardId, or with an empty one.
+            .records(
+                PutRecordsResultEntry::builder()
+                    .sequence_number("3")
+                    .build(),
+            )
+            .records(
+                PutRecordsResultEntry::builder()
+                    .sequence_number("4")
+                    .shard_id("")
+                    .build(),
+            )
+            .build()
+            .unwrap()
+    });
+    let client = mock_client!(aws_sdk_kinesis, [&rule]);
+    let sink = KinesisSink::new(client, StreamRef::Name("events".into()));
+    let on = |shard: Option<&str>| EntryResult::Written {
+        shard_id: shard.map(str::to_owned),
+    };
+    assert_eq!(
+        sink.put_records(records(4)).await.unwrap(),
+        [
+            on(Some("shardId-000000000000")),
+            on(Some("shardId-000000000007")),
+            on(None),
+            on(None)
+        ]
+    );
+}
+
+/// A DescribeStreamSummary answer for the stream `events` naming `strategy`.
+fn summary(strategy: Option<&str>) -> DescribeStreamSummaryOutput {
+    let summary = StreamDescriptionSummary::builder()
+        .stream_name("events")
+        .stream_arn("arn:aws:kinesis:eu-west-1:123456789012:stream/events")
+        .stream_status(StreamStatus::Active)
+        .retention_period_hours(24)
+        .stream_creation_timestamp(aws_smithy_types::DateTime::from_secs(0))
+        .set_enhanced_monitoring(Some(Vec::new()))
+        .open_shard_count(4)
+        .set_record_distribution_strategy(strategy.map(RecordDistributionStrategy::from))
+        .build()
+        .unwrap();
+    DescribeStreamSummaryOutput::builder()
+        .stream_description_summary(summary)
+        .build()
+}
+
+fn describing(rule: &aws_smithy_mocks::Rule, stream: StreamRef) -> KinesisSink {
+    KinesisSink::new(mock_client!(aws_sdk_kinesis, [rule]), stream)
+}
+
+#[tokio::test]
+async fn the_record_distribution_strategy_is_read_from_the_stream_summary() {
+    for (strategy, expected) in [
+        (Some("AUTO"), RecordDistribution::Auto),
+        (Some("USER_PARTITION_KEY"), RecordDistribution::ByKey),
+        (None, RecordDistribution::ByKey),
+        (Some("NEW_ONE"), RecordDistribution::Other("NEW_ONE".into())),
+    ] {
+        let rule = mock!(aws_sdk_kinesis::Client::describe_stream_summary)
+            .match_requests(|req| req.stream_name() == Some("events"))
+            .then_output(move || summary(strategy));
+        let sink = describing(&rule, StreamRef::Name("events".into()));
+        assert_eq!(
+            sink.record_distribution().await,
+            Ok(expected),
+            "{strategy:?}"
+        );
+        assert_eq!(rule.num_calls(), 1);
+    }
+    let arn = "arn:aws:kinesis:eu-west-1:123456789012:stream/events";
+    let rule = mock!(aws_sdk_kinesis::Client::describe_stream_summary)
+        .match_requests(move |req| req.stream_arn() == Some(arn) && req.stream_name().is_none())
+        .then_output(|| summary(Some("AUTO")));
+    let sink = describing(&rule, StreamRef::Arn(arn.into()));
+    assert_eq!(
+        sink.record_distribution().await,
+        Ok(RecordDistribution::Auto)
+    );
+}
+
+#[test]
+fn an_auto_stream_is_reported_at_error_and_a_refusal_or_throttle_at_warn_only() {
+    // The function's own lines (the SDK's are captured too).
+    let report = |rule: aws_smithy_mocks::Rule| {
+        let sink = describing(&rule, StreamRef::Name("events".into()));
+        let (found, logs) = crate::support::with_logs(sink.report_record_distribution());
+        let own = logs.into_iter().filter(|l| {
+            l["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("edr_preprocessor"))
+        });
+        (found, own.collect::<Vec<_>>())
+    };
+    let (found, logs) = report(
+        mock!(aws_sdk_kinesis::Client::describe_stream_summary)
+            .then_output(|| summary(Some("AUTO"))),
+    );
+    assert_eq!(found, Ok(RecordDistribution::Auto));
+    let errors: Vec<_> = logs.iter().filter(|l| l["level"] == "ERROR").collect();
+    assert_eq!(errors.len(), 1, "{logs:?}");
+    assert_eq!(errors[0]["fields"]["record_distribution_strategy"], "AUTO");
+    assert_eq!(errors[0]["fields"]["stream"], "events");
+
+    let (found, logs) = report(
+        mock!(aws_sdk_kinesis::Client::describe_stream_summary)
+            .then_output(|| summary(Some("USER_PARTITION_KEY"))),
+    );
+    assert_eq!(found, Ok(RecordDistribution::ByKey));
+    let levels: Vec<&Value> = logs.iter().map(|l| &l["level"]).collect();
+    assert_eq!(levels, ["DEBUG"], "{logs:?}");
+
+    let refusals = [
+        mock!(aws_sdk_kinesis::Client::describe_stream_summary).then_error(|| {
+            DescribeStreamSummaryError::AccessDeniedException(
+                AccessDeniedException::builder().message("no").build(),
+            )
+        }),
+        mock!(aws_sdk_kinesis::Client::describe_stream_summary).then_error(|| {
+            DescribeStreamSummaryError::LimitExceededException(
+                LimitExceededException::builder()
+                    .message("slow down")
+                    .build(),
+            )
+        }),
+    ];
+    for (rule, code) in refusals.into_iter().zip(["AccessDenied", "LimitExceeded"]) {
+        let (found, logs) = report(rule);
+        assert!(found.as_ref().is_err_and(|e| e.contains(code)), "{found:?}");
+        let levels: Vec<&Value> = logs.iter().map(|l| &l["level"]).collect();
+        assert_eq!(levels, ["WARN"], "{logs:?}");
+    }
 }
 
 use aws_sdk_sqs::operation::send_message_batch::{SendMessageBatchError, SendMessageBatchOutput};

@@ -29,3 +29,5 @@ mod runtime;
 mod sample_events;
 #[path = "shard_placement.rs"]
 mod shard_placement;
+#[path = "shard_split.rs"]
+mod shard_split;

@@ -386,3 +386,95 @@ async fn every_metric_document_survives_lambdas_log_filter_at_every_log_level() 
         }
     }
 }
+
+/// The binary's stdout, read on a thread while it runs: the lines so far.
+fn stdout_lines(child: &mut std::process::Child) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let pipe = std::io::BufReader::new(child.stdout.take().unwrap());
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(pipe).map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_says_once_at_start_up_that_the_stream_ignores_partition_keys() {
+    // An on-demand stream with RecordDistributionStrategy AUTO: one ERROR
+    // line from the DescribeStreamSummary made at start-up, one call per
+    // execution environment whatever the number of invocations.
+    let stub = RuntimeApiStub {
+        record_distribution: Some("AUTO"),
+        ..RuntimeApiStub::default()
+    };
+    let address = stub.start().await;
+    stub.push(sensor_batch());
+    let mut command = Command::new(BINARY);
+    lambda_env(&mut command, &address);
+    command
+        .env("STREAM_NAME", "events")
+        .env("AWS_ENDPOINT_URL", format!("http://{address}"));
+    let mut child = command.spawn().unwrap();
+    let lines = stdout_lines(&mut child);
+    let says_auto = |lines: &[String]| {
+        lines
+            .iter()
+            .filter(|l| {
+                l.contains("\"ERROR\"") && l.contains("service-managed record distribution")
+            })
+            .count()
+    };
+    stub.answers(1).await;
+    for _ in 0..6000 {
+        if says_auto(&lines.lock().unwrap()) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stub.push(sensor_batch());
+    let answers = stub.answers(2).await;
+    child.kill().unwrap();
+    let _ = child.wait();
+    for (id, kind, body) in &answers {
+        assert_eq!(kind, "response", "{id}: {body}");
+        assert!(body.contains("\"batchItemFailures\":[]"), "{body}");
+    }
+    assert_eq!(stub.state.lock().unwrap().describe_calls, 1);
+    assert_eq!(
+        says_auto(&lines.lock().unwrap()),
+        1,
+        "{:?}",
+        lines.lock().unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_summary_that_never_comes_delays_no_invocation() {
+    // DescribeStreamSummary is never answered and may wait 10 minutes (the
+    // call timeout): both invocations are answered meanwhile, so the call is
+    // not on their path.
+    let stub = RuntimeApiStub {
+        describe_hangs: true,
+        ..RuntimeApiStub::default()
+    };
+    let address = stub.start().await;
+    stub.push(sensor_batch());
+    stub.push(sensor_batch());
+    let mut command = Command::new(BINARY);
+    lambda_env(&mut command, &address);
+    command
+        .env("STREAM_NAME", "events")
+        .env("AWS_ENDPOINT_URL", format!("http://{address}"))
+        .env("KINESIS_CALL_TIMEOUT_MS", "600000");
+    let mut child = command.spawn().unwrap();
+    let answers = stub.answers(2).await;
+    child.kill().unwrap();
+    let _ = child.wait();
+    for (id, kind, body) in &answers {
+        assert_eq!(kind, "response", "{id}: {body}");
+        assert!(body.contains("\"batchItemFailures\":[]"), "{body}");
+    }
+    assert_eq!(stub.state.lock().unwrap().describe_calls, 1);
+}

@@ -27,7 +27,7 @@ impl RecordSink for PanicsOnce {
         if !self.0.swap(true, Ordering::SeqCst) {
             panic!("injected panic in the Kinesis client");
         }
-        Ok(records.iter().map(|_| EntryResult::Written).collect())
+        Ok(records.iter().map(|_| EntryResult::WRITTEN).collect())
     }
 }
 

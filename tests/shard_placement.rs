@@ -29,6 +29,7 @@ fn ground_for_shard_zero(shards: u128, count: usize) -> Vec<usize> {
                 sequence: 0,
                 event_count: 0,
                 json: serde_json::Value::Null,
+                shard: None,
             };
             shard_index(hash_key(&seen), shards) == 0
         })

@@ -1,7 +1,8 @@
 //! The Kinesis adapter: one PutRecords request per call of the publisher.
 //!
 //! The answer is read entry by entry: an entry is written only if it has a
-//! sequence number and no error code. `FailedRecordCount` and the HTTP status
+//! sequence number and no error code, and it keeps the `ShardId` the answer
+//! names for it. `FailedRecordCount` and the HTTP status
 //! are not trusted (an emulator reports `FailedRecordCount: 1` when every
 //! entry failed). Whole-request errors are sorted into retryable (throttling,
 //! server errors, timeouts, connection failures) and not.
@@ -9,7 +10,7 @@
 use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::operation::put_records::{PutRecordsError, PutRecordsOutput};
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, RecordDistributionStrategy};
 
 use crate::config::StreamRef;
 use crate::publisher::{
@@ -27,6 +28,89 @@ impl KinesisSink {
     /// Publishes to `stream` (a name or an ARN) with `client`.
     pub fn new(client: aws_sdk_kinesis::Client, stream: StreamRef) -> Self {
         KinesisSink { client, stream }
+    }
+}
+
+/// How the stream places records, as DescribeStreamSummary says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordDistribution {
+    /// By partition key (and `ExplicitHashKey`): `USER_PARTITION_KEY`, or no
+    /// strategy named (a provisioned stream, an emulator).
+    ByKey,
+    /// `AUTO`: Kinesis ignores partition keys and `ExplicitHashKey`, and a
+    /// submission's records land on any shard.
+    Auto,
+    /// A strategy this SDK does not know.
+    Other(String),
+}
+
+impl KinesisSink {
+    /// The stream's record distribution strategy: one DescribeStreamSummary
+    /// call; an error is its code and message.
+    pub async fn record_distribution(&self) -> Result<RecordDistribution, String> {
+        let request = self.client.describe_stream_summary();
+        let request = match &self.stream {
+            StreamRef::Name(name) => request.stream_name(name),
+            StreamRef::Arn(arn) => request.stream_arn(arn),
+        };
+        let output = request.send().await.map_err(|e| {
+            let code = e.code().unwrap_or("Unknown").to_owned();
+            let detail = (e.message().map(str::to_owned))
+                .unwrap_or_else(|| DisplayErrorContext(&e).to_string());
+            crate::logging::bounded(&format!("{code}: {detail}"), 256)
+        })?;
+        let strategy = (output.stream_description_summary())
+            .and_then(|summary| summary.record_distribution_strategy());
+        Ok(match strategy {
+            None | Some(RecordDistributionStrategy::UserPartitionKey) => RecordDistribution::ByKey,
+            Some(RecordDistributionStrategy::Auto) => RecordDistribution::Auto,
+            Some(other) => RecordDistribution::Other(other.as_str().to_owned()),
+        })
+    }
+
+    /// The stream's name or ARN, for log lines.
+    fn stream_label(&self) -> &str {
+        match &self.stream {
+            StreamRef::Name(name) => name,
+            StreamRef::Arn(arn) => arn,
+        }
+    }
+
+    /// Reads the stream's record distribution once and says at ERROR if it
+    /// ignores partition keys (`crate::shard_split`). Meant to be spawned at
+    /// start-up, once per execution environment: no invocation waits for
+    /// it, and a refusal, throttle or timeout is one WARN line, nothing
+    /// more (splits still show in `SubmissionsSplitAcrossShards`).
+    pub async fn report_record_distribution(self) -> Result<RecordDistribution, String> {
+        let found = self.record_distribution().await;
+        match &found {
+            Ok(RecordDistribution::Auto) => tracing::error!(
+                stream = self.stream_label(),
+                record_distribution_strategy = "AUTO",
+                "the stream uses service-managed record distribution: Kinesis ignores partition \
+                 keys and ExplicitHashKey, so a submission's records land on several shards and \
+                 no reader sees them in order; switch it back to USER_PARTITION_KEY \
+                 (UpdateStreamRecordDistributionStrategy) to keep per-submission order"
+            ),
+            Ok(RecordDistribution::Other(strategy)) => tracing::warn!(
+                stream = self.stream_label(),
+                record_distribution_strategy = strategy.as_str(),
+                "the stream uses a record distribution strategy this function does not know; \
+                 per-submission order holds only if records are placed by partition key"
+            ),
+            Ok(RecordDistribution::ByKey) => tracing::debug!(
+                stream = self.stream_label(),
+                "the stream places records by partition key"
+            ),
+            Err(error) => tracing::warn!(
+                stream = self.stream_label(),
+                error = error.as_str(),
+                "could not read the stream's record distribution strategy \
+                 (DescribeStreamSummary); a stream that ignores partition keys still shows \
+                 as SubmissionsSplitAcrossShards"
+            ),
+        }
+        found
     }
 }
 
@@ -73,7 +157,9 @@ pub fn entry_results(output: PutRecordsOutput) -> Vec<EntryResult> {
                 .as_deref()
                 .is_some_and(|s| !s.is_empty()) =>
             {
-                EntryResult::Written
+                EntryResult::Written {
+                    shard_id: entry.shard_id.filter(|s| !s.is_empty()),
+                }
             }
             None => EntryResult::Failed {
                 code: MISSING_SEQUENCE_NUMBER.into(),

@@ -125,6 +125,7 @@ impl Publisher {
         flight.fail_unfinished();
         PublishReport {
             outcomes: flight.outcomes,
+            shards: flight.shards,
             stats: flight.stats,
         }
     }

@@ -164,7 +164,7 @@ mod tests {
             out.push(parts.iter().map(|p| (p.lane, p.len)).collect());
             let written = records
                 .iter()
-                .map(|_| crate::publisher::EntryResult::Written);
+                .map(|_| crate::publisher::EntryResult::WRITTEN);
             flight.apply(parts, Ok(written.collect()));
         }
         out

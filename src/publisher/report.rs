@@ -52,6 +52,10 @@ pub struct PublishReport {
     /// One per submission passed in; `None` only for a submission that no
     /// lane named.
     pub outcomes: Vec<Option<Outcome>>,
+    /// Per submission, the shards Kinesis acknowledged its records on, in
+    /// the order first named (empty where the answers named none). More
+    /// than one: the stream ignored its partition key, or was resharded.
+    pub shards: Vec<Vec<String>>,
     /// The counters.
     pub stats: PublishStats,
 }

@@ -24,7 +24,12 @@ pub struct OutboundRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryResult {
     /// Acknowledged with a sequence number.
-    Written,
+    Written {
+        /// The shard Kinesis stored it on (`ShardId`), if the answer named
+        /// one: a submission acknowledged on two shards has lost its order
+        /// for readers of one shard (`crate::batch`).
+        shard_id: Option<String>,
+    },
     /// Not written: Kinesis' `ErrorCode` and `ErrorMessage`.
     Failed {
         /// Kinesis' `ErrorCode`.
@@ -54,6 +59,16 @@ pub trait RecordSink: Sync {
         &self,
         records: Vec<OutboundRecord>,
     ) -> impl Future<Output = Result<Vec<EntryResult>, CallError>> + Send;
+}
+
+impl EntryResult {
+    /// Acknowledged on a shard Kinesis did not name.
+    pub const WRITTEN: EntryResult = EntryResult::Written { shard_id: None };
+
+    /// Whether the entry was acknowledged.
+    pub fn is_written(&self) -> bool {
+        matches!(self, EntryResult::Written { .. })
+    }
 }
 
 /// The code given to an entry that Kinesis answered with neither an error

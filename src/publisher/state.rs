@@ -63,6 +63,8 @@ pub(super) struct Flight<'p, 's> {
     pub(super) submissions: &'s [EncodedSubmission],
     pub(super) lanes: Vec<Lane>,
     pub(super) outcomes: Vec<Option<Outcome>>,
+    /// Per submission, the shards its records were acknowledged on.
+    pub(super) shards: Vec<Vec<String>>,
     /// Lanes whose next run can be sent now.
     pub(super) ready: VecDeque<usize>,
     /// Lanes in backoff, by the instant they become ready.
@@ -84,6 +86,7 @@ impl<'p, 's> Flight<'p, 's> {
             submissions,
             lanes: lanes.into_iter().map(Lane::new).collect(),
             outcomes: vec![None; submissions.len()],
+            shards: vec![Vec::new(); submissions.len()],
             ready: VecDeque::new(),
             waiting: BinaryHeap::new(),
             stats: PublishStats::default(),
@@ -152,14 +155,10 @@ impl<'p, 's> Flight<'p, 's> {
             match &result {
                 Ok(entries) => {
                     let slice = entries.get(offset..offset + part.len).unwrap_or_default();
-                    let written = slice
-                        .iter()
-                        .take_while(|e| matches!(e, EntryResult::Written))
-                        .count();
-                    self.stats.records_written += slice
-                        .iter()
-                        .filter(|e| matches!(e, EntryResult::Written))
-                        .count() as u64;
+                    let written = slice.iter().take_while(|e| e.is_written()).count();
+                    self.stats.records_written +=
+                        slice.iter().filter(|e| e.is_written()).count() as u64;
+                    self.note_shards(part.lane, slice);
                     match slice.get(written) {
                         None => self.advance(part.lane, part.start + written),
                         Some(EntryResult::Failed { code, message }) => self.failed(
@@ -169,12 +168,30 @@ impl<'p, 's> Flight<'p, 's> {
                             code,
                             message,
                         ),
-                        Some(EntryResult::Written) => {}
+                        Some(EntryResult::Written { .. }) => {}
                     }
                 }
                 Err(e) => self.failed(part.lane, part.start, e.retryable, &e.code, &e.message),
             }
             offset += part.len;
+        }
+    }
+
+    /// Remembers the shards on which `entries`, records of the lane's
+    /// current submission, were acknowledged.
+    fn note_shards(&mut self, lane_index: usize, entries: &[EntryResult]) {
+        let submission = self.lanes.get(lane_index).and_then(Lane::submission);
+        let Some(shards) = submission.and_then(|s| self.shards.get_mut(s)) else {
+            return;
+        };
+        for entry in entries {
+            if let EntryResult::Written {
+                shard_id: Some(shard),
+            } = entry
+                && !shards.contains(shard)
+            {
+                shards.push(shard.clone());
+            }
         }
     }
 
@@ -337,10 +354,10 @@ mod tests {
         let (parts, records) = flight.pack().unwrap();
         assert_eq!(records.len(), 4);
         let answer = vec![
-            EntryResult::Written,
+            EntryResult::WRITTEN,
             failed("InternalFailure"),
-            EntryResult::Written,
-            EntryResult::Written,
+            EntryResult::WRITTEN,
+            EntryResult::WRITTEN,
         ];
         flight.apply(parts, Ok(answer));
         // Backing off: nothing ready until the lane wakes.
@@ -355,12 +372,31 @@ mod tests {
     }
 
     #[test]
+    fn each_submission_keeps_the_shards_its_records_were_acknowledged_on() {
+        let p = publisher(&[]);
+        let subs = [submission(0, 2), submission(1, 2)];
+        let mut flight = Flight::new(&p, &subs, vec![vec![0], vec![1]], far());
+        let on = |shard: &str| EntryResult::Written {
+            shard_id: Some(shard.into()),
+        };
+        let (parts, _) = flight.pack().unwrap();
+        flight.apply(parts, Ok(vec![on("shard-a"), on("shard-b")]));
+        let (parts, _) = flight.pack().unwrap();
+        flight.apply(parts, Ok(vec![on("shard-c"), EntryResult::WRITTEN]));
+        assert_eq!(
+            flight.outcomes,
+            [Some(Outcome::Published), Some(Outcome::Published)]
+        );
+        assert_eq!(flight.shards, [vec!["shard-a", "shard-c"], vec!["shard-b"]]);
+    }
+
+    #[test]
     fn a_lane_that_fails_for_good_fails_its_later_submissions_unsent() {
         let p = publisher(&[]);
         let subs = [submission(0, 2), submission(1, 2)];
         let mut flight = Flight::new(&p, &subs, vec![vec![0, 1]], far());
         let (parts, _) = flight.pack().unwrap();
-        flight.apply(parts, Ok(vec![EntryResult::Written]));
+        flight.apply(parts, Ok(vec![EntryResult::WRITTEN]));
         let (parts, _) = flight.pack().unwrap();
         flight.apply(parts, Ok(vec![failed("KMSAccessDeniedException")]));
         assert!(flight.pack().is_none(), "nothing more of the lane is sent");

@@ -28,6 +28,8 @@ pub struct Seen {
     pub sequence: u64,
     pub event_count: u64,
     pub json: Value,
+    /// The shard the fake acknowledged it on (set once written).
+    pub shard: Option<String>,
 }
 
 impl Seen {
@@ -40,6 +42,7 @@ impl Seen {
             sequence: json["sequence"].as_u64().unwrap(),
             event_count: json["event_count"].as_u64().unwrap(),
             json,
+            shard: None,
         }
     }
 }
@@ -62,6 +65,11 @@ pub fn shard_index(hash_key: u128, shards: u128) -> u128 {
     (hash_key / (u128::MAX / shards + 1)).min(shards - 1)
 }
 
+/// The `ShardId` of shard `index`, as Kinesis names it.
+pub fn shard_name(index: u128) -> String {
+    format!("shardId-{index:012}")
+}
+
 /// What the script decides for one call.
 pub enum Answer {
     Entries(Vec<EntryResult>),
@@ -69,12 +77,16 @@ pub enum Answer {
 }
 
 type Script = Box<dyn FnMut(usize, &[Seen]) -> Answer + Send>;
+type ShardOf = Box<dyn Fn(&Seen) -> String + Send + Sync>;
 
 /// A Kinesis stand-in: answers each call from a script, appends written
 /// records to a stream log in the order they were acknowledged, and checks
-/// the strict-order rule on every call it receives.
+/// the strict-order rule on every call it receives. An entry the script
+/// answers written is acknowledged on the shard `shard_of` names (by
+/// default the one shard of a 1-shard stream).
 pub struct ScriptedKinesis {
     state: Mutex<State>,
+    shard_of: ShardOf,
     delay: Duration,
     pub check_strict_order: bool,
     /// Events dropped before publishing (`INVALID_EVENTS=drop-event`), by
@@ -93,8 +105,9 @@ pub struct State {
     pub order_violations: Vec<String>,
 }
 
+/// Written, on the shard the fake's placement gives the record.
 pub fn written() -> EntryResult {
-    EntryResult::Written
+    EntryResult::WRITTEN
 }
 
 pub fn throttled() -> EntryResult {
@@ -138,6 +151,7 @@ impl ScriptedKinesis {
                 script: Some(Box::new(script)),
                 ..State::default()
             }),
+            shard_of: Box::new(|_| shard_name(0)),
             delay: Duration::ZERO,
             check_strict_order: true,
             dropped: HashSet::new(),
@@ -147,6 +161,22 @@ impl ScriptedKinesis {
     /// Answers each entry by a function of the record.
     pub fn per_record(mut f: impl FnMut(&Seen) -> EntryResult + Send + 'static) -> Self {
         Self::scripted(move |_, seen| Answer::Entries(seen.iter().map(&mut f).collect()))
+    }
+
+    /// Acknowledges each record on the shard of a stream of `shards` even
+    /// shards that holds its hash key, as Kinesis places records.
+    pub fn with_shards(self, shards: u128) -> Self {
+        self.with_shard_of(move |seen| shard_name(shard_index(hash_key(seen), shards)))
+    }
+
+    /// Acknowledges each record on the shard `shard_of` names (`""`: the
+    /// answer names none, as some emulators do).
+    pub fn with_shard_of(
+        mut self,
+        shard_of: impl Fn(&Seen) -> String + Send + Sync + 'static,
+    ) -> Self {
+        self.shard_of = Box::new(shard_of);
+        self
     }
 
     pub fn with_delay(mut self, delay: Duration) -> Self {
@@ -229,12 +259,16 @@ impl RecordSink for ScriptedKinesis {
         }
         match answer {
             Answer::Call(e) => Err(e),
-            Answer::Entries(entries) => {
+            Answer::Entries(mut entries) => {
                 let mut state = self.state.lock().unwrap();
-                for (s, e) in seen.iter().zip(&entries) {
-                    if matches!(e, EntryResult::Written) {
+                for (s, e) in seen.iter().zip(&mut entries) {
+                    if let EntryResult::Written { shard_id } = e {
+                        let shard = shard_id.take().unwrap_or_else(|| (self.shard_of)(s));
+                        *shard_id = Some(shard).filter(|id| !id.is_empty());
                         state.acked.insert((s.submission_id.clone(), s.sequence));
-                        state.written.push(s.clone());
+                        let mut written = s.clone();
+                        written.shard = shard_id.clone();
+                        state.written.push(written);
                     }
                 }
                 Ok(entries)
@@ -402,6 +436,50 @@ pub fn failed_ids(response: &aws_lambda_events::event::sqs::SqsBatchResponse) ->
         .iter()
         .map(|f| f.item_identifier.clone())
         .collect()
+}
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+pub struct LogCapture(std::sync::Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
+    type Writer = LogCapture;
+    fn make_writer(&'a self) -> LogCapture {
+        self.clone()
+    }
+}
+
+/// Runs `future` on a current-thread runtime with a paused clock, every
+/// level logged as JSON; returns its output and the log lines.
+pub fn with_logs<F: std::future::Future>(future: F) -> (F::Output, Vec<Value>) {
+    let capture = LogCapture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(capture.clone())
+        .finish();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let output = tracing::subscriber::with_default(subscriber, || runtime.block_on(future));
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let lines = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (output, lines)
 }
 
 pub fn far_deadline() -> tokio::time::Instant {

@@ -1,7 +1,8 @@
-//! A minimal Lambda Runtime API (and Kinesis PutRecords endpoint) on the
-//! loopback, for tests that run the real runtime loop: it hands out queued
-//! events on `/next`, records what the function answers, and acknowledges
-//! every PutRecords entry while remembering the records. Each invocation gets
+//! A minimal Lambda Runtime API (and Kinesis PutRecords and
+//! DescribeStreamSummary endpoint) on the loopback, for tests that run the
+//! real runtime loop: it hands out queued events on `/next`, records what the
+//! function answers, and acknowledges every PutRecords entry while
+//! remembering the records. Each invocation gets
 //! its own request id (`request-N`) and, unless pushed untraced, its own X-Ray
 //! trace id, both remembered in `invocations`.
 #![allow(dead_code)]
@@ -25,6 +26,8 @@ pub struct StubState {
     pub answers: Vec<(String, String, String)>,
     /// Decoded data of every record put, as JSON.
     pub records: Vec<Value>,
+    /// DescribeStreamSummary requests received.
+    pub describe_calls: usize,
     invocation: usize,
 }
 
@@ -35,6 +38,10 @@ pub struct RuntimeApiStub {
     pub timeout: Duration,
     /// A fixed Lambda-Runtime-Deadline-Ms instead (e.g. one already past).
     pub deadline_epoch_ms: Option<u64>,
+    /// The `RecordDistributionStrategy` DescribeStreamSummary names, if any.
+    pub record_distribution: Option<&'static str>,
+    /// DescribeStreamSummary is never answered.
+    pub describe_hangs: bool,
 }
 
 impl RuntimeApiStub {
@@ -83,7 +90,7 @@ impl RuntimeApiStub {
             if reader.read_line(&mut request_line).await.unwrap_or(0) == 0 {
                 return;
             }
-            let mut length = 0usize;
+            let (mut length, mut target) = (0usize, String::new());
             loop {
                 let mut header = String::new();
                 if reader.read_line(&mut header).await.unwrap_or(0) == 0 {
@@ -93,10 +100,12 @@ impl RuntimeApiStub {
                 if header.is_empty() {
                     break;
                 }
-                if let Some((name, value)) = header.split_once(':')
-                    && name.eq_ignore_ascii_case("content-length")
-                {
-                    length = value.trim().parse().unwrap_or(0);
+                if let Some((name, value)) = header.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().unwrap_or(0);
+                    } else if name.eq_ignore_ascii_case("x-amz-target") {
+                        target = value.trim().to_owned();
+                    }
                 }
             }
             let mut body = vec![0; length];
@@ -108,7 +117,11 @@ impl RuntimeApiStub {
                 parts.next().unwrap_or_default().to_owned(),
                 parts.next().unwrap_or_default().to_owned(),
             );
-            let response = self.route(&method, &path, &body).await;
+            let response = if target.ends_with(".DescribeStreamSummary") {
+                self.describe_stream_summary().await
+            } else {
+                self.route(&method, &path, &body).await
+            };
             if write.write_all(response.as_bytes()).await.is_err() {
                 return;
             }
@@ -205,6 +218,34 @@ impl RuntimeApiStub {
             );
         }
         "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into()
+    }
+}
+
+impl RuntimeApiStub {
+    /// Kinesis DescribeStreamSummary: the stream `events`, naming
+    /// `record_distribution` if set; never answered if `describe_hangs`.
+    async fn describe_stream_summary(&self) -> String {
+        self.state.lock().unwrap().describe_calls += 1;
+        if self.describe_hangs {
+            std::future::pending::<()>().await;
+        }
+        let mut summary = json!({
+            "StreamName": "events",
+            "StreamARN": "arn:aws:kinesis:eu-west-1:123456789012:stream/events",
+            "StreamStatus": "ACTIVE",
+            "RetentionPeriodHours": 24,
+            "StreamCreationTimestamp": 0,
+            "EnhancedMonitoring": [],
+            "OpenShardCount": 1
+        });
+        if let Some(strategy) = self.record_distribution {
+            summary["RecordDistributionStrategy"] = strategy.into();
+        }
+        let body = json!({"StreamDescriptionSummary": summary}).to_string();
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
     }
 }
 

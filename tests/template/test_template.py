@@ -485,7 +485,9 @@ def test_iam_grants_exactly_what_the_function_needs(resources):
             {"Fn::If": ["CreateQueue", {"Fn::GetAtt": ["SubmissionsQueue", "Arn"]}, {"Ref": "ExistingQueueArn"}]},
             None,
         ),
-        frozenset({"kinesis:PutRecords"}): (
+        # DescribeStreamSummary: once at start-up, is the stream AUTO
+        # (src/shard_split.rs)? The same stream only.
+        frozenset({"kinesis:PutRecords", "kinesis:DescribeStreamSummary"}): (
             {"Fn::If": ["CreateStream", {"Fn::GetAtt": ["EventsStream", "Arn"]}, {"Ref": "ExistingStreamArn"}]},
             None,
         ),
@@ -695,7 +697,7 @@ def test_a_change_of_parameter_values_alone_publishes_no_version(template):
 # --- Alarms and outputs ------------------------------------------------------
 
 
-def test_alarms_cover_dlq_oldest_message_function_errors_and_failed_submissions(resources):
+def test_alarms_cover_dlq_oldest_message_function_errors_and_failed_submissions(resources, defaults):
     def namespace(r):
         ns = r["Properties"]["Namespace"]
         return ns if isinstance(ns, str) else f"Ref:{ns['Ref']}"
@@ -717,6 +719,14 @@ def test_alarms_cover_dlq_oldest_message_function_errors_and_failed_submissions(
     assert failed["Properties"]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "PreprocessorFunction"}}]
     assert failed["Properties"]["Statistic"] == "Sum"
     assert failed["Properties"]["Threshold"] == {"Ref": "SubmissionsFailedAlarmThreshold"}
+    # A submission acknowledged on more than one shard (AUTO distribution or
+    # a reshard): its own threshold, 1 per 5 minutes by default.
+    split_name, split = alarms[("Ref:MetricsNamespace", "SubmissionsSplitAcrossShards")]
+    assert split_name == "SubmissionsSplitAcrossShardsAlarm"
+    assert split["Properties"]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "PreprocessorFunction"}}]
+    assert split["Properties"]["Statistic"] == "Sum"
+    assert split["Properties"]["Threshold"] == {"Ref": "SubmissionsSplitAcrossShardsAlarmThreshold"}
+    assert defaults["SubmissionsSplitAcrossShardsAlarmThreshold"] == "1"
     notify = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
     for _, alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == notify
