@@ -129,12 +129,14 @@ $(CARGO_FUZZ): requirements/fuzz.txt
 		--target $(FUZZ_TOOLS) -r $<
 	touch $@
 
-## fuzz-smoke: fuzz the body -> records path for 60 s from the seeds in events/ (part of make test)
+## fuzz-smoke: fuzz the body -> records path for 60 s from the seeds in events/, the deaggregator for 20 s (part of make test)
 fuzz-smoke: $(CARGO_FUZZ)
 	python3 fuzz/seeds.py
 	PATH="$(abspath $(FUZZ_TOOLS))/bin:$$PATH" cargo +nightly fuzz run body fuzz/corpus/body -- $(FUZZ_ARGS) -max_total_time=60
+	PATH="$(abspath $(FUZZ_TOOLS))/bin:$$PATH" cargo +nightly fuzz run deaggregate fuzz/corpus/deaggregate -- $(FUZZ_ARGS) -max_total_time=20
 
-## fuzz: the long fuzz run (FUZZ_SECONDS, default 3600; bodies up to the 1 MiB SQS limit)
+## fuzz: the long fuzz run (FUZZ_SECONDS, default 3600; bodies up to the 1 MiB SQS limit; FUZZ_TARGET=deaggregate for the deaggregator)
+FUZZ_TARGET ?= body
 fuzz: $(CARGO_FUZZ)
 	python3 fuzz/seeds.py
-	PATH="$(abspath $(FUZZ_TOOLS))/bin:$$PATH" cargo +nightly fuzz run body fuzz/corpus/body -- -max_len=1048576 -timeout=30 -rss_limit_mb=4096 -max_total_time=$(FUZZ_SECONDS)
+	PATH="$(abspath $(FUZZ_TOOLS))/bin:$$PATH" cargo +nightly fuzz run $(FUZZ_TARGET) fuzz/corpus/$(FUZZ_TARGET) -- -max_len=1048576 -timeout=30 -rss_limit_mb=4096 -max_total_time=$(FUZZ_SECONDS)

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Writes the fuzz seed corpus (fuzz/corpus/body/) from the bodies in events/*.json,
-plus each body decoded from base64: the valid submissions and every invalid kind."""
+"""Writes the fuzz seed corpora: fuzz/corpus/body/ from the bodies in events/*.json,
+plus each body decoded from base64: the valid submissions and every invalid kind;
+fuzz/corpus/deaggregate/ from aggregated records written here by hand (protobuf
+and MD5 of the KPL format, docs/contract.md), and records that are not aggregated."""
 
 import base64
 import binascii
@@ -56,3 +58,45 @@ for seed in SEEDS:
         (out / hashlib.sha1(data).hexdigest()).write_bytes(data)
         seen += 1
 print(f"{out}: {seen} seeds")
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        out.append(n & 0x7F | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+def field(tag, payload):
+    """A length-delimited field (every field of the format but the indices)."""
+    return varint(tag << 3 | 2) + varint(len(payload)) + payload
+
+
+def aggregated(pks, ehks, records):
+    """records: (pk index, ehk index or None, data); the KPL format's bytes."""
+    body = b"".join(field(1, k.encode()) for k in pks) + b"".join(field(2, k.encode()) for k in ehks)
+    for pk, ehk, data in records:
+        entry = varint(1 << 3) + varint(pk) + (varint(2 << 3) + varint(ehk) if ehk is not None else b"")
+        body += field(3, entry + field(3, data))
+    return b"\xf3\x89\x9a\xc2" + body + hashlib.md5(body).digest()
+
+
+out = root / "fuzz" / "corpus" / "deaggregate"
+out.mkdir(parents=True, exist_ok=True)
+record = json.dumps({"event_id": "x", "sequence": 0}).encode()
+seeds = [
+    aggregated(["pk"], [], [(0, None, record), (0, None, b"")]),
+    aggregated(
+        ["a", "b"], ["0", "340282366920938463463374607431768211455"], [(1, 0, b"x"), (0, 1, record), (0, None, b"y")]
+    ),
+    aggregated(["a"], [], [(3, None, b"index past the table")]),
+    aggregated(["a"], [], []),
+    aggregated([], [], [(0, None, b"")])[:-1] + b"\x00",
+    record,
+    b"\xf3\x89\x9a\xc2",
+]
+for data in seeds:
+    (out / hashlib.sha1(data).hexdigest()).write_bytes(data)
+print(f"{out}: {len(seeds)} seeds")

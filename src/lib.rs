@@ -14,6 +14,7 @@
 //! | [`transform`] | body → records: decode then encode, the pure path run per message |
 //! | [`batch`] | the bookkeeping of one batch: triage, FIFO lanes and rounds, the answer, the counts |
 //! | [`rejects_queue`] | storing invalid submissions in the optional rejects queue (SendMessageBatch) |
+//! | [`aggregate`] | the KPL aggregated record format: aggregator and deaggregator (`RECORD_FORMAT=aggregated`) |
 //! | [`publisher`] | PutRecords: packing, strict/relaxed ordering, per-record retries, the deadline |
 //! | [`resume`] | a submission published part-way goes back to its queue with its progress, and resumes there |
 //! | [`shard_split`] | a submission acknowledged on more than one shard: counted, and logged at ERROR |
@@ -42,6 +43,7 @@
     )
 )]
 
+pub mod aggregate;
 #[cfg(feature = "lambda")]
 pub mod aws;
 pub mod backoff;

@@ -6,6 +6,8 @@
 
 mod support;
 
+#[path = "aggregate.rs"]
+mod aggregate;
 #[cfg(feature = "lambda")]
 #[path = "aws_adapters.rs"]
 mod aws_adapters;
