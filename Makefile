@@ -14,7 +14,7 @@ include mk/hardening.mk
 include mk/operate.mk
 include mk/bench.mk
 
-.PHONY: help test test-tools test-rust lint lint-rust lint-python fmt events fuzz-smoke fuzz
+.PHONY: help test test-tools test-rust test-compat lint lint-rust lint-python fmt events fuzz-smoke fuzz
 
 # cargo-fuzz, pinned and prebuilt (requirements/fuzz.txt), installed into the
 # project (.cache/tools), run with nightly.
@@ -26,7 +26,7 @@ FUZZ_ARGS := -max_len=65536 -timeout=10 -rss_limit_mb=2048
 # The group of each documented target in `make help`; a target not named
 # here is listed under "other".
 HELP_GROUPS := run:demo,demo-package,emulator,deploy-local,local-package,watch,invoke,events \
-	test:test,test-rust,test-e2e,e2e-package,test-template,lint,lint-rust,lint-python,fmt,fuzz-smoke,fuzz,soak \
+	test:test,test-rust,test-compat,test-e2e,e2e-package,test-template,lint,lint-rust,lint-python,fmt,fuzz-smoke,fuzz,soak \
 	deploy:tools,build,validate,sam-build,deploy,clean,distclean,local-venvs,local-clean \
 	operate:capacity \
 	benchmark:bench,bench-build,bench-transform,bench-publisher,bench-coldstart,bench-report,bench-profiles,bench-venv
@@ -57,7 +57,7 @@ test:
 # Every tool `make test` needs (`make -j5 test-tools` installs them side by
 # side); `make test` installs each as its first step needs it.
 test-tools: $(VENV)/.installed $(LAMBDA_VENV)/.installed $(LOCAL_AWS_VENV)/.installed \
-	$(LOCAL_EMULATOR_VENV)/.installed $(CARGO_FUZZ)
+	$(LOCAL_EMULATOR_VENV)/.installed $(CARGO_FUZZ) $(COMPAT_VENV)/.installed $(COMPAT_NODE)/.installed
 
 # The lanes of `make test`. Each step is a make of its own outside the job
 # pool (its MAKEFLAGS without -j and the jobserver, command-line variables
@@ -67,8 +67,8 @@ CI_LOG := .cache/ci
 CI_FLAGS = $(filter-out -j% --jobserver-auth=% --jobserver-fds=%,$(MAKEFLAGS))
 CI_MAKE = MAKEFLAGS='$(CI_FLAGS)' $(MAKE) --no-print-directory
 CI_LOW = MAKEFLAGS='$(CI_FLAGS)' nice -n 10 $(MAKE) --no-print-directory
-.PHONY: ci ci-build ci-lint-rust ci-test-rust ci-fuzz ci-lint-python ci-e2e ci-template
-ci: ci-build ci-lint-rust ci-test-rust ci-fuzz ci-lint-python ci-e2e ci-template
+.PHONY: ci ci-build ci-lint-rust ci-test-rust ci-compat ci-fuzz ci-lint-python ci-e2e ci-template
+ci: ci-build ci-lint-rust ci-test-rust ci-compat ci-fuzz ci-lint-python ci-e2e ci-template
 ci-build: $(LAMBDA_VENV)/.installed
 	@mkdir -p $(CI_LOG)
 	@echo "ci: the release build (make local-package), log in $(CI_LOG)/build.log"
@@ -79,6 +79,8 @@ ci-lint-rust:
 	$(CI_LOW) lint-rust
 ci-test-rust: ci-lint-rust
 	$(CI_LOW) test-rust
+ci-compat: ci-test-rust $(COMPAT_VENV)/.installed $(COMPAT_NODE)/.installed
+	$(CI_LOW) test-compat
 ci-fuzz: ci-test-rust $(CARGO_FUZZ)
 	$(CI_LOW) fuzz-smoke
 ci-lint-python: $(LOCAL_AWS_VENV)/.installed
@@ -92,6 +94,30 @@ ci-template: ci-build $(VENV)/.installed
 test-rust:
 	cargo test --locked
 
+# awslabs' kinesis-aggregation libraries, pinned: Python's in a virtual
+# environment of its own (requirements/compat.txt), Node.js's from
+# tests/compat/package-lock.json into .cache/compat-node (npm ci, no install
+# scripts: none of these packages needs one).
+COMPAT_VENV := .venv-compat
+COMPAT_NODE := .cache/compat-node
+
+$(COMPAT_VENV)/.installed: requirements/compat.txt
+	rm -rf $(COMPAT_VENV)
+	$(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r $<
+	touch $@
+
+$(COMPAT_NODE)/.installed: tests/compat/package.json tests/compat/package-lock.json
+	rm -rf $(COMPAT_NODE)
+	mkdir -p $(COMPAT_NODE)
+	cp $^ $(COMPAT_NODE)/
+	cd $(COMPAT_NODE) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+## test-compat: the aggregated record format against awslabs' Python and Node.js libraries (part of make test)
+test-compat: $(COMPAT_VENV)/.installed $(COMPAT_NODE)/.installed
+	$(COMPAT_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/compat
+
 ## lint: rustfmt, clippy and rustdoc (warnings are errors), the function and its benchmarks; ruff (lint-python)
 lint: lint-python lint-rust
 
@@ -99,7 +125,7 @@ lint: lint-python lint-rust
 # Both reuse the first clippy's check of the dependencies: the benchmarks
 # crate checked into target/ (its own builds stay in benches/target), where
 # the dependencies it shares are already checked; rustdoc with --examples (the
-# crate has none), which resolves features with the dev-dependencies', as
+# one example is tests/compat's), which resolves features with the dev-dependencies', as
 # clippy's --all-targets does, so the SDK crates are not checked a second time
 # with other features (docs/benchmarks.md, "The front door").
 lint-rust:
