@@ -144,8 +144,9 @@ pub async fn resend_all<S: ResendSink>(
     results
 }
 
-/// The time re-sends may take: half the deadline margin, so that the other
-/// half is left to answer SQS.
+/// When re-sends stop waiting: half the deadline margin before the
+/// deadline, so that the other half is left to answer SQS. They start when
+/// publishing ends, so they have from then until this instant.
 pub fn stop_at(deadline: Instant, margin: Duration) -> Instant {
     let now = Instant::now();
     deadline

@@ -602,3 +602,101 @@ async fn a_body_at_the_size_limit_is_sent_whole_without_the_attributes_that_do_n
     assert_eq!(sink.send_batch(&[message]).await, [Ok(())]);
     assert_eq!(rule.num_calls(), 1);
 }
+
+/// One HTTP request as a loopback server received it.
+struct Received {
+    request_line: String,
+    headers: Vec<(String, String)>,
+    body: serde_json::Value,
+}
+
+/// Serves one connection on the loopback: reads one request, answers `answer`
+/// (a JSON 1.0 body), and hands the request over.
+async fn one_request(answer: &'static str) -> (String, tokio::task::JoinHandle<Received>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let served = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let (read, mut write) = socket.into_split();
+        let mut reader = BufReader::new(read);
+        let mut request_line = String::new();
+        reader.read_line(&mut request_line).await.unwrap();
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).await.unwrap();
+            let Some((name, value)) = line.trim_end().split_once(':') else {
+                break;
+            };
+            headers.push((name.to_ascii_lowercase(), value.trim().to_owned()));
+        }
+        let length: usize = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .map(|(_, v)| v.parse().unwrap())
+            .unwrap();
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).await.unwrap();
+        let response = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+            answer.len()
+        );
+        write.write_all(response.as_bytes()).await.unwrap();
+        write.shutdown().await.unwrap();
+        Received {
+            request_line,
+            headers,
+            body: serde_json::from_slice(&body).unwrap(),
+        }
+    });
+    (address, served)
+}
+
+/// The URL of a re-send is built from the queue's ARN (no GetQueueUrl, so
+/// no `sqs:GetQueueUrl` on the role), and the SDK sends it as the
+/// `QueueUrl` parameter of a request to the client's own endpoint: here an
+/// endpoint override, as `AWS_ENDPOINT_URL` gives one, which the emulators
+/// answer by the account and name in the URL's path.
+#[tokio::test]
+async fn a_resend_is_one_send_message_to_the_configured_endpoint_with_the_url_built_from_the_arn() {
+    use edr_preprocessor::aws::SqsResendSink;
+    use edr_preprocessor::resume::{Resend, ResendSink};
+    let (address, served) = one_request(r#"{"MessageId":"copy-1"}"#).await;
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+        .region(aws_sdk_sqs::config::Region::new("eu-west-1"))
+        .endpoint_url(format!("http://{address}"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .build();
+    let sink = SqsResendSink::new(aws_sdk_sqs::Client::from_conf(config));
+    let message = Resend {
+        source_arn: "arn:aws:sqs:eu-west-1:123456789012:submissions",
+        body: "eyJ9",
+        group_id: Some("tenant-7"),
+        marker: "3/00".into(),
+        source_message_id: "m-1",
+    };
+    assert_eq!(sink.resend(&message).await, Ok(()));
+    let request = served.await.unwrap();
+    let header = |name: &str| {
+        (request.headers.iter())
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(request.request_line.trim_end(), "POST / HTTP/1.1");
+    assert_eq!(header("host"), Some(address.as_str()));
+    assert_eq!(header("x-amz-target"), Some("AmazonSQS.SendMessage"));
+    assert_eq!(
+        request.body["QueueUrl"],
+        "https://sqs.eu-west-1.amazonaws.com/123456789012/submissions"
+    );
+    assert_eq!(request.body["MessageBody"], "eyJ9");
+    assert_eq!(request.body["MessageGroupId"], "tenant-7");
+    assert_eq!(
+        request.body["MessageAttributes"]["edr_resume_from"]["StringValue"],
+        "3/00"
+    );
+}

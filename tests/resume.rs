@@ -310,6 +310,44 @@ async fn a_refused_copy_leaves_the_message_failed_and_resume_off_sends_nothing()
     );
 }
 
+/// A source queue that answers every re-send after `delay`.
+struct SlowQueue {
+    delay: Duration,
+}
+
+impl edr_preprocessor::resume::ResendSink for SlowQueue {
+    async fn resend(&self, _: &edr_preprocessor::resume::Resend<'_>) -> Result<(), String> {
+        tokio::time::sleep(self.delay).await;
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_re_send_window_runs_from_the_end_of_publishing_to_half_the_margin_before_the_deadline()
+{
+    // Publishing ends at once (record 1 refused for good, record 0 written),
+    // 10 s before the deadline: the re-send may take until deadline - 250 ms
+    // (half the 500 ms margin), not only 250 ms.
+    for (answer_after, sent) in [(9_700, true), (9_800, false)] {
+        let h = Handler::new(
+            config(&[("DEADLINE_MARGIN_MS", "500")]),
+            writing_before(1, kms_denied),
+            None::<RecordingRejects>,
+        )
+        .with_resend(SlowQueue {
+            delay: Duration::from_millis(answer_after),
+        });
+        let event = batch(vec![delivery("m", &b64(&submission(0, 3, 0)), None, 1)]);
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(10);
+        let (response, metrics) = h.process(&event.records, deadline).await;
+        let failed = failed_ids(&response.unwrap());
+        assert_eq!((metrics.resent == 1, failed.is_empty()), (sent, sent));
+        let returned_after = if sent { answer_after } else { 9_750 };
+        assert_eq!(started.elapsed(), Duration::from_millis(returned_after));
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_marker_for_other_content_is_ignored_and_a_fair_queue_keeps_its_group() {
     let h = resuming(ScriptedKinesis::healthy(), &[]);

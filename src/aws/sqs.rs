@@ -9,7 +9,6 @@
 //! by entry: an entry counts as stored only if it is listed as successful.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
@@ -124,58 +123,78 @@ pub fn entry_results(output: &SendMessageBatchOutput, n: usize) -> Vec<Result<()
 
 /// The way back to a source queue: SendMessage with the resume marker.
 ///
-/// The Lambda event names its queue by ARN; the URL SendMessage needs comes
-/// from GetQueueUrl once per queue and process (the endpoint differs between
-/// AWS and the emulators, so it is not built from the ARN).
+/// The Lambda event names its queue by ARN; SendMessage takes the queue's
+/// URL, which [`queue_url`] builds from the ARN, so a re-send costs no
+/// GetQueueUrl call and the role needs no `sqs:GetQueueUrl`.
 #[derive(Debug)]
 pub struct SqsResendSink {
     client: aws_sdk_sqs::Client,
-    urls: Mutex<HashMap<String, String>>,
 }
 
 impl SqsResendSink {
     /// Sends with `client`.
     pub fn new(client: aws_sdk_sqs::Client) -> Self {
-        SqsResendSink {
-            client,
-            urls: Mutex::new(HashMap::new()),
-        }
+        SqsResendSink { client }
     }
+}
 
-    async fn queue_url(&self, arn: &str) -> Result<String, String> {
-        if let Some(url) = self.urls.lock().ok().and_then(|u| u.get(arn).cloned()) {
-            return Ok(url);
-        }
-        // arn:partition:sqs:region:account:name
-        let parts: Vec<&str> = arn.splitn(6, ':').collect();
-        let (Some(account), Some(name)) = (parts.get(4), parts.get(5)) else {
-            return Err(format!(
-                "not an SQS queue ARN: {}",
-                crate::logging::bounded(arn, 128)
-            ));
-        };
-        let answer = self
-            .client
-            .get_queue_url()
-            .queue_name(*name)
-            .queue_owner_aws_account_id(*account)
-            .send()
-            .await
-            .map_err(|e| crate::logging::bounded(&DisplayErrorContext(&e).to_string(), 256))?;
-        let url = answer
-            .queue_url()
-            .ok_or("GetQueueUrl answered without a URL")?
-            .to_owned();
-        if let Ok(mut urls) = self.urls.lock() {
-            urls.insert(arn.to_owned(), url.clone());
-        }
-        Ok(url)
+/// The URL of the queue `arn` names (`arn:<partition>:sqs:<region>:<account>:<name>`):
+/// `https://sqs.<region>.<partition's DNS suffix>/<account>/<name>`, the URL
+/// GetQueueUrl answers on AWS.
+///
+/// The SDK sends it as the `QueueUrl` parameter of a request to the client's
+/// own endpoint (the region's, or `AWS_ENDPOINT_URL`), never to the URL's
+/// host, so the same URL works behind an endpoint override: the emulators
+/// find the queue by the account and name in its path
+/// (`tests/aws_adapters.rs` checks the request the SDK sends).
+pub fn queue_url(arn: &str) -> Result<String, String> {
+    let not_an_arn = || {
+        format!(
+            "not an SQS queue ARN: {}",
+            crate::logging::bounded(arn, 128)
+        )
+    };
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let [prefix, partition, service, region, account, name] = parts.as_slice() else {
+        return Err(not_an_arn());
+    };
+    let well_formed = *prefix == "arn"
+        && *service == "sqs"
+        && !region.is_empty()
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && !name.is_empty()
+        && !name.contains(['/', ':']);
+    if !well_formed {
+        return Err(not_an_arn());
     }
+    let suffix = dns_suffix(partition).ok_or_else(|| {
+        format!(
+            "unknown AWS partition {}: cannot build the queue URL",
+            crate::logging::bounded(partition, 32)
+        )
+    })?;
+    Ok(format!("https://sqs.{region}.{suffix}/{account}/{name}"))
+}
+
+/// The DNS suffix of each AWS partition, as the SDK's own partition table
+/// (`aws-sdk-sqs`, `endpoint_lib`) has it.
+fn dns_suffix(partition: &str) -> Option<&'static str> {
+    Some(match partition {
+        "aws" | "aws-us-gov" => "amazonaws.com",
+        "aws-cn" => "amazonaws.com.cn",
+        "aws-eusc" => "amazonaws.eu",
+        "aws-iso" => "c2s.ic.gov",
+        "aws-iso-b" => "sc2s.sgov.gov",
+        "aws-iso-e" => "cloud.adc-e.uk",
+        "aws-iso-f" => "csp.hci.ic.gov",
+        _ => return None,
+    })
 }
 
 impl ResendSink for SqsResendSink {
     async fn resend(&self, message: &Resend<'_>) -> Result<(), String> {
-        let url = self.queue_url(message.source_arn).await?;
+        let url = queue_url(message.source_arn)?;
         let marker = MessageAttributeValue::builder()
             .data_type(ATTRIBUTE_TYPE)
             .string_value(&message.marker)
@@ -191,5 +210,52 @@ impl ResendSink for SqsResendSink {
             .await
             .map(|_| ())
             .map_err(|e| crate::logging::bounded(&DisplayErrorContext(&e).to_string(), 256))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_queue_url_is_built_from_the_arn_in_every_partition() {
+        let cases = [
+            (
+                "arn:aws:sqs:eu-west-1:123456789012:submissions",
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/submissions",
+            ),
+            (
+                "arn:aws-cn:sqs:cn-north-1:123456789012:q",
+                "https://sqs.cn-north-1.amazonaws.com.cn/123456789012/q",
+            ),
+            (
+                "arn:aws-us-gov:sqs:us-gov-west-1:123456789012:q",
+                "https://sqs.us-gov-west-1.amazonaws.com/123456789012/q",
+            ),
+            (
+                "arn:aws-iso-b:sqs:us-isob-east-1:123456789012:q",
+                "https://sqs.us-isob-east-1.sc2s.sgov.gov/123456789012/q",
+            ),
+        ];
+        for (arn, url) in cases {
+            assert_eq!(queue_url(arn).as_deref(), Ok(url), "{arn}");
+        }
+    }
+
+    #[test]
+    fn what_is_not_a_queue_arn_gets_no_url() {
+        for arn in [
+            "",
+            "submissions",
+            "arn:aws:sqs:eu-west-1:123456789012",
+            "arn:aws:sns:eu-west-1:123456789012:topic",
+            "arn:aws:sqs::123456789012:q",
+            "arn:aws:sqs:eu-west-1:1234:q",
+            "arn:aws:sqs:eu-west-1:123456789012:",
+            "arn:aws:sqs:eu-west-1:123456789012:a/b",
+            "arn:aws-mars:sqs:mars-1:123456789012:q",
+        ] {
+            assert!(queue_url(arn).is_err(), "{arn}");
+        }
     }
 }

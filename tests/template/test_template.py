@@ -363,6 +363,11 @@ def test_rules_refuse_what_aws_refuses(template, defaults, overrides, refused):
         ("Architecture", ["arm64", "x86_64"], ["aarch64", "amd64"]),
         ("StreamMode", ["PROVISIONED", "ON_DEMAND"], ["on-demand"]),
         ("Resume", ["resend", "off"], ["", "false", "Off", "on"]),
+        (
+            "QueueKmsKeyArn",
+            ["", "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"],
+            ["arn:aws:kms:eu-west-1:123456789012:alias/queues", "*", "1234abcd-12ab-34cd-56ef-1234567890ab"],
+        ),
     ],
 )
 def test_parameter_constraints(parameters, name, good, bad):
@@ -474,11 +479,14 @@ def role_statements(resources) -> dict[str, tuple[dict, str | None]]:
 
 def test_iam_grants_exactly_what_the_function_needs(resources):
     granted = {}
-    for statement, condition in role_statements(resources).values():
+    for name, (statement, condition) in role_statements(resources).items():
         assert statement["Effect"] == "Allow"
         actions = statement["Action"]
         actions = [actions] if isinstance(actions, str) else actions
-        granted[frozenset(actions)] = (statement["Resource"], condition)
+        # Two policies grant sqs:SendMessage: to the rejects queue and back to the source queue.
+        key = frozenset(actions) | ({"resend"} if name.startswith("resend") else set())
+        assert key not in granted, f"{name}: the same actions twice"
+        granted[key] = (statement["Resource"], condition)
     assert granted == {
         frozenset({"logs:CreateLogStream", "logs:PutLogEvents"}): ({"Fn::GetAtt": ["FunctionLogGroup", "Arn"]}, None),
         frozenset(SQS_POLLER_ACTIONS): (
@@ -502,12 +510,16 @@ def test_iam_grants_exactly_what_the_function_needs(resources):
             "HasRejectsQueue",
         ),
         # RESUME=resend: a submission published part-way goes back to its own
-        # queue (GetQueueUrl from its eventSourceARN, then SendMessage), the
-        # source queue only, and only while Resume is resend.
-        frozenset({"sqs:GetQueueUrl", "sqs:SendMessage"}): (
+        # queue (SendMessage to the URL built from its eventSourceARN: no
+        # GetQueueUrl), the source queue only, and only while Resume is resend.
+        frozenset({"sqs:SendMessage", "resend"}): (
             {"Fn::If": ["CreateQueue", {"Fn::GetAtt": ["SubmissionsQueue", "Arn"]}, {"Ref": "ExistingQueueArn"}]},
             "ResumeOn",
         ),
+        # An existing queue with a customer-managed key: receiving decrypts,
+        # a re-send encrypts (only while Resume is resend).
+        frozenset({"kms:Decrypt"}): ({"Ref": "QueueKmsKeyArn"}, "HasQueueKmsKey"),
+        frozenset({"kms:GenerateDataKey"}): ({"Ref": "QueueKmsKeyArn"}, "ResumeWithQueueKmsKey"),
     }
 
 
@@ -516,9 +528,118 @@ def test_the_way_back_to_the_source_queue_is_granted_only_while_resume_is_on(tem
     Resume=off the function never sends back to its queue, so it may not."""
     assert defaults["Resume"] == "resend"
     assert function(resources)["Properties"]["Environment"]["Variables"]["RESUME"] == {"Ref": "Resume"}
-    (condition,) = [c for s, c in role_statements(resources).values() if "sqs:GetQueueUrl" in s["Action"]]
+    (condition,) = [c for name, (_, c) in role_statements(resources).items() if name.startswith("resend")]
     assert Evaluator(template, defaults).condition(condition)
     assert not Evaluator(template, {**defaults, "Resume": "off"}).condition(condition)
+
+
+@pytest.mark.parametrize(
+    "overrides, decrypt, encrypt",
+    [
+        ({}, False, False),
+        ({"ExistingQueueArn": "arn:aws:sqs:eu-west-1:123456789012:q"}, False, False),
+        ({"ExistingQueueArn": "arn:aws:sqs:eu-west-1:123456789012:q", "QueueKmsKeyArn": "KEY"}, True, True),
+        (
+            {"ExistingQueueArn": "arn:aws:sqs:eu-west-1:123456789012:q", "QueueKmsKeyArn": "KEY", "Resume": "off"},
+            True,
+            False,
+        ),
+    ],
+)
+def test_a_customer_managed_key_on_the_source_queue_is_granted_as_receiving_and_resending_need(
+    template, resources, defaults, overrides, decrypt, encrypt
+):
+    """Issue 19, item 6: SQS encrypts a message sent to a queue with a
+    customer-managed key with a data key it asks KMS for on the sender's
+    behalf, so a re-send needs kms:GenerateDataKey (and kms:Decrypt, which
+    receiving needs anyway) on that key; without it every re-send is refused
+    and resume is off. Granted on that key only, GenerateDataKey only while
+    Resume is resend."""
+    evaluator = Evaluator(template, {**defaults, **overrides})
+    granted = {
+        action: evaluator.eval(statement["Resource"])
+        for statement, condition in role_statements(resources).values()
+        if condition is None or evaluator.condition(condition)
+        for action in statement["Action"]
+        if action.startswith("kms:")
+    }
+    expected = {"kms:Decrypt": "KEY"} if decrypt else {}
+    expected |= {"kms:GenerateDataKey": "KEY"} if encrypt else {}
+    assert granted == expected
+    assert evaluator.rule_failures() == []
+
+
+def test_a_queue_key_without_an_existing_queue_is_refused(template, defaults):
+    failures = Evaluator(template, {**defaults, "QueueKmsKeyArn": "arn:aws:kms:eu-west-1:123456789012:key/k"})
+    assert [f for f in failures.rule_failures() if "QueueKmsKeyArn" in f]
+
+
+# --- The permissions table of docs/deploy.md ------------------------------------
+
+PERMISSIONS_HEADER = "| Policy | Actions | On | Granted |"
+
+
+def permissions_table() -> dict[str, list[str]]:
+    """docs/deploy.md's table of the role's policies: cells by policy name."""
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    assert text.count(PERMISSIONS_HEADER) == 1, f"docs/deploy.md has no table headed {PERMISSIONS_HEADER!r}"
+    rows = {}
+    for line in text.split(PERMISSIONS_HEADER, 1)[1].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        assert len(cells) == 4, f"a permissions row without four cells: {line}"
+        (name,) = re.findall(r"`([^`]+)`", cells[0])
+        assert name not in rows, f"{name} twice in the permissions table"
+        rows[name] = cells
+    return rows
+
+
+def names_in(cell: str) -> set[str]:
+    """What a cell names in backticks, a `Parameter=value` by its parameter."""
+    return {m.split("=")[0] for m in re.findall(r"`([^`]+)`", cell)}
+
+
+def condition_parameters(template: dict, node) -> set[str]:
+    """The parameters a condition depends on, through the conditions it names."""
+    found = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Condition":
+                found |= condition_parameters(template, template["Conditions"][value])
+            elif key == "Ref":
+                found.add(value)
+            else:
+                found |= condition_parameters(template, value)
+    elif isinstance(node, list):
+        for n in node:
+            found |= condition_parameters(template, n)
+    return found
+
+
+def test_the_permissions_table_of_the_docs_is_the_roles(template, resources):
+    """Issue 19, item 6: docs/deploy.md's table names every policy of the
+    function's role, with exactly its actions, the resources it is granted on
+    (each resource or parameter of the statement's Resource, in backticks)
+    and when: "always" (and why), or the parameters its condition depends on."""
+    table = permissions_table()
+    statements = role_statements(resources)
+    assert set(table) == set(statements), "policies of the role vs rows of docs/deploy.md's table"
+    problems = []
+    for name, (statement, condition) in statements.items():
+        _, actions, on, granted = table[name]
+        if set(re.findall(r"`([a-z0-9-]+:[A-Za-z]+)`", actions)) != set(statement["Action"]):
+            problems.append(f"{name}: actions {actions!r}, the role has {statement['Action']}")
+        if names_in(on) != refs(statement["Resource"]):
+            problems.append(f"{name}: on {on!r}, the role names {sorted(refs(statement['Resource']))}")
+        if condition is None:
+            if not granted.startswith("always"):
+                problems.append(f"{name}: granted {granted!r}, the role always")
+        else:
+            needed = condition_parameters(template, template["Conditions"][condition])
+            if not needed <= names_in(granted) or granted.startswith("always"):
+                problems.append(f"{name}: granted {granted!r}; {condition} depends on {sorted(needed)}")
+    assert not problems, "\n".join(problems)
 
 
 def test_iam_resources_are_the_stacks_own_and_never_wildcards(template, resources):
