@@ -400,6 +400,71 @@ def test_queue_has_a_dead_letter_queue_with_parameterised_max_receive_count(reso
     assert dlq["Properties"]["MessageRetentionPeriod"] == 1209600
 
 
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+DENY_WITHOUT_TLS = {
+    "Effect": "Deny",
+    "Principal": "*",
+    "Action": "sqs:*",
+    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+}
+
+
+@pytest.mark.parametrize("stage", ["written", "transformed"])
+def test_every_queue_the_stack_creates_refuses_requests_without_tls(template, transformed, stage):
+    """Issue 19, item 7: SQS accepts plain HTTP unless the queue policy
+    denies requests with aws:SecureTransport false. Every queue of the stack
+    (the submissions queue, its dead-letter queue, the rejects queue, and any
+    added later) has exactly one queue policy, present exactly when the
+    queue is, that denies them to every principal, and allows nothing (who
+    may read stays with IAM). Checked as written and as CloudFormation
+    deploys it (after the SAM transform)."""
+    resources = (template if stage == "written" else transformed)["Resources"]
+    queues = {name: r for name, r in resources.items() if r["Type"] == "AWS::SQS::Queue"}
+    assert {"SubmissionsQueue", "SubmissionsDeadLetterQueue", "RejectsQueueResource"} <= set(queues)
+    policies = {name: r for name, r in resources.items() if r["Type"] == "AWS::SQS::QueuePolicy"}
+    for name, queue in queues.items():
+        covering = [p for p in policies.values() if {"Ref": name} in p["Properties"]["Queues"]]
+        assert len(covering) == 1, f"{name}: {len(covering)} queue policies"
+        (policy,) = covering
+        assert policy.get("Condition") == queue.get("Condition"), f"{name}: its policy exists when it does"
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert all(st["Effect"] == "Deny" for st in statements), f"{name}: a queue policy that allows"
+        denied = [
+            st
+            for st in statements
+            if {k: st.get(k) for k in DENY_WITHOUT_TLS} == DENY_WITHOUT_TLS
+            and {"Fn::GetAtt": [name, "Arn"]} in as_list(st["Resource"])
+        ]
+        assert denied, f"{name}: requests without TLS are not denied"
+    # Every policy covers only queues of this stack, with their own condition.
+    for name, policy in policies.items():
+        for queue in policy["Properties"]["Queues"]:
+            assert queue["Ref"] in queues, f"{name}: {queue}"
+
+
+@pytest.mark.parametrize(
+    "overrides, with_policy",
+    [
+        ({}, {"SubmissionsQueue", "SubmissionsDeadLetterQueue", "RejectsQueueResource"}),
+        ({"RejectsQueue": "none"}, {"SubmissionsQueue", "SubmissionsDeadLetterQueue"}),
+        ({"ExistingQueueArn": "arn:aws:sqs:eu-west-1:123456789012:q"}, {"RejectsQueueResource"}),
+    ],
+)
+def test_queue_policies_come_and_go_with_their_queues(template, resources, defaults, overrides, with_policy):
+    """An existing queue's policy is its owner's: the stack sets none on it."""
+    evaluator = Evaluator(template, {**defaults, **overrides})
+    covered = {
+        queue["Ref"]
+        for r in resources.values()
+        if r["Type"] == "AWS::SQS::QueuePolicy" and evaluator.condition(r["Condition"])
+        for queue in r["Properties"]["Queues"]
+    }
+    assert covered == with_policy
+
+
 def test_stream_is_created_with_shards_or_on_demand(resources):
     stream = resources["EventsStream"]
     assert stream["Type"] == "AWS::Kinesis::Stream"
