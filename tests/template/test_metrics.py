@@ -13,7 +13,12 @@ template, and fail on any mismatch, in both directions:
 - every metric the code emits is on the dashboard, with `FunctionName`, and
   each one the code also breaks down by `Reason` is there by `Reason` too;
 - the namespace is the one the function is given (`METRICS_NAMESPACE`, from
-  the `MetricsNamespace` parameter), never a literal.
+  the `MetricsNamespace` parameter), never a literal;
+- an alarm on a share (metric math) is graphed on the dashboard, the same
+  expression over the same metrics, with its threshold;
+- the canary (CodeDeploy's rollback alarms) watches every metric that shows
+  a version publishing only part of a submission, and docs/operations.md
+  says what each alarm means and what to look at first.
 
 They run in `make test-template` (part of `make test`) and need no AWS."""
 
@@ -102,6 +107,11 @@ def parse_metrics_rs(source: str) -> CodeMetrics:
         assert re.fullmatch(r"[A-Za-z0-9_.\-]{1,255}", name), f"not a plain CloudWatch metric name: {name!r}"
     for const in ("DIMENSION_FUNCTION", "DIMENSION_REASON"):
         assert const in consts, f"src/metrics.rs: no `pub const {const}: &str`"
+    # A metric defined by name in an EMF document is one of METRIC_NAMES, so
+    # that the dashboard check below sees it (the Rust test `metrics::tests`
+    # proves the totals document carries exactly METRIC_NAMES).
+    for const in re.findall(r'"Name"\s*:\s*([A-Z][A-Z0-9_]*)', code):
+        assert consts.get(const) in names, f"src/metrics.rs emits {const}, which is not in METRIC_NAMES"
 
     # Which metrics are emitted with which dimension list: every EMF document
     # is built by `document(namespace, timestamp, &[DIMENSIONS...], metrics)`;
@@ -187,6 +197,7 @@ def dashboard_references(widgets: list[dict]) -> list[Reference]:
             continue
         title = widget["properties"].get("title", "?")
         previous: list[str] = []
+        ids = {o["id"] for row in widget["properties"]["metrics"] for o in row if isinstance(o, dict) and "id" in o}
         for row in widget["properties"]["metrics"]:
             parts = [p for p in row if not isinstance(p, dict)]
             options = [p for p in row if isinstance(p, dict)]
@@ -194,6 +205,10 @@ def dashboard_references(widgets: list[dict]) -> list[Reference]:
                 (opts,) = options
                 expression = opts.get("expression", "")
                 assert expression, f"{title}: a metrics row with neither a metric nor an expression"
+                if "SEARCH" not in expression:
+                    # Metric math over the widget's other rows, read as rows.
+                    check_math(expression, ids, title)
+                    continue
                 found = _search_references(expression, title)
                 assert found, f"{title}: expression {expression!r} reads no metric this test understands"
                 refs += found
@@ -207,16 +222,100 @@ def dashboard_references(widgets: list[dict]) -> list[Reference]:
     return refs
 
 
+# Metric math: lower-case identifiers are the ids of other metrics; upper-case
+# words are its functions (IF, FILL, ...).
+MATH_ID = re.compile(r"\b[a-z][A-Za-z0-9_]*\b")
+
+
+def check_math(expression: str, ids: set[str], where: str) -> None:
+    unknown = set(MATH_ID.findall(expression)) - ids
+    assert not unknown, f"{where}: {expression!r} names {unknown}, which no metric of it has as id"
+
+
+def metric_stat_reference(metric: dict, evaluator: Evaluator, where: str) -> Reference:
+    """An alarm's metric: Namespace, MetricName, Dimensions (plain, or a MetricStat's Metric)."""
+    dims = tuple(sorted((d["Name"], evaluator.eval(d["Value"])) for d in metric.get("Dimensions", [])))
+    return Reference(evaluator.eval(metric["Namespace"]), metric["MetricName"], dims, where)
+
+
 def alarm_references(template: dict, evaluator: Evaluator) -> list[Reference]:
+    """Every metric every alarm reads, a metric-math alarm's included."""
     refs = []
     for logical_id, resource in template["Resources"].items():
         if resource["Type"] != "AWS::CloudWatch::Alarm":
             continue
         props = resource["Properties"]
-        assert "Metrics" not in props, f"{logical_id}: metric-math alarms are not checked yet; extend this test"
-        dims = tuple(sorted((d["Name"], evaluator.eval(d["Value"])) for d in props.get("Dimensions", [])))
-        refs.append(Reference(evaluator.eval(props["Namespace"]), props["MetricName"], dims, logical_id))
+        if "Metrics" not in props:
+            refs.append(metric_stat_reference(props, evaluator, logical_id))
+            continue
+        queries = props["Metrics"]
+        ids = {q["Id"] for q in queries}
+        returned = [q for q in queries if q.get("ReturnData", True)]
+        assert len(returned) == 1, f"{logical_id}: an alarm evaluates one time series"
+        for query in queries:
+            if "MetricStat" in query:
+                refs.append(metric_stat_reference(query["MetricStat"]["Metric"], evaluator, logical_id))
+            else:
+                check_math(query["Expression"], ids, logical_id)
     return refs
+
+
+@dataclass(frozen=True)
+class Share:
+    """A metric-math time series: its expression with each id replaced by
+    the metric (namespace, name, dimensions) it stands for, so two that read
+    the same metrics the same way are equal whatever their ids."""
+
+    expression: str
+
+    @staticmethod
+    def of(expression: str, metrics: dict[str, Reference]) -> Share:
+        def name(match: re.Match) -> str:
+            ref = metrics[match.group(0)]
+            return f"<{ref.namespace}|{ref.name}|{ref.dimensions}>"
+
+        return Share(MATH_ID.sub(name, expression.replace(" ", "")))
+
+
+def alarm_shares(template: dict, evaluator: Evaluator) -> dict[str, tuple[Share, float]]:
+    """Each metric-math alarm: what it evaluates, and its threshold."""
+    out = {}
+    for logical_id, resource in template["Resources"].items():
+        props = resource["Properties"]
+        if resource["Type"] != "AWS::CloudWatch::Alarm" or "Metrics" not in props:
+            continue
+        metrics = {
+            q["Id"]: metric_stat_reference(q["MetricStat"]["Metric"], evaluator, logical_id)
+            for q in props["Metrics"]
+            if "MetricStat" in q
+        }
+        (returned,) = [q for q in props["Metrics"] if q.get("ReturnData", True)]
+        out[logical_id] = (Share.of(returned["Expression"], metrics), float(evaluator.eval(props["Threshold"])))
+    return out
+
+
+def widget_shares(widgets: list[dict]) -> list[tuple[Share, dict[str, float], str]]:
+    """Each metric-math series of the dashboard, with its widget's horizontal
+    annotations (label: value) and title."""
+    out = []
+    for widget in widgets:
+        if widget["type"] != "metric":
+            continue
+        props = widget["properties"]
+        metrics = {}
+        for row in props["metrics"]:
+            parts = [p for p in row if not isinstance(p, dict)]
+            options = [p for p in row if isinstance(p, dict)]
+            if parts and options and "id" in options[0]:
+                namespace, name, rest = parts[0], parts[1], parts[2:]
+                dims = tuple(sorted(zip(rest[0::2], rest[1::2])))
+                metrics[options[0]["id"]] = Reference(namespace, name, dims, props.get("title", "?"))
+        annotations = {a["label"]: float(a["value"]) for a in props.get("annotations", {}).get("horizontal", [])}
+        for row in props["metrics"]:
+            expression = next((o.get("expression") for o in row if isinstance(o, dict)), None)
+            if expression and "SEARCH" not in expression:
+                out.append((Share.of(expression, metrics), annotations, props.get("title", "?")))
+    return out
 
 
 def evaluator_for(template: dict, defaults: dict[str, str], **overrides: str) -> Evaluator:
@@ -266,8 +365,11 @@ def test_function_and_alarms_use_one_namespace_parameter(resources):
     assert env["METRICS_NAMESPACE"] == {"Ref": "MetricsNamespace"}
     for logical_id, resource in resources.items():
         if resource["Type"] == "AWS::CloudWatch::Alarm":
-            ns = resource["Properties"]["Namespace"]
-            assert ns == {"Ref": "MetricsNamespace"} or (isinstance(ns, str) and ns.startswith("AWS/")), logical_id
+            props = resource["Properties"]
+            metrics = [q["MetricStat"]["Metric"] for q in props.get("Metrics", []) if "MetricStat" in q] or [props]
+            for metric in metrics:
+                ns = metric["Namespace"]
+                assert ns == {"Ref": "MetricsNamespace"} or (isinstance(ns, str) and ns.startswith("AWS/")), logical_id
 
 
 def test_every_namespace_read_is_the_functions_or_an_aws_one(dashboard, alarms):
@@ -326,6 +428,90 @@ def test_the_failed_submissions_alarm_reads_the_code_metric(alarms, code):
     assert failed.namespace == NAMESPACE
     assert failed.name == "SubmissionsFailed" and failed.name in code.names
     assert failed.dimensions == ((code.function_dimension, FUNCTION),)
+
+
+def test_every_share_an_alarm_watches_is_graphed_with_its_threshold(template, evaluator):
+    """Issue 19, item 4: an alarm on a share (the re-send rate, the share of
+    events dropped) is on the dashboard as the same expression over the same
+    metrics, with a horizontal line at its threshold labelled with the
+    alarm's name, so what fires can be seen."""
+    graphed = widget_shares(dashboard_body(template, evaluator)["widgets"])
+    shares = alarm_shares(template, evaluator)
+    assert {"SubmissionsResentAlarm", "EventsDroppedAlarm"} <= set(shares)
+    for alarm, (share, threshold) in shares.items():
+        widgets = [(annotations, title) for s, annotations, title in graphed if s == share]
+        assert widgets, f"{alarm}: no widget graphs {share.expression}"
+        assert any(annotations.get(alarm) == threshold for annotations, _ in widgets), (
+            f"{alarm}: no widget with it shows the threshold {threshold} labelled {alarm}"
+        )
+
+
+# The metrics that show a version publishing only part of what it was given,
+# which a canary must roll back on: the whole-failure signals do not see it.
+PARTIAL_PUBLISHING = {
+    # Not fully published and handed back to SQS (batchItemFailures).
+    "SubmissionsFailed": "reported failed",
+    # Published part-way and sent back with its progress: acknowledged, so
+    # not a failure; the copy resets SentTimestamp and the receive count, so
+    # neither the queue's age nor the dead-letter queue shows it going round.
+    "SubmissionsResent": "sent back part-way",
+    # Published without the events taken for invalid: acknowledged whole.
+    "EventsDropped": "published without some events",
+}
+
+
+def canary_alarms(template: dict) -> list[str]:
+    props = function(template["Resources"])["Properties"]
+    return [a["Ref"] for a in props["DeploymentPreference"]["Alarms"]]
+
+
+def test_the_canary_rolls_back_on_every_metric_that_reveals_partial_publishing(template, evaluator, code):
+    """Issue 19, item 4: CodeDeploy rolls back on the alarms of
+    DeploymentPreference. For each metric that shows partial publishing, an
+    alarm of that list reads it (in this function's namespace, for this
+    function), so a canary that turns failures into re-sends, or drops
+    events, is rolled back like one that fails."""
+    assert set(PARTIAL_PUBLISHING) <= set(code.names), "a metric of PARTIAL_PUBLISHING is no longer emitted"
+    canary = canary_alarms(template)
+    read_by = {}
+    for ref in alarm_references(template, evaluator):
+        if ref.namespace == NAMESPACE and dict(ref.dimensions).get(code.function_dimension) == FUNCTION:
+            read_by.setdefault(ref.name, set()).add(ref.where)
+    missing = [f"{m} ({why})" for m, why in PARTIAL_PUBLISHING.items() if not read_by.get(m, set()) & set(canary)]
+    assert not missing, f"no rollback alarm reads: {missing}; the canary's alarms are {canary}"
+    for name in canary:
+        assert template["Resources"][name]["Type"] == "AWS::CloudWatch::Alarm", name
+
+
+def test_the_canary_alarms_reach_codedeploy(template):
+    """The list as CloudFormation deploys it: the SAM-transformed deployment
+    group rolls back on exactly these alarms."""
+    out = template_support.sam_transform(template)
+    (group,) = [r for r in out["Resources"].values() if r["Type"] == "AWS::CodeDeploy::DeploymentGroup"]
+    alarms = group["Properties"]["AlarmConfiguration"]["Alarms"]
+    assert [a["Name"] for a in alarms] == [{"Ref": a} for a in canary_alarms(template)]
+
+
+OPERATIONS = template_support.ROOT / "docs" / "operations.md"
+
+
+def test_docs_say_what_each_alarm_means_and_what_to_look_at_first(resources):
+    """Issue 19, item 4: docs/operations.md has, for every alarm of the
+    template, a heading "#### `AlarmName`" followed by what it means and a
+    numbered list of the first three things to look at."""
+    text = OPERATIONS.read_text()
+    sections = dict(re.findall(r"^#### `(\w+)`\n(.*?)(?=^#|\Z)", text, re.M | re.S))
+    problems = []
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::CloudWatch::Alarm":
+            continue
+        if name not in sections:
+            problems.append(f"{name}: no '#### `{name}`' section")
+            continue
+        steps = re.findall(r"^\d+\. ", sections[name], re.M)
+        if len(steps) != 3:
+            problems.append(f"{name}: {len(steps)} numbered things to look at first, not 3")
+    assert not problems, "\n".join(problems)
 
 
 def test_aws_metrics_name_this_stacks_resources(dashboard, alarms):
@@ -455,6 +641,13 @@ def test_parser_reads_metric_names_mapped_onto_reasons():
         (lambda s: s.replace("    C,\n];", "    D,\n];"), "not a `pub const D"),
         (lambda s: s.replace("METRIC_NAMES", "ALL_METRICS"), "METRIC_NAMES"),
         (lambda s: s.replace(", DIMENSION_REASON]", "]"), "DIMENSION_REASON"),
+        # A metric emitted by name but missing from METRIC_NAMES.
+        (
+            lambda s: s.replace(
+                'pub const B: &str = "Beta";', 'pub const B: &str = "Beta";\npub const D: &str = "Delta";'
+            ).replace('"Name": C,', '"Name": D,'),
+            "emits D",
+        ),
     ],
 )
 def test_parser_fails_loudly_on_what_it_does_not_understand(mutation, message):

@@ -749,7 +749,9 @@ def test_iam_resources_are_the_stacks_own_and_never_wildcards(template, resource
 CODEDEPLOY_ROLE = "CodeDeployServiceRole"
 CODEDEPLOY_MANAGED_POLICY = "arn:aws:iam::aws:policy/service-role/AWSCodeDeployRoleForLambda"
 
-ROLLBACK_ALARMS = ["FunctionErrorsAlarm", "SubmissionsFailedAlarm"]
+# Whole failures, then partial publishing (issue 19, item 4; test_metrics.py
+# ties the list to the metrics that reveal it).
+ROLLBACK_ALARMS = ["FunctionErrorsAlarm", "SubmissionsFailedAlarm", "SubmissionsResentAlarm", "EventsDroppedAlarm"]
 
 
 @pytest.fixture(scope="session")
@@ -798,7 +800,7 @@ def test_sqs_trigger_invokes_the_live_alias(transformed):
     assert transformed["Outputs"]["LiveAliasArn"]["Value"] == {"Ref": alias_id}
 
 
-def test_alias_moves_through_codedeploy_and_rolls_back_on_both_alarms(transformed):
+def test_alias_moves_through_codedeploy_and_rolls_back_on_the_alarms(transformed):
     resources = transformed["Resources"]
     _, alias = alias_of(transformed)
     update = alias["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"]
@@ -888,10 +890,12 @@ def test_alarms_cover_dlq_oldest_message_function_errors_and_failed_submissions(
         ns = r["Properties"]["Namespace"]
         return ns if isinstance(ns, str) else f"Ref:{ns['Ref']}"
 
+    every_alarm = {name: r for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    # The shares (metric math): test_metrics.py checks what they read.
     alarms = {
         (namespace(r), r["Properties"]["MetricName"]): (name, r)
-        for name, r in resources.items()
-        if r["Type"] == "AWS::CloudWatch::Alarm"
+        for name, r in every_alarm.items()
+        if "Metrics" not in r["Properties"]
     }
     dlq_name, dlq = alarms[("AWS/SQS", "ApproximateNumberOfMessagesVisible")]
     assert dlq["Properties"]["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["SubmissionsDeadLetterQueue", "QueueName"]}
@@ -913,8 +917,11 @@ def test_alarms_cover_dlq_oldest_message_function_errors_and_failed_submissions(
     assert split["Properties"]["Statistic"] == "Sum"
     assert split["Properties"]["Threshold"] == {"Ref": "SubmissionsSplitAcrossShardsAlarmThreshold"}
     assert defaults["SubmissionsSplitAcrossShardsAlarmThreshold"] == "1"
+    resent, dropped = every_alarm["SubmissionsResentAlarm"], every_alarm["EventsDroppedAlarm"]
+    assert resent["Properties"]["Threshold"] == {"Ref": "SubmissionsResentAlarmPercent"}
+    assert dropped["Properties"]["Threshold"] == {"Ref": "EventsDroppedAlarmPercent"}
     notify = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
-    for _, alarm in alarms.values():
+    for alarm in every_alarm.values():
         assert alarm["Properties"]["AlarmActions"] == notify
         assert alarm["Properties"]["OKActions"] == notify
         assert alarm["Properties"]["TreatMissingData"] == "notBreaching"
