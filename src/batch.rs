@@ -22,10 +22,10 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessa
 
 use crate::encode::{EncodedSubmission, RecordKeys};
 use crate::metrics::InvocationMetrics;
-use crate::model::{Limits, Reason, Rejection};
+use crate::model::{DroppedEvent, InvalidEvents, Limits, Reason, Rejection};
 use crate::publisher::{Outcome, PublishFailure, PublishReport};
 use crate::rejects_queue::RejectedMessage;
-use crate::resume::{self, RESUME_ATTRIBUTE, Resend};
+use crate::resume::{self, Ignored, NotSent, Policy, Progress, RESUME_ATTRIBUTE, Resend, Start};
 use crate::shard_split::ShardSplit;
 use crate::transform::transform;
 
@@ -68,16 +68,22 @@ struct Message<'e> {
     group: Option<&'e str>,
     body: &'e str,
     fate: Fate,
-    /// A valid submission published without its invalid events
-    /// (`INVALID_EVENTS=drop-event`): what goes to the rejects queue for it.
+    /// A valid submission published without some invalid events
+    /// (`INVALID_EVENTS=drop-event`) that no earlier delivery accounted for:
+    /// what goes to the rejects queue for it, and what is counted.
     dropped: Option<Dropped>,
     /// The source queue, for a re-send ([`crate::resume`]).
     source_arn: Option<&'e str>,
     /// A fair queue's message group (kept on a re-send).
     group_attribute: Option<&'e str>,
-    /// The delivery carried a valid resume marker: an earlier delivery
-    /// already stored its rejects-queue entry.
-    resumed: bool,
+    /// Copies of the message sent before this delivery (its marker's hop; 0
+    /// for a first delivery).
+    hop: u32,
+    /// The record limit under which its drops at or after its progress are
+    /// accounted for (what its copy's marker carries).
+    accounted_limit: usize,
+    /// The resume marker it carried, ignored: why.
+    marker_ignored: Option<Ignored>,
     /// Records acknowledged in this invocation, for a valid submission that
     /// was not fully published.
     progress: usize,
@@ -91,27 +97,38 @@ struct Message<'e> {
 /// The rejects-queue entry of a submission published without some events.
 #[derive(Debug, Clone)]
 struct Dropped {
-    /// The first dropped event's reason.
+    /// The first dropped event's reason (the `reason` attribute).
     reason: Reason,
+    /// The events, by sequence.
+    events: Vec<DroppedEvent>,
     /// `sequence:reason` pairs, comma-separated.
-    events: String,
+    list: String,
     detail: String,
 }
 
 impl Dropped {
-    fn of(submission: &EncodedSubmission) -> Option<Self> {
-        let first = submission.dropped.first()?;
-        let events: Vec<String> = (submission.dropped.iter())
+    /// The entry for the events `start` leaves this delivery to account for.
+    fn of(submission: &EncodedSubmission, start: &Start) -> Option<Self> {
+        let events = start.unaccounted.clone();
+        let reason = events.first()?.reason;
+        let list: Vec<String> = (events.iter())
             .map(|d| format!("{}:{}", d.sequence, d.reason))
             .collect();
-        let detail = format!(
-            "{} of {} events dropped, the others published",
-            submission.dropped.len(),
-            submission.dropped.len() + submission.records.len()
-        );
+        let total = submission.dropped.len() + submission.skipped + submission.records.len();
+        let detail = match start.resumed_at {
+            None => format!(
+                "{} of {total} events dropped, the others published",
+                events.len()
+            ),
+            Some(next) => format!(
+                "{} of {total} events dropped by a copy resumed at sequence {next} (earlier deliveries accounted for the others they dropped)",
+                events.len()
+            ),
+        };
         Some(Dropped {
-            reason: first.reason,
-            events: events.join(","),
+            reason,
+            events,
+            list: list.join(","),
             detail,
         })
     }
@@ -155,6 +172,7 @@ pub struct Batch<'e> {
     shards: Vec<Vec<String>>,
     fifo: bool,
     rounds: usize,
+    policy: &'e Policy,
 }
 
 impl<'e> Batch<'e> {
@@ -165,6 +183,7 @@ impl<'e> Batch<'e> {
         limits: Limits,
         keys: RecordKeys<'_>,
         time_processed: &str,
+        policy: &'e Policy,
     ) -> Self {
         let fifo = records.iter().any(is_fifo);
         let mut encoded: Vec<EncodedSubmission> = Vec::new();
@@ -172,32 +191,23 @@ impl<'e> Batch<'e> {
         let mut messages: Vec<Message<'_>> = Vec::with_capacity(records.len());
         for (index, record) in records.iter().enumerate() {
             let id = record.message_id.as_deref().filter(|id| !id.is_empty());
-            let body = record.body.as_deref().unwrap_or_default();
-            let (mut dropped, mut resumed) = (None, false);
-            let fate = match id.and_then(|id| first_with_id.get(id)) {
+            let (fate, start, dropped) = match id.and_then(|id| first_with_id.get(id)) {
                 Some(&first) => {
                     tracing::warn!(
                         message_id = id,
                         "duplicate messageId in batch; processed once"
                     );
-                    Fate::Duplicate(first)
+                    (Fate::Duplicate(first), None, None)
                 }
-                None => match transform(body, limits, keys, time_processed) {
-                    Ok(mut submission) => {
-                        resumed = resume_from(record, &mut submission, id);
-                        dropped = Dropped::of(&submission);
-                        // A resumed copy's drops were logged by its first delivery.
-                        if let (Some(d), false) = (&dropped, resumed) {
-                            log_dropped_events(id, &submission, d);
-                        }
-                        encoded.push(submission);
-                        Fate::Valid(encoded.len() - 1)
-                    }
-                    Err(rejection) => {
-                        log_rejection(id, &rejection);
-                        Fate::Rejected(rejection)
-                    }
-                },
+                None => {
+                    let reading = Reading {
+                        limits,
+                        keys,
+                        time_processed,
+                        policy,
+                    };
+                    reading.read(record, id, &mut encoded)
+                }
             };
             if let Some(id) = id {
                 first_with_id.entry(id).or_insert(index);
@@ -210,12 +220,16 @@ impl<'e> Batch<'e> {
             messages.push(Message {
                 id,
                 group,
-                body,
+                body: record.body.as_deref().unwrap_or_default(),
                 fate,
                 dropped,
                 source_arn: record.event_source_arn.as_deref(),
                 group_attribute: record.attributes.get("MessageGroupId").map(String::as_str),
-                resumed,
+                hop: start.as_ref().map_or(0, |s| s.hop),
+                accounted_limit: start
+                    .as_ref()
+                    .map_or(limits.max_record_bytes, |s| s.accounted_limit),
+                marker_ignored: start.and_then(|s| s.ignored),
                 progress: 0,
                 resent: false,
                 failed: false,
@@ -228,6 +242,7 @@ impl<'e> Batch<'e> {
             encoded,
             fifo,
             rounds: 1,
+            policy,
         };
         batch.assign_rounds();
         batch
@@ -315,9 +330,7 @@ impl<'e> Batch<'e> {
             .filter_map(|(i, m)| {
                 let (reason, detail, dropped_events) = match (&m.fate, &m.dropped) {
                     (Fate::Rejected(r), _) if self.fifo => (r.reason, r.detail.as_str(), None),
-                    (Fate::Valid(_), Some(d)) if !m.resumed => {
-                        (d.reason, d.detail.as_str(), Some(&*d.events))
-                    }
+                    (Fate::Valid(_), Some(d)) => (d.reason, d.detail.as_str(), Some(&*d.list)),
                     _ => return None,
                 };
                 let message = RejectedMessage {
@@ -461,31 +474,60 @@ impl<'e> Batch<'e> {
             .iter()
             .enumerate()
             .filter(|(_, m)| m.failed && m.progress > 0)
-            .filter_map(|(i, m)| {
-                let (Fate::Valid(index), Some(source_arn)) = (&m.fate, m.source_arn) else {
-                    return None;
-                };
-                let submission = self.encoded.get(*index)?;
-                if !resume::fits(m.body) {
-                    tracing::warn!(
-                        message_id = m.id,
-                        "a body this close to the SQS size limit cannot carry its progress; it will be redelivered whole"
-                    );
-                    return None;
-                }
-                let resend = Resend {
-                    source_arn,
-                    body: m.body,
-                    group_id: m.group_attribute,
-                    marker: resume::marker(
-                        submission.sequence_of(submission.skipped + m.progress),
-                        submission,
-                    ),
-                    source_message_id: m.id.unwrap_or_default(),
-                };
-                Some((i, resend))
-            })
+            .filter_map(|(i, m)| Some((i, self.copy_of(m)?)))
             .unzip()
+    }
+
+    /// The copy of `m` to send back, unless it cannot go back: a body too
+    /// close to the SQS size limit, or a submission that used up its hops.
+    fn copy_of(&self, m: &Message<'e>) -> Option<Resend<'e>> {
+        let (Fate::Valid(index), Some(source_arn)) = (&m.fate, m.source_arn) else {
+            return None;
+        };
+        let submission = self.encoded.get(*index)?;
+        if !resume::fits(m.body) {
+            tracing::warn!(
+                message_id = m.id,
+                "a body this close to the SQS size limit cannot carry its progress; it will be redelivered whole"
+            );
+            return None;
+        }
+        let progress = Progress {
+            next: submission.sequence_of(submission.skipped + m.progress),
+            hop: m.hop.saturating_add(1),
+            accounted_limit: m.accounted_limit,
+        };
+        let copy = self
+            .policy
+            .copy(progress, &submission.document_sha256, source_arn);
+        let (marker, delay_seconds) = match copy {
+            Ok(copy) => copy,
+            Err(NotSent::HopLimit) => {
+                tracing::warn!(
+                    message_id = m.id,
+                    submission_id = %submission.submission_id,
+                    hops = m.hop,
+                    max_resume_hops = self.policy.max_hops(),
+                    "partly published submission used up its copies (MAX_RESUME_HOPS); reported failed, it reaches the dead-letter queue after MaxReceiveCount receives"
+                );
+                return None;
+            }
+            Err(NotSent::NoKey) => {
+                tracing::warn!(
+                    message_id = m.id,
+                    "no PIPELINE_KEY to sign a resume marker with; it will be redelivered whole"
+                );
+                return None;
+            }
+        };
+        Some(Resend {
+            source_arn,
+            body: m.body,
+            group_id: m.group_attribute,
+            marker,
+            delay_seconds,
+            source_message_id: m.id.unwrap_or_default(),
+        })
     }
 
     /// Records what the source queue said: a message sent back is
@@ -592,15 +634,17 @@ impl<'e> Batch<'e> {
                 } else {
                     0
                 } as u64;
-                let acknowledged = answered && !m.failed && !m.resumed;
-                for dropped in submission
-                    .iter()
+                // Only what this delivery accounts for: a copy's earlier
+                // drops were counted by the delivery that stored them.
+                let acknowledged = answered && !m.failed;
+                for dropped in (m.dropped.iter())
                     .filter(|_| acknowledged)
-                    .flat_map(|e| &e.dropped)
+                    .flat_map(|d| &d.events)
                 {
                     *metrics.events_dropped.entry(dropped.reason).or_default() += 1;
                 }
             }
+            metrics.resume_markers_ignored += u64::from(m.marker_ignored.is_some());
             if !answered {
                 continue;
             }
@@ -629,32 +673,86 @@ impl<'e> Batch<'e> {
     }
 }
 
-/// Starts `submission` where the marker of its delivery says, if it carries
-/// a valid one: the records acknowledged in earlier deliveries are left out.
-fn resume_from(record: &SqsMessage, submission: &mut EncodedSubmission, id: Option<&str>) -> bool {
-    let Some(marker) = record
-        .message_attributes
-        .get(RESUME_ATTRIBUTE)
-        .and_then(|a| a.string_value.as_deref())
-    else {
-        return false;
-    };
-    let Some(next) = resume::resume_point(marker, submission) else {
+/// What reading a message needs.
+struct Reading<'a> {
+    limits: Limits,
+    keys: RecordKeys<'a>,
+    time_processed: &'a str,
+    policy: &'a Policy,
+}
+
+impl Reading<'_> {
+    /// Decodes, validates and encodes one message that repeats no earlier
+    /// id; a valid one is added to `encoded` and starts where its marker
+    /// says, with the drops it must account for.
+    fn read(
+        &self,
+        record: &SqsMessage,
+        id: Option<&str>,
+        encoded: &mut Vec<EncodedSubmission>,
+    ) -> (Fate, Option<Start>, Option<Dropped>) {
+        let body = record.body.as_deref().unwrap_or_default();
+        let mut submission = match transform(body, self.limits, self.keys, self.time_processed) {
+            Ok(submission) => submission,
+            Err(rejection) => {
+                log_rejection(id, &rejection);
+                return (Fate::Rejected(rejection), None, None);
+            }
+        };
+        // A marker without a string value is a marker, malformed.
+        let marker = (record.message_attributes.get(RESUME_ATTRIBUTE))
+            .map(|a| a.string_value.as_deref().unwrap_or_default());
+        let start = resume::start(
+            self.policy,
+            marker,
+            record.event_source_arn.as_deref(),
+            &mut submission,
+            self.limits.max_record_bytes,
+            |limit| self.dropped_under(body, limit),
+        );
+        log_start(id, &submission, &start);
+        let dropped = Dropped::of(&submission, &start);
+        if let Some(d) = &dropped {
+            log_dropped_events(id, &submission, d);
+        }
+        encoded.push(submission);
+        (Fate::Valid(encoded.len() - 1), Some(start), dropped)
+    }
+
+    /// The events `body` drops under the record limit `limit`
+    /// (`drop-event`), for a copy read under another limit than its
+    /// earlier deliveries.
+    fn dropped_under(&self, body: &str, limit: usize) -> Option<Vec<DroppedEvent>> {
+        let limits = Limits {
+            max_record_bytes: limit,
+            invalid_events: InvalidEvents::DropEvent,
+            ..self.limits
+        };
+        transform(body, limits, self.keys, self.time_processed)
+            .ok()
+            .map(|earlier| earlier.dropped)
+    }
+}
+
+/// The log line of a delivery that resumes, or whose marker is ignored.
+fn log_start(id: Option<&str>, submission: &EncodedSubmission, start: &Start) {
+    if let Some(ignored) = start.ignored {
         tracing::warn!(
             message_id = id,
-            "ignoring a resume marker that is not for this submission"
+            reason = ignored.as_str(),
+            submission_id = %submission.submission_id,
+            device_id = %submission.device_id,
+            "ignoring a resume marker this function did not write; publishing from the first event"
         );
-        return false;
-    };
-    submission.records.drain(..next);
-    submission.skipped = next;
-    tracing::info!(
-        message_id = id,
-        submission_id = %submission.submission_id,
-        resume_from = next,
-        "resuming a partly published submission"
-    );
-    true
+    } else if start.resumed_at.is_some() {
+        tracing::info!(
+            message_id = id,
+            submission_id = %submission.submission_id,
+            resume_from = submission.skipped,
+            hop = start.hop,
+            "resuming a partly published submission"
+        );
+    }
 }
 
 /// Only a FIFO queue's ARN ends in `.fifo`. A `MessageGroupId` attribute does
@@ -683,7 +781,7 @@ fn log_dropped_events(message_id: Option<&str>, submission: &EncodedSubmission, 
         message_id,
         submission_id = %submission.submission_id,
         device_id = %submission.device_id,
-        dropped_events = dropped.events.as_str(),
+        dropped_events = dropped.list.as_str(),
         published_events = submission.records.len(),
         "invalid events dropped; the others are published"
     );
@@ -737,12 +835,17 @@ mod tests {
         m
     }
 
+    static POLICY: std::sync::LazyLock<Policy> = std::sync::LazyLock::new(|| {
+        Policy::from_config(&crate::config::Config::for_stream("s").unwrap())
+    });
+
     fn triage(records: &[SqsMessage]) -> Batch<'_> {
         Batch::triage(
             records,
             Limits::with_max_events(10),
             crate::config::PartitionKey::SubmissionId.into(),
             "t",
+            &POLICY,
         )
     }
 
@@ -809,7 +912,7 @@ mod tests {
         ];
         let limits = Limits::with_max_events(10).with_invalid_events(InvalidEvents::DropEvent);
         let key = crate::config::PartitionKey::SubmissionId.into();
-        let batch = Batch::triage(&records, limits, key, "t");
+        let batch = Batch::triage(&records, limits, key, "t", &POLICY);
         let (positions, gating) = batch.gating_rejects(0);
         assert_eq!(positions, [1]);
         assert_eq!(gating[0].dropped_events, Some("1:null_value"));

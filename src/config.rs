@@ -100,6 +100,16 @@ pub struct Config {
     /// `RETRY_MAX_DELAY_MS` (default 500): largest backoff ceiling. Kinesis
     /// shard limits are per second: a longer wait leaves the shard idle.
     pub retry_max_delay: Duration,
+    /// `MAX_RESUME_HOPS` (default 100): copies one submission may take
+    /// (`crate::resume`); a submission published part-way that used them up
+    /// is reported failed instead of sent back again.
+    pub max_resume_hops: u32,
+    /// `RESUME_BASE_DELAY_SECONDS` (default 1, 0 for none): the longest wait
+    /// of a first copy before SQS delivers it, doubling with each copy.
+    pub resume_base_delay_seconds: u32,
+    /// `RESUME_MAX_DELAY_SECONDS` (default 900, SQS's largest
+    /// `DelaySeconds`): the longest wait of any copy.
+    pub resume_max_delay_seconds: u32,
     /// `DEADLINE_MARGIN_MS` (default 500, at least 100): time kept free before
     /// the Lambda deadline to answer SQS; no call is in flight past `deadline -
     /// margin`. Zero is refused: calls abandoned at the deadline itself leave
@@ -314,6 +324,9 @@ impl Config {
             max_attempts: number("MAX_ATTEMPTS", 10, 1, 100)? as u32,
             retry_base_delay: millis("RETRY_BASE_DELAY_MS", 50, 1, 60_000)?,
             retry_max_delay: millis("RETRY_MAX_DELAY_MS", 500, 1, 600_000)?,
+            max_resume_hops: number("MAX_RESUME_HOPS", 100, 1, 1_000)? as u32,
+            resume_base_delay_seconds: number("RESUME_BASE_DELAY_SECONDS", 1, 0, 900)? as u32,
+            resume_max_delay_seconds: number("RESUME_MAX_DELAY_SECONDS", 900, 0, 900)? as u32,
             deadline_margin: millis("DEADLINE_MARGIN_MS", 500, 100, 60_000)?,
             connect_timeout: millis("KINESIS_CONNECT_TIMEOUT_MS", 1_000, 10, 60_000)?,
             call_timeout: millis("KINESIS_CALL_TIMEOUT_MS", 5_000, 10, 600_000)?,
@@ -325,6 +338,12 @@ impl Config {
             return Err(ConfigError {
                 variable: "RETRY_MAX_DELAY_MS",
                 problem: "must not be smaller than RETRY_BASE_DELAY_MS".into(),
+            });
+        }
+        if config.resume_max_delay_seconds < config.resume_base_delay_seconds {
+            return Err(ConfigError {
+                variable: "RESUME_MAX_DELAY_SECONDS",
+                problem: "must not be smaller than RESUME_BASE_DELAY_SECONDS".into(),
             });
         }
         if config.metrics_namespace.len() > 255 {
@@ -435,6 +454,11 @@ mod tests {
         assert_eq!(c.max_attempts, 10);
         assert_eq!(c.retry_base_delay, Duration::from_millis(50));
         assert_eq!(c.retry_max_delay, Duration::from_millis(500));
+        assert_eq!(c.max_resume_hops, 100);
+        assert_eq!(
+            (c.resume_base_delay_seconds, c.resume_max_delay_seconds),
+            (1, 900)
+        );
         assert_eq!(c.deadline_margin, Duration::from_millis(500));
         assert_eq!(c.connect_timeout, Duration::from_millis(1_000));
         assert_eq!(c.call_timeout, Duration::from_millis(5_000));
@@ -519,6 +543,10 @@ mod tests {
             ("KINESIS_MAX_RECORD_SIZE_KIB", "1023"),
             ("KINESIS_MAX_RECORD_SIZE_KIB", "10241"),
             ("DEADLINE_MARGIN_MS", "99"),
+            ("MAX_RESUME_HOPS", "0"),
+            ("MAX_RESUME_HOPS", "1001"),
+            ("RESUME_BASE_DELAY_SECONDS", "901"),
+            ("RESUME_MAX_DELAY_SECONDS", "901"),
         ] {
             let err = parse(&[("STREAM_NAME", "s"), (var, value)]).unwrap_err();
             assert_eq!(err.variable, var, "{var}={value}");
@@ -530,6 +558,13 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.variable, "RETRY_MAX_DELAY_MS");
+        let err = parse(&[
+            ("STREAM_NAME", "s"),
+            ("RESUME_BASE_DELAY_SECONDS", "60"),
+            ("RESUME_MAX_DELAY_SECONDS", "30"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable, "RESUME_MAX_DELAY_SECONDS");
     }
 
     #[test]

@@ -29,13 +29,14 @@ use crate::metrics::{self, InvocationMetrics};
 use crate::model::Limits;
 use crate::publisher::{PublishStats, Publisher, RecordSink};
 use crate::rejects_queue::{self, RejectSink, RejectedMessage};
-use crate::resume::{self, NoResend, ResendSink};
+use crate::resume::{self, NoResend, Policy, ResendSink};
 use crate::shard_split;
 
 /// The function: configuration plus its outlets.
 pub struct Handler<K, R, S = NoResend> {
     config: Config,
     publisher: Publisher,
+    policy: Policy,
     kinesis: K,
     rejects: Option<R>,
     resend: Option<S>,
@@ -48,6 +49,7 @@ impl<K: RecordSink, R: RejectSink> Handler<K, R> {
     pub fn new(config: Config, kinesis: K, rejects: Option<R>) -> Self {
         Handler {
             publisher: Publisher::from_config(&config),
+            policy: Policy::from_config(&config),
             config,
             kinesis,
             rejects,
@@ -64,6 +66,7 @@ impl<K: RecordSink, R: RejectSink, S: ResendSink> Handler<K, R, S> {
         Handler {
             config: self.config,
             publisher: self.publisher,
+            policy: self.policy,
             kinesis: self.kinesis,
             rejects: self.rejects,
             resend: on.then_some(resend),
@@ -120,7 +123,7 @@ impl<K: RecordSink, R: RejectSink, S: ResendSink> Handler<K, R, S> {
             invalid_events: self.config.invalid_events,
         };
         let keys = encode::RecordKeys::of(&self.config);
-        let mut batch = Batch::triage(records, limits, keys, &time_processed);
+        let mut batch = Batch::triage(records, limits, keys, &time_processed, &self.policy);
         // A rejects queue that does not answer costs at most one call
         // timeout, over all its sends together.
         let rejects_stop_at =

@@ -24,6 +24,10 @@ pub const SUBMISSIONS_FAILED: &str = "SubmissionsFailed";
 /// Partly published submissions sent back to their queue with their
 /// progress, and acknowledged (`crate::resume`).
 pub const SUBMISSIONS_RESENT: &str = "SubmissionsResent";
+/// Messages whose resume marker was ignored, because this function did not
+/// write it for that document on that queue: they are published from their
+/// first event (`crate::resume::marker`).
+pub const RESUME_MARKERS_IGNORED: &str = "ResumeMarkersIgnored";
 /// Events of the published submissions.
 pub const EVENTS_PUBLISHED: &str = "EventsPublished";
 /// Invalid events left out of published submissions
@@ -41,12 +45,13 @@ pub const SUBMISSIONS_SPLIT_ACROSS_SHARDS: &str = "SubmissionsSplitAcrossShards"
 pub const PUBLISH_LATENCY: &str = "PublishLatency";
 
 /// Every metric name the function emits.
-pub const METRIC_NAMES: [&str; 11] = [
+pub const METRIC_NAMES: [&str; 12] = [
     SUBMISSIONS_RECEIVED,
     SUBMISSIONS_REJECTED,
     SUBMISSIONS_PUBLISHED,
     SUBMISSIONS_FAILED,
     SUBMISSIONS_RESENT,
+    RESUME_MARKERS_IGNORED,
     EVENTS_PUBLISHED,
     EVENTS_DROPPED,
     PUT_RECORDS_CALLS,
@@ -78,6 +83,8 @@ pub struct InvocationMetrics {
     /// Partly published submissions sent back to their queue with their
     /// progress, and acknowledged.
     pub resent: u64,
+    /// Messages whose resume marker was ignored.
+    pub resume_markers_ignored: u64,
     /// Records of the published submissions.
     pub events_published: u64,
     /// Events dropped from the published submissions, by reason.
@@ -112,6 +119,7 @@ impl InvocationMetrics {
             (SUBMISSIONS_PUBLISHED, self.published),
             (SUBMISSIONS_FAILED, self.failed),
             (SUBMISSIONS_RESENT, self.resent),
+            (RESUME_MARKERS_IGNORED, self.resume_markers_ignored),
             (EVENTS_PUBLISHED, self.events_published),
             (EVENTS_DROPPED, self.dropped_total()),
             (PUT_RECORDS_CALLS, self.put_records_calls),
@@ -158,6 +166,7 @@ impl InvocationMetrics {
             published = self.published,
             failed = self.failed,
             resent = self.resent,
+            resume_markers_ignored = self.resume_markers_ignored,
             records = self.events_published,
             events_dropped = self.dropped_total(),
             calls = self.put_records_calls,
@@ -225,6 +234,7 @@ mod tests {
             published: 6,
             failed: 1,
             resent: 0,
+            resume_markers_ignored: 2,
             events_published: 48,
             events_dropped: BTreeMap::new(),
             put_records_calls: 8,
@@ -261,7 +271,8 @@ mod tests {
         assert_eq!(totals[EVENTS_DROPPED], 0);
         assert_eq!(totals[SUBMISSIONS_RESENT], 0);
         assert_eq!(totals[SUBMISSIONS_SPLIT_ACROSS_SHARDS], 2);
-        assert_eq!(directive["Metrics"][10]["Unit"], "Milliseconds");
+        assert_eq!(totals[RESUME_MARKERS_IGNORED], 2);
+        assert_eq!(directive["Metrics"][11]["Unit"], "Milliseconds");
     }
 
     #[test]

@@ -677,6 +677,7 @@ async fn a_resend_is_one_send_message_to_the_configured_endpoint_with_the_url_bu
         body: "eyJ9",
         group_id: Some("tenant-7"),
         marker: "3/00".into(),
+        delay_seconds: 0,
         source_message_id: "m-1",
     };
     assert_eq!(sink.resend(&message).await, Ok(()));
@@ -699,4 +700,38 @@ async fn a_resend_is_one_send_message_to_the_configured_endpoint_with_the_url_bu
         request.body["MessageAttributes"]["edr_resume_from"]["StringValue"],
         "3/00"
     );
+}
+
+#[tokio::test]
+async fn a_copy_goes_back_with_its_marker_its_delay_and_its_fair_queue_group() {
+    use aws_sdk_sqs::operation::send_message::SendMessageOutput;
+    use edr_preprocessor::aws::SqsResendSink;
+    use edr_preprocessor::resume::{RESUME_ATTRIBUTE, Resend, ResendSink};
+
+    const URL: &str = "https://sqs.eu-west-1.amazonaws.com/123456789012/submissions";
+    let send = mock!(aws_sdk_sqs::Client::send_message)
+        .match_requests(|req| {
+            let marker = (req.message_attributes())
+                .and_then(|a| a.get(RESUME_ATTRIBUTE))
+                .and_then(|v| v.string_value());
+            req.queue_url() == Some(URL)
+                && req.message_body() == Some("body")
+                && marker == Some("v2/4/3/1048576/00")
+                && req.delay_seconds() == Some(900)
+                && req.message_group_id() == Some("tenant-7")
+        })
+        .then_output(|| SendMessageOutput::builder().build());
+    let client = mock_client!(aws_sdk_sqs, [&send]);
+    let sink = SqsResendSink::new(client);
+    let copy = Resend {
+        source_arn: "arn:aws:sqs:eu-west-1:123456789012:submissions",
+        body: "body",
+        group_id: Some("tenant-7"),
+        marker: "v2/4/3/1048576/00".into(),
+        // More than SQS takes: sent as its largest delay.
+        delay_seconds: 901,
+        source_message_id: "m-1",
+    };
+    assert_eq!(sink.resend(&copy).await, Ok(()));
+    assert_eq!(send.num_calls(), 1);
 }

@@ -246,12 +246,7 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
         .map(|r| r.sent.lock().unwrap().clone())
         .unwrap_or_default()
         .into_iter()
-        .map(|s| {
-            (
-                s.source_message_id,
-                s.marker.split_once('/').unwrap().0.parse().unwrap(),
-            )
-        })
+        .map(|s| (s.source_message_id, marker_progress(&s.marker).0))
         .collect();
     prop_assert!(
         resent.is_empty() || (!case.fifo && case.resend),

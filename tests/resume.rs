@@ -194,7 +194,7 @@ async fn the_copy_carries_the_progress_and_resumes_at_the_first_unacknowledged_e
         "arn:aws:sqs:eu-west-1:123456789012:submissions"
     );
     let written = h.kinesis().written_sequences(&sub_id(0));
-    let next: usize = copy.marker.split_once('/').unwrap().0.parse().unwrap();
+    let (next, _) = marker_progress(&copy.marker);
     assert_eq!(next, written.len(), "the first unacknowledged event");
     assert_eq!(metrics.resent, 1);
     assert_eq!(
@@ -255,7 +255,7 @@ async fn a_copy_that_makes_no_progress_fails_and_keeps_its_marker_for_the_next_r
     let event = batch(vec![delivery("m", &body, None, 1)]);
     h.handle(event, far_deadline()).await.unwrap();
     let marker = taken(&h).pop().unwrap().marker;
-    assert!(marker.starts_with("4/"));
+    assert_eq!(marker_progress(&marker), (4, 1));
     for receive_count in 1..=3 {
         let event = batch(vec![delivery("m2", &body, Some(&marker), receive_count)]);
         let response = h.handle(event, far_deadline()).await.unwrap();
@@ -404,4 +404,433 @@ async fn a_resumed_partial_submission_does_not_store_its_rejects_entry_again() {
         "counted once, by the first delivery"
     );
     assert_eq!(h2.kinesis().written_sequences(&sub_id(0)), [2, 3]);
+}
+
+// --- Markers the function did not write (issue 18, item 1) -------------------
+
+/// The SHA-256 of the document a base64 body carries, as its marker names it.
+fn document_sha256(doc: &serde_json::Value) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(doc.to_string().as_bytes()).into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A marker signed with the deployment's key, as the function would write
+/// it, but for the queue `arn`.
+fn genuine_marker(doc: &serde_json::Value, next: usize, arn: &str) -> String {
+    use edr_preprocessor::resume::{Progress, marker};
+    let key = edr_preprocessor::keys::PipelineKey::from_secret(
+        edr_preprocessor::config::TEST_PIPELINE_KEY.as_bytes(),
+    )
+    .unwrap();
+    let progress = Progress {
+        next,
+        hop: 1,
+        accounted_limit: 1024 * 1024,
+    };
+    marker::write(&key, progress, &document_sha256(doc), arn)
+}
+
+fn with_marker(mut m: SqsMessage, marker: &str) -> SqsMessage {
+    let mut attribute = SqsMessageAttribute::default();
+    attribute.string_value = Some(marker.to_owned());
+    attribute.data_type = Some("String".into());
+    m.message_attributes
+        .insert(RESUME_ATTRIBUTE.to_owned(), attribute);
+    m
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_marker_the_function_did_not_write_is_ignored_logged_and_counted() {
+    let docs: Vec<serde_json::Value> = (0..4).map(|n| submission(n, 6, 0)).collect();
+    let other_queue = "arn:aws:sqs:eu-west-1:123456789012:other";
+    let markers = [
+        // The attack of the issue: the first format, naming its own digest.
+        (
+            "m-first-format",
+            format!("4/{}", hex(&document_sha256(&docs[0]))),
+        ),
+        ("m-forged", format!("v2/4/1/1048576/{}", "ab".repeat(32))),
+        ("m-other-queue", genuine_marker(&docs[2], 4, other_queue)),
+        ("m-empty", String::new()),
+    ];
+    let logs = Logs::capture();
+    let h = resuming(ScriptedKinesis::healthy(), &[]);
+    let event = batch(
+        (markers.iter().zip(&docs))
+            .map(|((id, marker), doc)| with_marker(message(id, &b64(doc)), marker))
+            .collect(),
+    );
+    let (response, metrics) = h.process(&event.records, far_deadline()).await;
+    assert!(failed_ids(&response.unwrap()).is_empty());
+    for (n, (id, _)) in markers.iter().enumerate() {
+        assert_eq!(
+            h.kinesis().written_sequences(&sub_id(n)),
+            [0, 1, 2, 3, 4, 5],
+            "every event of {id}"
+        );
+    }
+    assert_eq!((metrics.published, metrics.resume_markers_ignored), (4, 4));
+    assert_eq!(metrics.events_published, 24);
+    let warned: Vec<(String, String, String)> = logs
+        .with_message("ignoring a resume marker")
+        .iter()
+        .map(|l| {
+            assert_eq!(l["level"], "WARN");
+            let field = |name: &str| l[name].as_str().unwrap().to_owned();
+            (field("message_id"), field("reason"), field("submission_id"))
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> = [
+        ("m-first-format", "malformed"),
+        ("m-forged", "bad_mac"),
+        ("m-other-queue", "bad_mac"),
+        ("m-empty", "malformed"),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(n, (id, reason))| (id.to_string(), reason.to_string(), sub_id(n)))
+    .collect();
+    assert_eq!(warned, expected);
+    assert!(logs.with_message("resuming").is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_marker_on_a_fifo_source_is_ignored_even_one_the_key_signs() {
+    let fifo_arn = "arn:aws:sqs:eu-west-1:123456789012:submissions.fifo";
+    let docs: Vec<serde_json::Value> = (0..2).map(|n| submission(n, 5, 0)).collect();
+    let logs = Logs::capture();
+    let h = resuming(ScriptedKinesis::healthy(), &[]);
+    let event = batch(vec![
+        with_marker(
+            fifo_message("f-forged", "g", &b64(&docs[0])),
+            &format!("3/{}", hex(&document_sha256(&docs[0]))),
+        ),
+        with_marker(
+            fifo_message("f-signed", "g", &b64(&docs[1])),
+            &genuine_marker(&docs[1], 3, fifo_arn),
+        ),
+    ]);
+    let (response, metrics) = h.process(&event.records, far_deadline()).await;
+    assert!(failed_ids(&response.unwrap()).is_empty());
+    for n in 0..2 {
+        assert_eq!(h.kinesis().written_sequences(&sub_id(n)), [0, 1, 2, 3, 4]);
+    }
+    assert_eq!(metrics.resume_markers_ignored, 2);
+    let reasons: Vec<(String, String)> = logs
+        .with_message("ignoring a resume marker")
+        .iter()
+        .map(|l| {
+            let field = |name: &str| l[name].as_str().unwrap().to_owned();
+            (field("message_id"), field("reason"))
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("f-forged".to_owned(), "fifo_source".to_owned()),
+            ("f-signed".to_owned(), "fifo_source".to_owned())
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_functions_own_copy_resumes_and_counts_no_ignored_marker() {
+    let body = b64(&submission(0, 6, 0));
+    let h = resuming(writing_before(4, kms_denied), &[]);
+    h.handle(batch(vec![delivery("m", &body, None, 1)]), far_deadline())
+        .await
+        .unwrap();
+    let copy = taken(&h).pop().unwrap();
+    let logs = Logs::capture();
+    let h = resuming(ScriptedKinesis::healthy(), &[]);
+    let event = batch(vec![delivery("m2", &body, Some(&copy.marker), 1)]);
+    let (_, metrics) = h.process(&event.records, far_deadline()).await;
+    assert_eq!(h.kinesis().written_sequences(&sub_id(0)), [4, 5]);
+    assert_eq!((metrics.published, metrics.resume_markers_ignored), (1, 0));
+    let resumed = logs.with_message("resuming a partly published submission");
+    assert_eq!(resumed.len(), 1);
+    assert_eq!(
+        (
+            resumed[0]["resume_from"].as_u64(),
+            resumed[0]["hop"].as_u64()
+        ),
+        (Some(4), Some(1))
+    );
+}
+
+// --- A copy read under a lower record limit (issue 18, item 5) ---------------
+
+/// A plain-JSON body of two events: event 0 small, event 1 just too large
+/// for a record of 1 MiB, in a body that still has room for a marker, so
+/// that a delivery under a 2 MiB record limit can be resumed by a copy read
+/// under 1 MiB. Found by growing event 1 until the 1 MiB limit drops it.
+fn body_whose_event_1_outgrows_one_mebibyte() -> String {
+    use edr_preprocessor::config::PartitionKey;
+    use edr_preprocessor::model::{InvalidEvents, Limits};
+    let limits = Limits {
+        max_events: 500,
+        max_record_bytes: 1024 * 1024,
+        invalid_events: InvalidEvents::DropEvent,
+    };
+    let time = "2026-01-01T00:00:00.000000Z";
+    let body = |n: usize| {
+        format!(
+            r#"{{"submission_id":"{}","device_id":"{}","time_created":"2021-03-29T12:06:09","events":{{"new_process":[{{"cmdl":"","user":""}},{{"cmdl":"{}","user":""}}]}}}}"#,
+            sub_id(0),
+            uuid(0xde, 0),
+            "x".repeat(n)
+        )
+    };
+    let drops = |n: usize| {
+        let encoded = edr_preprocessor::transform::transform(
+            &body(n),
+            limits,
+            PartitionKey::SubmissionId,
+            time,
+        )
+        .unwrap();
+        !encoded.dropped.is_empty()
+    };
+    // The smallest event 1 that a 1 MiB record cannot hold (binary search).
+    let (mut fits_record, mut outgrows) = (1_000_000, 1_048_576);
+    assert!(!drops(fits_record) && drops(outgrows));
+    while outgrows - fits_record > 1 {
+        let mid = (fits_record + outgrows) / 2;
+        if drops(mid) {
+            outgrows = mid;
+        } else {
+            fits_record = mid;
+        }
+    }
+    Some(body(outgrows))
+        .filter(|body| edr_preprocessor::resume::fits(body))
+        .expect("a body whose second event a 1 MiB record cannot hold, with room for a marker")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_copy_under_a_lower_record_limit_stores_logs_and_counts_the_event_only_it_drops() {
+    let body = body_whose_event_1_outgrows_one_mebibyte();
+    let drop_event = ("INVALID_EVENTS", "drop-event");
+    // The first delivery, under 2 MiB: event 0 acknowledged, event 1 fails
+    // (MAX_ATTEMPTS=1) and goes back with its copy; nothing was dropped.
+    let first = resuming(
+        writing_before(1, internal),
+        &[
+            drop_event,
+            ("KINESIS_MAX_RECORD_SIZE_KIB", "2048"),
+            ("MAX_ATTEMPTS", "1"),
+        ],
+    );
+    let (_, metrics) = first
+        .process(
+            &batch(vec![delivery("m", &body, None, 1)]).records,
+            far_deadline(),
+        )
+        .await;
+    assert_eq!((metrics.resent, metrics.dropped_total()), (1, 0));
+    assert!(first.rejects().unwrap().sent.lock().unwrap().is_empty());
+    let copy = taken(&first).pop().unwrap();
+    assert_eq!(marker_progress(&copy.marker), (1, 1));
+
+    // The copy, under 1 MiB (a canary with a lower limit): event 1 no longer
+    // fits. It is stored, logged and counted here, or nowhere.
+    let logs = Logs::capture();
+    let h = resuming(ScriptedKinesis::healthy(), &[drop_event]);
+    let event = batch(vec![delivery("m2", &body, Some(&copy.marker), 1)]);
+    let (response, metrics) = h.process(&event.records, far_deadline()).await;
+    assert!(failed_ids(&response.unwrap()).is_empty());
+    assert_eq!(metrics.published, 1);
+    assert_eq!(
+        metrics.events_dropped,
+        [(edr_preprocessor::model::Reason::EventTooLarge, 1)].into()
+    );
+    let stored = h.rejects().unwrap().attributes.lock().unwrap().clone();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].0, "m2");
+    let attribute = |name: &str| {
+        (stored[0].1.iter())
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        attribute("dropped_events").as_deref(),
+        Some("1:event_too_large")
+    );
+    assert_eq!(attribute("reason").as_deref(), Some("event_too_large"));
+    let logged = logs.with_message("invalid events dropped");
+    assert_eq!(logged.len(), 1);
+    assert_eq!(logged[0]["message_id"], "m2");
+    assert_eq!(logged[0]["dropped_events"], "1:event_too_large");
+    assert!(h.kinesis().written_sequences(&sub_id(0)).is_empty());
+
+    // The same copy under the first delivery's limit drops nothing new.
+    let same = resuming(
+        ScriptedKinesis::healthy(),
+        &[drop_event, ("KINESIS_MAX_RECORD_SIZE_KIB", "2048")],
+    );
+    let (_, metrics) = same.process(&event.records, far_deadline()).await;
+    assert_eq!((metrics.published, metrics.dropped_total()), (1, 0));
+    assert!(same.rejects().unwrap().sent.lock().unwrap().is_empty());
+    assert_eq!(same.kinesis().written_sequences(&sub_id(0)), [1]);
+}
+
+// --- The loop bound and the delays of copies (issue 19, items 1 and 3) --------
+
+/// A Kinesis under which every delivery of a strict submission publishes
+/// exactly one record: each odd call fails its record (with MAX_ATTEMPTS=1
+/// the submission then fails part-way, its one record acknowledged).
+fn one_record_per_delivery() -> ScriptedKinesis {
+    ScriptedKinesis::scripted(|call, seen| {
+        Answer::Entries(
+            seen.iter()
+                .map(|_| if call % 2 == 0 { written() } else { internal() })
+                .collect(),
+        )
+    })
+}
+
+/// Delivers `body` as SQS would, following each copy, `deliveries` times;
+/// returns the copies sent and the message ids reported failed, per delivery.
+async fn follow_copies(
+    h: &ResumingHandler<ScriptedKinesis>,
+    body: &str,
+    group: Option<&str>,
+    deliveries: usize,
+) -> Vec<(Option<Sent>, Vec<String>)> {
+    let (mut marker, mut receive_count) = (None::<String>, 1);
+    let mut out = Vec::new();
+    for n in 0..deliveries {
+        let mut m = delivery(&format!("m{n}"), body, marker.as_deref(), receive_count);
+        if let Some(group) = group {
+            m.attributes.insert("MessageGroupId".into(), group.into());
+        }
+        let response = h.handle(batch(vec![m]), far_deadline()).await.unwrap();
+        let copy = taken(h).pop();
+        match &copy {
+            Some(copy) => (marker, receive_count) = (Some(copy.marker.clone()), 1),
+            None => receive_count += 1,
+        }
+        out.push((copy, failed_ids(&response)));
+    }
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_submission_that_needs_more_copies_than_max_resume_hops_is_reported_failed() {
+    let body = b64(&submission(0, 10, 0));
+    let logs = Logs::capture();
+    let h = resuming(
+        one_record_per_delivery(),
+        &[("MAX_RESUME_HOPS", "3"), ("MAX_ATTEMPTS", "1")],
+    );
+    let deliveries = follow_copies(&h, &body, None, 6).await;
+    let hops: Vec<Option<(usize, u32)>> = (deliveries.iter())
+        .map(|(copy, _)| copy.as_ref().map(|c| marker_progress(&c.marker)))
+        .collect();
+    // Three copies, each one record further; the fourth copy is not sent:
+    // the delivery is reported failed, and so is each redelivery of it
+    // (which resumes at its marker, the copy of hop 3), toward the DLQ.
+    assert_eq!(
+        hops,
+        [Some((1, 1)), Some((2, 2)), Some((3, 3)), None, None, None]
+    );
+    let failed: Vec<Vec<String>> = deliveries.into_iter().map(|(_, f)| f).collect();
+    assert_eq!(
+        failed,
+        [
+            vec![],
+            vec![],
+            vec![],
+            vec!["m3".to_owned()],
+            vec!["m4".into()],
+            vec!["m5".into()]
+        ]
+    );
+    let warned = logs.with_message("partly published submission used up its copies");
+    assert_eq!(warned.len(), 3);
+    assert_eq!(
+        (warned[0]["message_id"].as_str(), warned[0]["hops"].as_u64()),
+        (Some("m3"), Some(3))
+    );
+    assert_eq!(warned[0]["max_resume_hops"], 3);
+    assert_eq!(
+        h.kinesis().written_sequences(&sub_id(0)),
+        [0, 1, 2, 3, 3, 3]
+    );
+
+    // The default bound lets the same submission make its way.
+    let h = resuming(one_record_per_delivery(), &[("MAX_ATTEMPTS", "1")]);
+    let deliveries = follow_copies(&h, &body, None, 10).await;
+    assert!(deliveries.iter().all(|(_, failed)| failed.is_empty()));
+    let written = h.kinesis().written_sequences(&sub_id(0));
+    assert_eq!(written, (0..10).collect::<Vec<u64>>());
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_copy_waits_longer_up_to_the_largest_delay_and_keeps_its_group() {
+    let body = b64(&submission(0, 9, 0));
+    let h = resuming(
+        one_record_per_delivery(),
+        &[
+            ("MAX_ATTEMPTS", "1"),
+            ("RESUME_BASE_DELAY_SECONDS", "10"),
+            ("RESUME_MAX_DELAY_SECONDS", "60"),
+        ],
+    );
+    let deliveries = follow_copies(&h, &body, Some("tenant-7"), 8).await;
+    let copies: Vec<Sent> = deliveries.into_iter().filter_map(|(c, _)| c).collect();
+    assert_eq!(copies.len(), 8);
+    // Copy number h waits between half and all of min(60, 10 · 2^(h−1)).
+    let bounds = [
+        (5, 10),
+        (10, 20),
+        (20, 40),
+        (30, 60),
+        (30, 60),
+        (30, 60),
+        (30, 60),
+        (30, 60),
+    ];
+    for (copy, (low, high)) in copies.iter().zip(bounds) {
+        let (_, hop) = marker_progress(&copy.marker);
+        assert!(
+            (low..=high).contains(&copy.delay_seconds),
+            "copy {hop} waits {} s, not {low}-{high} s",
+            copy.delay_seconds
+        );
+        assert_eq!(copy.group_id.as_deref(), Some("tenant-7"));
+    }
+
+    // The defaults: 1 s for the first copy, doubling up to SQS's 900 s.
+    let h = resuming(one_record_per_delivery(), &[("MAX_ATTEMPTS", "1")]);
+    let body = b64(&submission(1, 13, 0));
+    let deliveries = follow_copies(&h, &body, None, 12).await;
+    let delays: Vec<u32> = (deliveries.into_iter())
+        .filter_map(|(c, _)| c.map(|c| c.delay_seconds))
+        .collect();
+    assert_eq!(delays.len(), 12);
+    let ceilings: [u32; 12] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900];
+    for (n, (delay, ceiling)) in delays.iter().zip(ceilings).enumerate() {
+        assert!(
+            (ceiling.div_ceil(2)..=ceiling).contains(delay),
+            "copy {}: {delay} s against a ceiling of {ceiling} s",
+            n + 1
+        );
+    }
+
+    // RESUME_BASE_DELAY_SECONDS=0: copies come back at once.
+    let h = resuming(
+        one_record_per_delivery(),
+        &[("MAX_ATTEMPTS", "1"), ("RESUME_BASE_DELAY_SECONDS", "0")],
+    );
+    let deliveries = follow_copies(&h, &b64(&submission(2, 5, 0)), None, 4).await;
+    assert!(
+        deliveries
+            .iter()
+            .all(|(c, _)| c.as_ref().unwrap().delay_seconds == 0)
+    );
 }

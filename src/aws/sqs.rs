@@ -192,6 +192,11 @@ fn dns_suffix(partition: &str) -> Option<&'static str> {
     })
 }
 
+/// `DelaySeconds` as SQS takes it: at most 900.
+fn delay_seconds(seconds: u32) -> i32 {
+    i32::try_from(seconds.min(crate::resume::MAX_DELAY_SECONDS)).unwrap_or(0)
+}
+
 impl ResendSink for SqsResendSink {
     async fn resend(&self, message: &Resend<'_>) -> Result<(), String> {
         let url = queue_url(message.source_arn)?;
@@ -205,6 +210,7 @@ impl ResendSink for SqsResendSink {
             .queue_url(url)
             .message_body(message.body)
             .message_attributes(RESUME_ATTRIBUTE, marker)
+            .delay_seconds(delay_seconds(message.delay_seconds))
             .set_message_group_id(message.group_id.map(str::to_owned))
             .send()
             .await

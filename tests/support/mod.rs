@@ -345,6 +345,7 @@ pub struct Sent {
     pub body: String,
     pub group_id: Option<String>,
     pub marker: String,
+    pub delay_seconds: u32,
 }
 
 impl ResendSink for RecordingResend {
@@ -358,8 +359,85 @@ impl ResendSink for RecordingResend {
             body: m.body.to_owned(),
             group_id: m.group_id.map(str::to_owned),
             marker: m.marker.clone(),
+            delay_seconds: m.delay_seconds,
         });
         Ok(())
+    }
+}
+
+/// The `next` and `hop` a resume marker (`v2/{next}/{hop}/{limit}/{mac}`) carries.
+pub fn marker_progress(marker: &str) -> (usize, u32) {
+    let fields: Vec<&str> = marker.split('/').collect();
+    assert_eq!(fields.len(), 5, "{marker}");
+    assert_eq!(fields[0], "v2", "{marker}");
+    (fields[1].parse().unwrap(), fields[2].parse().unwrap())
+}
+
+/// The JSON log lines written on this thread while it is held: a
+/// `tracing` subscriber into a shared buffer (a `#[tokio::test]` runs on
+/// the thread that creates it).
+pub struct Logs {
+    buffer: std::sync::Arc<Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+#[derive(Clone)]
+struct LogBuffer(std::sync::Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'a self) -> LogBuffer {
+        self.clone()
+    }
+}
+
+impl Logs {
+    pub fn capture() -> Logs {
+        let buffer = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(LogBuffer(buffer.clone()))
+            .finish();
+        Logs {
+            buffer,
+            _guard: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    /// Each line's `fields` (the message is `fields.message`), with its level.
+    pub fn lines(&self) -> Vec<Value> {
+        let text = String::from_utf8(self.buffer.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|line| {
+                let line: Value = serde_json::from_str(line).unwrap();
+                let mut fields = line["fields"].clone();
+                fields["level"] = line["level"].clone();
+                fields
+            })
+            .collect()
+    }
+
+    /// The lines whose message starts with `message`.
+    pub fn with_message(&self, message: &str) -> Vec<Value> {
+        self.lines()
+            .into_iter()
+            .filter(|l| {
+                l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(message))
+            })
+            .collect()
     }
 }
 

@@ -37,6 +37,9 @@ ENV_PARAMETERS = {
     "ORDERING": "Ordering",
     "INVALID_EVENTS": "InvalidEvents",
     "RESUME": "Resume",
+    "MAX_RESUME_HOPS": "MaxResumeHops",
+    "RESUME_BASE_DELAY_SECONDS": "ResumeBaseDelaySeconds",
+    "RESUME_MAX_DELAY_SECONDS": "ResumeMaxDelaySeconds",
     "SHARD_PLACEMENT": "ShardPlacement",
     "METRICS_NAMESPACE": "MetricsNamespace",
     "MAX_EVENTS_PER_SUBMISSION": "MaxEventsPerSubmission",
@@ -705,6 +708,24 @@ def test_the_permissions_table_of_the_docs_is_the_roles(template, resources):
             if not needed <= names_in(granted) or granted.startswith("always"):
                 problems.append(f"{name}: granted {granted!r}; {condition} depends on {sorted(needed)}")
     assert not problems, "\n".join(problems)
+
+
+def test_lambdas_loop_guard_is_off_only_while_the_function_bounds_the_loop_itself(
+    template, resources, defaults, transformed
+):
+    """Issue 19, item 1. Resume=resend is SQS -> Lambda -> the same SQS, the
+    loop Lambda's recursive-loop detection stops after about 16 invocations
+    (RecursiveLoop: Terminate, its default), dropping the copy of a
+    submission that still makes progress. The template allows the loop
+    exactly while Resume is resend, where MAX_RESUME_HOPS bounds it, and
+    SAM passes the property on to the function."""
+    recursive_loop = function(resources)["Properties"]["RecursiveLoop"]
+    assert Evaluator(template, defaults).eval(recursive_loop) == "Allow"
+    assert Evaluator(template, {**defaults, "Resume": "off"}).eval(recursive_loop) == "Terminate"
+    env = function(resources)["Properties"]["Environment"]["Variables"]
+    assert env["MAX_RESUME_HOPS"] == {"Ref": "MaxResumeHops"}
+    (lambda_function,) = [v for v in transformed["Resources"].values() if v["Type"] == "AWS::Lambda::Function"]
+    assert lambda_function["Properties"]["RecursiveLoop"] == recursive_loop
 
 
 def test_iam_resources_are_the_stacks_own_and_never_wildcards(template, resources):

@@ -10,19 +10,23 @@
 //!
 //! Instead, on a standard queue, the handler sends the message again to its
 //! own source queue with a progress marker, the [`RESUME_ATTRIBUTE`]
-//! message attribute `"{next}/{sha256}"` (the `sequence` of the first
-//! unacknowledged event and the document's digest), and acknowledges the
-//! original. The copy starts at the first event whose `sequence` is at least
-//! `next`: events already acknowledged are not sent again, and only the
-//! in-doubt records of a call abandoned at the deadline can be duplicated.
-//! The marker names a `sequence`, not a position among the records, so that
-//! a copy read under other settings (a record limit that drops one more
-//! oversized event under `INVALID_EVENTS=drop-event`) can repeat an event
-//! but never skip one.
+//! message attribute ([`marker`]: the `sequence` of the first
+//! unacknowledged event, the number of copies so far, and a MAC that only
+//! this function can compute), and acknowledges the original. The copy
+//! starts at the first event whose `sequence` is at least `next` ([`start`]):
+//! events already acknowledged are not sent again, and only the in-doubt
+//! records of a call abandoned at the deadline can be duplicated. The marker
+//! names a `sequence`, not a position among the records, so that a copy read
+//! under other settings (a record limit that drops one more oversized event
+//! under `INVALID_EVENTS=drop-event`) can repeat an event but never skip
+//! one; such an event is stored, logged and counted by the copy.
 //! The copy's receive count starts at 1, so a submission that keeps making
 //! progress is not sent to the dead-letter queue for being large, while one
 //! that makes no progress is reported failed as before and reaches it after
-//! `MaxReceiveCount` receives.
+//! `MaxReceiveCount` receives. One that needs more than `MAX_RESUME_HOPS`
+//! copies is reported failed too: the function bounds its own loop, which
+//! Lambda's recursive-loop detection is told to allow (template.yaml). Each
+//! copy waits longer before SQS delivers it ([`CopyDelay`]).
 //!
 //! Why a message attribute rather than a table of checkpoints: the progress
 //! travels with the message, so there is nothing to look up (no call on any
@@ -32,10 +36,19 @@
 //!
 //! A FIFO queue is never resumed this way: the copy would go to the end of
 //! its group, behind messages that must follow it, so a FIFO submission is
-//! reported failed and redelivered whole, exactly as before. The marker names
-//! the digest of the document, so a marker copied onto other content is
-//! ignored; a sender can only skip events of its own submission, which it
-//! could as well not have sent.
+//! reported failed and redelivered whole, exactly as before, and a marker
+//! on a FIFO message is ignored. Any marker the function did not write for
+//! this document on this queue is ignored, logged and counted
+//! (`ResumeMarkersIgnored`): the submission is published from its first
+//! event.
+
+mod delay;
+pub mod marker;
+mod start;
+
+pub use delay::{CopyDelay, MAX_DELAY_SECONDS};
+pub use marker::{Ignored, Progress};
+pub use start::{Start, start};
 
 use std::future::Future;
 use std::time::Duration;
@@ -44,7 +57,8 @@ use futures_util::StreamExt as _;
 use futures_util::stream;
 use tokio::time::Instant;
 
-use crate::encode::{EncodedSubmission, hex};
+use crate::config::Config;
+use crate::keys::PipelineKey;
 use crate::rejects_queue::{ATTRIBUTE_TYPE, MAX_MESSAGE_BYTES};
 
 /// The message attribute that carries a submission's progress.
@@ -56,38 +70,77 @@ const MAX_CONCURRENT_SENDS: usize = 10;
 /// Why a re-send that was still waiting at `stop_at` counts as failed.
 pub const NOT_ANSWERED_IN_TIME: &str = "the source queue did not answer in time";
 
-/// The marker for a submission whose events before `sequence` `next` are
-/// acknowledged.
-pub fn marker(next: usize, submission: &EncodedSubmission) -> String {
-    let digest = hex(&submission.document_sha256);
-    format!("{next}/{}", String::from_utf8_lossy(&digest))
-}
-
-/// Whether `body` and the marker fit in one SQS message (attributes count
-/// toward the 1 MiB limit; a marker is at most 20 digits, `/` and 64 hex).
+/// Whether `body` and the longest marker fit in one SQS message (attributes
+/// count toward the 1 MiB limit).
 pub fn fits(body: &str) -> bool {
-    const MARKER_BYTES: usize = 20 + 1 + 64;
-    body.len() + RESUME_ATTRIBUTE.len() + ATTRIBUTE_TYPE.len() + MARKER_BYTES <= MAX_MESSAGE_BYTES
+    body.len() + RESUME_ATTRIBUTE.len() + ATTRIBUTE_TYPE.len() + marker::MAX_MARKER_BYTES
+        <= MAX_MESSAGE_BYTES
 }
 
-/// Where a delivery carrying `marker` resumes `submission`: how many of its
-/// records come before `sequence` `next` and were acknowledged, if the
-/// marker is for this very document and within it. `None` for a marker that
-/// is malformed or names other content.
-pub fn resume_point(marker: &str, submission: &EncodedSubmission) -> Option<usize> {
-    let (next, digest) = marker.split_once('/')?;
-    let next: usize = next.parse().ok()?;
-    let ours = hex(&submission.document_sha256);
-    let events = submission.records.len() + submission.dropped.len();
-    if digest.as_bytes() != ours.as_slice() || next > events {
-        return None;
+/// How markers are read and written, how many copies a submission may
+/// take, and how long each waits: from the configuration.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    key: Option<PipelineKey>,
+    max_hops: u32,
+    delay: CopyDelay,
+}
+
+/// Why a submission published part-way is not sent back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotSent {
+    /// It already took `MAX_RESUME_HOPS` copies: it is reported failed and
+    /// reaches the dead-letter queue after `MaxReceiveCount` receives.
+    HopLimit,
+    /// No `PIPELINE_KEY` to sign a marker with.
+    NoKey,
+}
+
+impl Policy {
+    /// The policy `config` sets.
+    pub fn from_config(config: &Config) -> Self {
+        Policy {
+            key: config.pipeline_key.clone(),
+            max_hops: config.max_resume_hops,
+            delay: CopyDelay::new(
+                config.resume_base_delay_seconds,
+                config.resume_max_delay_seconds,
+            ),
+        }
     }
-    let records = submission.records.len();
-    Some(
-        (0..records)
-            .take_while(|&r| submission.sequence_of(r) < next)
-            .count(),
-    )
+
+    /// The progress `marker` carries, if this function wrote it for the
+    /// document with `document_sha256` on the queue `source_arn`.
+    pub fn read(
+        &self,
+        marker: &str,
+        document_sha256: &[u8; 32],
+        source_arn: Option<&str>,
+    ) -> Result<Progress, Ignored> {
+        marker::read(self.key.as_ref(), marker, document_sha256, source_arn)
+    }
+
+    /// The marker and the delay (seconds) of the copy carrying `progress`
+    /// (`progress.hop` counts this copy), unless the submission used up its
+    /// hops.
+    pub fn copy(
+        &self,
+        progress: Progress,
+        document_sha256: &[u8; 32],
+        source_arn: &str,
+    ) -> Result<(String, u32), NotSent> {
+        if progress.hop > self.max_hops {
+            return Err(NotSent::HopLimit);
+        }
+        let key = self.key.as_ref().ok_or(NotSent::NoKey)?;
+        let marker = marker::write(key, progress, document_sha256, source_arn);
+        Ok((marker, self.delay.draw(progress.hop)))
+    }
+
+    /// `MAX_RESUME_HOPS`.
+    pub fn max_hops(&self) -> u32 {
+        self.max_hops
+    }
 }
 
 /// A message to send again to the queue it came from.
@@ -101,6 +154,9 @@ pub struct Resend<'a> {
     pub group_id: Option<&'a str>,
     /// The [`RESUME_ATTRIBUTE`] value.
     pub marker: String,
+    /// How long SQS keeps the copy from being delivered (`DelaySeconds`,
+    /// at most [`MAX_DELAY_SECONDS`]).
+    pub delay_seconds: u32,
     /// The SQS message id of the original, for the log.
     pub source_message_id: &'a str,
 }
@@ -158,55 +214,40 @@ pub fn stop_at(deadline: Instant, margin: Duration) -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
-    use std::sync::Arc;
-
-    fn submission(records: usize, digest: u8) -> EncodedSubmission {
-        EncodedSubmission {
-            submission_id: uuid::Uuid::nil(),
-            device_id: uuid::Uuid::nil(),
-            partition_key: Arc::from("k"),
-            explicit_hash_key: None,
-            records: (0..records).map(|_| Bytes::from_static(b"{}")).collect(),
-            dropped: Vec::new(),
-            document_sha256: [digest; 32],
-            skipped: 0,
-        }
-    }
-
-    #[test]
-    fn a_marker_resumes_only_its_own_document_within_its_events() {
-        let s = submission(10, 7);
-        let m = marker(4, &s);
-        assert_eq!(m, format!("4/{}", "07".repeat(32)));
-        assert_eq!(resume_point(&m, &s), Some(4));
-        assert_eq!(resume_point(&marker(10, &s), &s), Some(10));
-        assert_eq!(resume_point(&m, &submission(10, 8)), None, "other content");
-        assert_eq!(resume_point(&marker(11, &s), &s), None, "beyond its events");
-        // Sequences 2 and 5 dropped: the records are 0 1 3 4 6 7 8 9 10 11.
-        let mut dropped = submission(10, 7);
-        dropped.dropped = [2, 5]
-            .map(|sequence| crate::model::DroppedEvent {
-                sequence,
-                reason: crate::model::Reason::NullValue,
-            })
-            .to_vec();
-        assert_eq!(resume_point(&marker(2, &dropped), &dropped), Some(2));
-        assert_eq!(resume_point(&marker(3, &dropped), &dropped), Some(2));
-        assert_eq!(resume_point(&marker(6, &dropped), &dropped), Some(4));
-        assert_eq!(resume_point(&marker(12, &dropped), &dropped), Some(10));
-        for bad in ["", "4", "x/07", "-1/07", &format!("4/{}", "07".repeat(31))] {
-            assert_eq!(resume_point(bad, &s), None, "{bad}");
-        }
-    }
 
     #[test]
     fn a_body_at_the_size_limit_cannot_carry_its_marker() {
-        let room = MAX_MESSAGE_BYTES - RESUME_ATTRIBUTE.len() - ATTRIBUTE_TYPE.len() - 85;
+        let room = MAX_MESSAGE_BYTES - RESUME_ATTRIBUTE.len() - ATTRIBUTE_TYPE.len() - 120;
         assert!(fits(&"x".repeat(room)));
         assert!(!fits(&"x".repeat(room + 1)));
-        let longest = marker(usize::MAX, &submission(1, 0));
-        assert_eq!(longest.len(), 85, "the room kept is the longest marker");
+        assert_eq!(
+            marker::MAX_MARKER_BYTES,
+            120,
+            "docs/guarantees.md quotes 140 bytes"
+        );
+    }
+
+    #[test]
+    fn a_copy_past_the_hop_limit_is_not_sent() {
+        let mut config = crate::config::Config::for_stream("s").unwrap();
+        config.max_resume_hops = 2;
+        let policy = Policy::from_config(&config);
+        let progress = |hop| Progress {
+            next: 1,
+            hop,
+            accounted_limit: 1,
+        };
+        assert!(policy.copy(progress(2), &[0; 32], "arn").is_ok());
+        assert_eq!(
+            policy.copy(progress(3), &[0; 32], "arn"),
+            Err(NotSent::HopLimit)
+        );
+        config.pipeline_key = None;
+        let keyless = Policy::from_config(&config);
+        assert_eq!(
+            keyless.copy(progress(1), &[0; 32], "arn"),
+            Err(NotSent::NoKey)
+        );
     }
 
     /// Answers the message whose id is `"answers"`, never the others.
@@ -227,7 +268,8 @@ mod tests {
             source_arn: "arn:aws:sqs:eu-west-1:1:q",
             body: "{}",
             group_id: None,
-            marker: "1/00".into(),
+            marker: "v2/1/1/1/00".into(),
+            delay_seconds: 0,
             source_message_id: id,
         };
         let stop_at = Instant::now() + Duration::from_millis(250);
