@@ -381,6 +381,10 @@ def main(argv: list[str] | None = None) -> int:
                         "RETRY_MAX_DELAY_MS": 200,
                         "KINESIS_CALL_TIMEOUT_MS": 2000,
                         "KINESIS_CONNECT_TIMEOUT_MS": 500,
+                        # Copies come back at once, as before the copy delay:
+                        # with the faults on while it drains, delays doubling
+                        # up to 15 minutes would outlast --drain-timeout.
+                        "RESUME_BASE_DELAY_SECONDS": 0,
                     }.items()
                 ),
             }

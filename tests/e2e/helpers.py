@@ -126,7 +126,15 @@ class Deployer:
             if stream_as_arn
             else stream
         )
-        variables = {"STREAM_NAME": stream_ref, "PIPELINE_KEY": secrets.token_hex(32)}
+        # Copies come back at once (RESUME_BASE_DELAY_SECONDS=0): these tests
+        # are about what a copy does, MiniStack honours DelaySeconds, and the
+        # default curve would add a minute to a test of many copies; the
+        # curve is proven in tests/resume.rs.
+        variables = {
+            "STREAM_NAME": stream_ref,
+            "PIPELINE_KEY": secrets.token_hex(32),
+            "RESUME_BASE_DELAY_SECONDS": "0",
+        }
         if rejects_url:
             variables["REJECTS_QUEUE_URL"] = rejects_url
         variables.update(env or {})

@@ -3,8 +3,10 @@ under the real function, through SQS and the event source mapping.
 
 A valid submission from a standard queue that was published only part-way in
 an invocation, at least one of its records acknowledged there, goes back to
-its own queue with the message attribute `edr_resume_from` = "{next}/{sha256}"
-and is acknowledged; the copy is published from record `next`. Kinesis sits
+its own queue with the message attribute `edr_resume_from` =
+"v2/{next}/{hop}/{accounted_limit}/{mac}" (docs/contract.md) and is
+acknowledged; the copy is published from its first event whose sequence is at
+least `next`. A marker the function did not sign is ignored. Kinesis sits
 behind the tests' fault proxy (edr_tools.fault_proxy), which makes it stop a
 submission part-way in two ways:
 
@@ -31,6 +33,7 @@ only needs more deliveries.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import random
 from collections import Counter
@@ -43,6 +46,7 @@ from edr_tools.fault_proxy import THROUGHPUT
 from helpers import esm_log_lines, fleet, function_invocations
 
 RESUMING = "resuming a partly published submission"
+IGNORED = "ignoring a resume marker this function did not write"
 NOT_SENT_BACK = "could not send a partly published submission back"
 
 # The slow-Kinesis case: every answer comes SLOW_ANSWER_S after the records
@@ -291,3 +295,36 @@ def test_a_fifo_submission_is_never_sent_back(deploy, kinesis_proxy, emulator, d
         sid = e["submission"]["submission_id"]
         assert {0, 1, 2} <= {seq for s, seq in repeated if s == sid}, f"{sid} was not published again from event 0"
     assert sensor_fleet.queue_depth(stack.aws.sqs, dlq) == 0
+
+
+def test_a_marker_a_sensor_wrote_is_ignored_and_every_event_published(deploy, emulator):
+    """Issue 18, item 1: a sensor writes its message attributes as freely as
+    its body. A marker it writes, of the first format naming its own
+    document's digest (which the function used to honour, skipping the
+    events before it) or of the current one with a MAC it made up, is
+    ignored: every event reaches the stream once, each message is named in a
+    warning with its reason, and the summaries count them."""
+    stack = deploy()
+    entries = fleet(seed=1430, devices=2, submissions=6)
+    expected = {}
+    for i, e in enumerate(entries):
+        digest = hashlib.sha256(base64.b64decode(e["body"])).hexdigest()
+        marker, reason = (f"3/{digest}", "malformed") if i % 2 == 0 else (f"v2/3/1/1048576/{'ab' * 32}", "bad_mac")
+        sent = stack.aws.sqs.send_message(
+            QueueUrl=stack.queue_url,
+            MessageBody=e["body"],
+            MessageAttributes={"edr_resume_from": {"DataType": "String", "StringValue": marker}},
+        )
+        e["message_id"] = sent["MessageId"]
+        expected[sent["MessageId"]] = reason
+    stack.sent.extend(entries)
+    stack.wait_drained(timeout=60)
+
+    assert_every_event_published(stack, entries)
+    assert not duplicates(stack), "an event published twice"
+    lines = log_lines(stack)
+    ignored = {line["message_id"]: line["reason"] for line in lines if line.get("message", "").startswith(IGNORED)}
+    assert ignored == expected
+    assert resume_points(lines) == {}, "a forged marker was honoured"
+    assert sum(s.get("resume_markers_ignored", 0) for s in summaries(stack)) == len(entries)
+    assert sum(s["published"] for s in summaries(stack)) == len(entries)
