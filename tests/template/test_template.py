@@ -61,6 +61,12 @@ SQS_POLLER_ACTIONS = {
     "sqs:ChangeMessageVisibility",
 }
 
+# What Lambda needs on the role to turn active X-Ray tracing on. Neither
+# action has a resource type (Service Authorization Reference, "Actions,
+# resources, and condition keys for AWS X-Ray"), so "*" is the only Resource
+# they take: the one wildcard of the role, and only while Tracing is Active.
+XRAY_WRITE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
 
 def refs(node) -> set[str]:
     """Names of every Ref/GetAtt target and ${...} in a template expression."""
@@ -144,7 +150,7 @@ def test_every_setting_of_the_function_is_a_parameter(resources, parameters):
         assert env.get(variable) == {"Ref": parameter}, variable
         assert parameter in parameters
     assert "STREAM_NAME" in env and "REJECTS_QUEUE_URL" in env
-    # RUST_LOG would override LOG_LEVEL (and so the LogLevel parameter).
+    # RUST_LOG would let dependencies log below WARN, payloads included (docs/operations.md, "Log level").
     assert "RUST_LOG" not in env
 
 
@@ -588,6 +594,7 @@ def test_iam_grants_exactly_what_the_function_needs(resources):
         # a re-send encrypts (only while Resume is resend).
         frozenset({"kms:Decrypt"}): ({"Ref": "QueueKmsKeyArn"}, "HasQueueKmsKey"),
         frozenset({"kms:GenerateDataKey"}): ({"Ref": "QueueKmsKeyArn"}, "ResumeWithQueueKmsKey"),
+        frozenset(XRAY_WRITE_ACTIONS): ("*", "TracingActive"),
     }
 
 
@@ -739,19 +746,49 @@ def test_iam_resources_are_the_stacks_own_and_never_wildcards(template, resource
         assert "ManagedPolicyArns" not in resource["Properties"], f"{name}: managed policies are broader than needed"
         policies = resource["Properties"].get("Policies", [resource["Properties"].get("PolicyDocument")])
         for policy in policies:
+            condition = None
             if "Fn::If" in policy:
-                policy = policy["Fn::If"][1]
+                condition, policy = policy["Fn::If"][:2]
             document = policy.get("PolicyDocument", policy)
             for statement in document["Statement"]:
-                for action in [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]:
+                actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+                for action in actions:
                     assert "*" not in action, f"{name}: wildcard action {action}"
                 resource_expr = statement["Resource"]
+                if (name, condition, set(actions), resource_expr) == (
+                    "FunctionRole",
+                    "TracingActive",
+                    XRAY_WRITE_ACTIONS,
+                    "*",
+                ):
+                    continue  # the one exception, XRAY_WRITE_ACTIONS says why
                 assert not any("*" in s for s in literal_strings(resource_expr)), f"{name}: wildcard resource"
                 assert not literal_strings(resource_expr), f"{name}: literal resource {resource_expr}"
                 targets = refs(resource_expr)
                 assert targets and targets <= allowed, f"{name}: resource refers to {targets - allowed}"
                 checked += 1
     assert checked >= 4
+
+
+def test_tracing_is_a_parameter_and_xray_is_granted_only_while_active(template, resources, parameters, defaults):
+    """Issue 19.8: the Tracing parameter (PassThrough by default, Active
+    possible) is the function's X-Ray mode, as deployed (after the SAM
+    transform). Lambda refuses Active for a role that cannot send trace
+    segments; PassThrough needs no grant (Lambda's own segments, when the
+    caller sampled the request, are not sent with the function's role)."""
+    assert parameters["Tracing"]["Default"] == "PassThrough"
+    assert parameters["Tracing"]["AllowedValues"] == ["PassThrough", "Active"]
+    assert function(resources)["Properties"]["Tracing"] == {"Ref": "Tracing"}
+    ((statement, condition),) = [
+        (s, c) for s, c in role_statements(resources).values() if any(a.startswith("xray:") for a in s["Action"])
+    ]
+    assert set(statement["Action"]) == XRAY_WRITE_ACTIONS
+    assert not Evaluator(template, defaults).condition(condition)
+    assert Evaluator(template, {**defaults, "Tracing": "Active"}).condition(condition)
+    for mode in parameters["Tracing"]["AllowedValues"]:
+        out = sam_transform(template, {"Tracing": mode})
+        (fn,) = [v for v in out["Resources"].values() if v["Type"] == "AWS::Lambda::Function"]
+        assert Evaluator(out, {**defaults, "Tracing": mode}).eval(fn["Properties"]["TracingConfig"]["Mode"]) == mode
 
 
 # The CodeDeploy service role. DeploymentPreference makes SAM add one role,
