@@ -250,22 +250,30 @@ async fn every_line_of_an_invocation_carries_its_request_id_and_trace_id() {
             "every log line has a level: {line}"
         );
     }
-    // Start-up lines first, outside any invocation; then only lines of an
-    // invocation, invocation after invocation.
-    let startup = logs.iter().take_while(|l| l.get("span").is_none()).count();
+    // Lines outside any invocation are the start-up lines: the ERROR about
+    // Lambda's level, and what the task spawned at start-up (which no
+    // invocation waits for) finds about the stream's record distribution.
+    // Every other line belongs to an invocation and says which.
+    let (startup, invocation): (Vec<&Value>, Vec<&Value>) =
+        logs.iter().partition(|l| l.get("span").is_none());
     assert!(
-        logs[..startup]
+        startup
             .iter()
             .any(|l| l["level"] == "ERROR" && l["application_log_level"] == "WARN"),
-        "{:#?}",
-        &logs[..startup]
+        "{startup:#?}"
     );
+    for line in &startup {
+        assert!(
+            line.get("application_log_level").is_some() || line.get("stream").is_some(),
+            "a line of an invocation without its request id: {line}"
+        );
+    }
     let mut seen = Vec::new();
-    for line in &logs[startup..] {
+    for line in &invocation {
         let span = &line["span"];
         let request = span["requestId"]
             .as_str()
-            .unwrap_or_else(|| panic!("a line of an invocation without its request id: {line}"));
+            .unwrap_or_else(|| panic!("{line}"));
         let (_, trace) = sent.iter().find(|(id, _)| id == request).unwrap();
         assert_eq!(span["xrayTraceId"].as_str(), trace.as_deref(), "{line}");
         if seen.last() != Some(&request) {
