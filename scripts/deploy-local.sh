@@ -37,6 +37,7 @@
 #   ORDERING             strict | relaxed [strict]
 #   INVALID_EVENTS       reject-submission | drop-event [reject-submission]
 #   PIPELINE_KEY         the secret sensors never see (docs/contract.md) [random]
+#   RECORD_FORMAT        per-event | aggregated [per-event] (docs/contract.md)
 #   RESUME               resend | off [resend]: a submission published part-way goes
 #                        back to its queue with its progress (the role gets no policy
 #                        here: the emulators do not enforce IAM)
@@ -75,6 +76,7 @@ PIPELINE_KEY=${PIPELINE_KEY:-$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')}
 ORDERING=${ORDERING:-strict}
 INVALID_EVENTS=${INVALID_EVENTS:-reject-submission}
 RESUME=${RESUME:-resend}
+RECORD_FORMAT=${RECORD_FORMAT:-per-event}
 FUNCTION_ENV=${FUNCTION_ENV:-}
 ROLE_NAME=${ROLE_NAME:-$FUNCTION_NAME-local}
 
@@ -170,6 +172,7 @@ fi
 env_json="\"STREAM_NAME\":\"$(json_escape "$STREAM_NAME")\",\"PARTITION_KEY\":\"$(json_escape "$PARTITION_KEY")\",\"ORDERING\":\"$(json_escape "$ORDERING")\""
 env_json+=",\"PIPELINE_KEY\":\"$(json_escape "$PIPELINE_KEY")\""
 env_json+=",\"INVALID_EVENTS\":\"$(json_escape "$INVALID_EVENTS")\",\"RESUME\":\"$(json_escape "$RESUME")\""
+env_json+=",\"RECORD_FORMAT\":\"$(json_escape "$RECORD_FORMAT")\""
 [[ -n $rejects_url ]] && env_json+=",\"REJECTS_QUEUE_URL\":\"$(json_escape "$rejects_url")\""
 if [[ -n $FUNCTION_ENV ]]; then
     IFS=',' read -r -a extra <<<"$FUNCTION_ENV"

@@ -10,7 +10,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::keys::{MIN_SECRET_BYTES, PipelineKey};
-use crate::model::InvalidEvents;
+use crate::model::{InvalidEvents, RecordFormat};
 
 /// Which field of a submission becomes the Kinesis partition key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +80,9 @@ pub struct Config {
     pub resume: Resume,
     /// `SHARD_PLACEMENT`: `keyed` (default) or `partition-key`.
     pub shard_placement: ShardPlacement,
+    /// `RECORD_FORMAT`: `per-event` (default), one Kinesis record per event;
+    /// or `aggregated`, a submission's records in KPL aggregated records.
+    pub record_format: RecordFormat,
     /// `PIPELINE_KEY`: the secret sensors never see, at least
     /// [`MIN_SECRET_BYTES`] bytes; required while `SHARD_PLACEMENT=keyed` or
     /// `RESUME=resend`, which rest on it.
@@ -261,6 +264,17 @@ impl Config {
                 ));
             }
         };
+        let record_format = match get("RECORD_FORMAT").as_deref() {
+            None | Some("per-event") => RecordFormat::PerEvent,
+            Some("aggregated") => RecordFormat::Aggregated,
+            Some(other) => {
+                return Err(choice_error(
+                    "RECORD_FORMAT",
+                    other,
+                    "per-event, aggregated",
+                ));
+            }
+        };
         // Not trimmed: a secret is used byte for byte as given.
         let pipeline_key = match lookup("PIPELINE_KEY").filter(|v| !v.is_empty()) {
             None if shard_placement == ShardPlacement::Keyed || resume == Resume::Resend => {
@@ -315,6 +329,7 @@ impl Config {
             invalid_events,
             resume,
             shard_placement,
+            record_format,
             pipeline_key,
             max_events_per_submission: number("MAX_EVENTS_PER_SUBMISSION", 500, 1, 1_000_000)?
                 as usize,
@@ -464,6 +479,23 @@ mod tests {
         assert_eq!(c.call_timeout, Duration::from_millis(5_000));
         assert_eq!(c.metrics_namespace, "EdrPreprocessor");
         assert_eq!(c.function_name, "edr-preprocessor");
+        assert_eq!(c.record_format, RecordFormat::PerEvent);
+    }
+
+    #[test]
+    fn the_record_format_is_per_event_or_aggregated() {
+        let format = |v: &str| parse(&[("STREAM_NAME", "s"), ("RECORD_FORMAT", v)]);
+        assert_eq!(
+            format("per-event").unwrap().record_format,
+            RecordFormat::PerEvent
+        );
+        assert_eq!(
+            format("aggregated").unwrap().record_format,
+            RecordFormat::Aggregated
+        );
+        for bad in ["kpl", "Aggregated", "per_event"] {
+            assert_eq!(format(bad).unwrap_err().variable, "RECORD_FORMAT");
+        }
     }
 
     #[test]

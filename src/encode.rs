@@ -16,9 +16,10 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 use uuid::Uuid;
 
+use crate::aggregate;
 use crate::config::{Config, PartitionKey, ShardPlacement};
 use crate::keys::PipelineKey;
-use crate::model::{DroppedEvent, Reason, Rejection, Submission};
+use crate::model::{DroppedEvent, Reason, RecordFormat, Rejection, Submission};
 
 /// The namespace of `event_id`:
 /// `event_id = uuid5(EVENT_ID_NAMESPACE, "{device_id}/{submission_id}/{sha256}/{sequence}")`
@@ -197,10 +198,45 @@ pub fn format_time_processed(now: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// The stream's record limit, as the record format counts an event's
+/// record against it: data plus partition key for a record of its own, the
+/// whole aggregated record ([`crate::aggregate::record_size_alone`]) for a
+/// user record, which must fit in one even alone. A bare `usize` is the
+/// per-event limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordLimit {
+    /// `KINESIS_MAX_RECORD_SIZE_KIB`, in bytes.
+    pub max_record_bytes: usize,
+    /// `RECORD_FORMAT`.
+    pub format: RecordFormat,
+}
+
+impl From<usize> for RecordLimit {
+    fn from(max_record_bytes: usize) -> Self {
+        RecordLimit {
+            max_record_bytes,
+            format: RecordFormat::PerEvent,
+        }
+    }
+}
+
+impl RecordLimit {
+    /// Whether an event's record of `data_len` bytes can be published.
+    fn fits(&self, data_len: usize, partition_key: &str, explicit_hash_key: Option<&str>) -> bool {
+        let size = match self.format {
+            RecordFormat::PerEvent => data_len + partition_key.len(),
+            RecordFormat::Aggregated => {
+                aggregate::record_size_alone(partition_key, explicit_hash_key, data_len)
+            }
+        };
+        size <= self.max_record_bytes
+    }
+}
+
 /// Builds the record of every event. Fails with `event_too_large` if any
-/// record (data plus partition key) would exceed `max_record_bytes`, the
-/// stream's record limit, so that nothing of an unpublishable submission is
-/// sent.
+/// record would exceed the stream's record limit (data plus partition key;
+/// under `RECORD_FORMAT=aggregated`, the aggregated record it alone would
+/// make), so that nothing of an unpublishable submission is sent.
 ///
 /// The fields every record of a submission shares are rendered once; all
 /// records are written into one buffer, and each record is a slice of it.
@@ -208,10 +244,11 @@ pub fn encode<'k>(
     submission: &Submission<'_>,
     keys: impl Into<RecordKeys<'k>>,
     time_processed: &str,
-    max_record_bytes: usize,
+    limit: impl Into<RecordLimit>,
 ) -> Result<EncodedSubmission, Rejection> {
-    encode_records(submission, keys.into(), time_processed, max_record_bytes)
-        .map_err(|oversized| too_large(submission, oversized.sequence, max_record_bytes))
+    let limit = limit.into();
+    encode_records(submission, keys.into(), time_processed, limit)
+        .map_err(|oversized| too_large(submission, oversized.sequence, limit.max_record_bytes))
 }
 
 /// [`encode`], dropping each event whose record is too large instead of
@@ -223,11 +260,11 @@ pub fn encode_dropping_oversized<'k>(
     mut submission: Submission<'_>,
     keys: impl Into<RecordKeys<'k>>,
     time_processed: &str,
-    max_record_bytes: usize,
+    limit: impl Into<RecordLimit>,
 ) -> EncodedSubmission {
-    let keys = keys.into();
+    let (keys, limit) = (keys.into(), limit.into());
     loop {
-        match encode_records(&submission, keys, time_processed, max_record_bytes) {
+        match encode_records(&submission, keys, time_processed, limit) {
             Ok(encoded) => return encoded,
             Err(Oversized { index, sequence }) => {
                 submission.events.remove(index);
@@ -257,7 +294,7 @@ fn encode_records(
     submission: &Submission<'_>,
     keys: RecordKeys<'_>,
     time_processed: &str,
-    max_record_bytes: usize,
+    limit: RecordLimit,
 ) -> Result<EncodedSubmission, Oversized> {
     let partition_key: Arc<str> = match keys.partition_key {
         PartitionKey::SubmissionId => submission.submission_id.to_string().into(),
@@ -274,6 +311,17 @@ fn encode_records(
         sequence: 0,
     })?;
 
+    // One keyed hash per submission, after the records, so that a submission
+    // that does not fit costs none; before them for an aggregated record,
+    // whose size counts it.
+    let hash_key = |partition_key: &str| -> Option<Arc<str>> {
+        keys.placement
+            .map(|key| Arc::from(key.explicit_hash_key(partition_key).to_string()))
+    };
+    let early_hash_key = match limit.format {
+        RecordFormat::Aggregated => hash_key(&partition_key),
+        RecordFormat::PerEvent => None,
+    };
     let mut buf: Vec<u8> = Vec::with_capacity(event_count * (middle.len() + tail.len() + 200));
     let mut ends = Vec::with_capacity(event_count);
     for (index, (sequence, event)) in submission.sequenced().enumerate() {
@@ -295,8 +343,9 @@ fn encode_records(
         serde_json::to_writer(&mut buf, event).map_err(|_| oversized)?;
         buf.push(b'}');
         // Kinesis' record limit counts data plus partition key; the
-        // ExplicitHashKey is not counted (PutRecordsRequestEntry, `Data`).
-        if buf.len() - start + partition_key.len() > max_record_bytes {
+        // ExplicitHashKey is not counted (PutRecordsRequestEntry, `Data`),
+        // but an aggregated record holds it in its key table.
+        if !limit.fits(buf.len() - start, &partition_key, early_hash_key.as_deref()) {
             return Err(Oversized { index, sequence });
         }
         ends.push(buf.len());
@@ -311,11 +360,7 @@ fn encode_records(
             record
         })
         .collect();
-    // One keyed hash per submission, after the records: a submission that
-    // does not fit costs none.
-    let explicit_hash_key = keys
-        .placement
-        .map(|key| Arc::from(key.explicit_hash_key(&partition_key).to_string()));
+    let explicit_hash_key = early_hash_key.or_else(|| hash_key(&partition_key));
     Ok(EncodedSubmission {
         submission_id: submission.submission_id,
         device_id: submission.device_id,
@@ -635,6 +680,55 @@ mod tests {
             } else {
                 assert_eq!(result.unwrap_err().reason, Reason::EventTooLarge);
             }
+        }
+    }
+
+    #[test]
+    fn an_aggregated_record_counts_its_framing_and_keys_against_the_limit() {
+        let key = PipelineKey::from_secret(b"0123456789abcdef0123456789abcdef").unwrap();
+        for placement in [None, Some(&key)] {
+            let keys = RecordKeys {
+                partition_key: PartitionKey::SubmissionId,
+                placement,
+            };
+            let text = sample().replace("admin", &"a".repeat(5_000));
+            let submission = parse_json(text.as_bytes(), Limits::with_max_events(10)).unwrap();
+            let base = encode(&submission, keys, PROCESSED, MAX_RECORD_BYTES).unwrap();
+            let largest = base.records.iter().map(|r| r.len()).max().unwrap();
+            let (pk, ehk) = (&*base.partition_key, base.explicit_hash_key.as_deref());
+            let aggregated_size = crate::aggregate::record_size_alone(pk, ehk, largest);
+            assert!(aggregated_size > largest + pk.len());
+            let aggregated = |max_record_bytes| RecordLimit {
+                max_record_bytes,
+                format: RecordFormat::Aggregated,
+            };
+            // Fits a record of its own, not an aggregated record.
+            let per_event_limit = largest + pk.len();
+            assert!(encode(&submission, keys, PROCESSED, per_event_limit).is_ok());
+            let refused = encode(&submission, keys, PROCESSED, aggregated(per_event_limit));
+            assert_eq!(refused.unwrap_err().reason, Reason::EventTooLarge);
+            assert!(
+                encode(
+                    &submission,
+                    keys,
+                    PROCESSED,
+                    aggregated(aggregated_size - 1)
+                )
+                .is_err()
+            );
+            let e = encode(&submission, keys, PROCESSED, aggregated(aggregated_size)).unwrap();
+            assert_eq!(
+                e.explicit_hash_key, base.explicit_hash_key,
+                "the same placement"
+            );
+            assert_eq!(e.records, base.records);
+            let dropped = encode_dropping_oversized(
+                submission.clone(),
+                keys,
+                PROCESSED,
+                aggregated(per_event_limit),
+            );
+            assert_eq!(dropped.dropped.len(), 1, "drop-event drops it");
         }
     }
 

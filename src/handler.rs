@@ -73,6 +73,15 @@ impl<K: RecordSink, R: RejectSink, S: ResendSink> Handler<K, R, S> {
         }
     }
 
+    /// The same handler with aggregated records of at most `bytes` (for
+    /// tests: a small submission then spans several aggregated records, as a
+    /// large one does under the stream's limit). Encoding still checks
+    /// events against `KINESIS_MAX_RECORD_SIZE_KIB`.
+    pub fn with_aggregated_record_limit(mut self, bytes: usize) -> Self {
+        self.publisher.max_record_bytes = bytes;
+        self
+    }
+
     /// The way back to the source queue, if resuming is on (for tests).
     pub fn resend(&self) -> Option<&S> {
         self.resend.as_ref()
@@ -121,6 +130,7 @@ impl<K: RecordSink, R: RejectSink, S: ResendSink> Handler<K, R, S> {
             max_events: self.config.max_events_per_submission,
             max_record_bytes: self.config.max_record_bytes,
             invalid_events: self.config.invalid_events,
+            record_format: self.config.record_format,
         };
         let keys = encode::RecordKeys::of(&self.config);
         let mut batch = Batch::triage(records, limits, keys, &time_processed, &self.policy);

@@ -185,6 +185,29 @@ pub struct DroppedEvent {
     pub reason: Reason,
 }
 
+/// How a submission's events become Kinesis records (`RECORD_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecordFormat {
+    /// One Kinesis record per event, the event's JSON (the original
+    /// specification).
+    #[default]
+    PerEvent,
+    /// The same JSON records as user records of KPL aggregated records
+    /// ([`crate::aggregate`]): a submission is one Kinesis record, or a few
+    /// consecutive ones when it exceeds the record limit.
+    Aggregated,
+}
+
+impl RecordFormat {
+    /// The setting's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordFormat::PerEvent => "per-event",
+            RecordFormat::Aggregated => "aggregated",
+        }
+    }
+}
+
 /// What an invalid event does to its submission (`INVALID_EVENTS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum InvalidEvents {
@@ -218,6 +241,9 @@ pub struct Limits {
     pub max_record_bytes: usize,
     /// `INVALID_EVENTS`.
     pub invalid_events: InvalidEvents,
+    /// `RECORD_FORMAT`: an aggregated record adds its framing to an event's
+    /// record, so an event fits the limit in one format and not the other.
+    pub record_format: RecordFormat,
 }
 
 impl Limits {
@@ -228,6 +254,15 @@ impl Limits {
             max_events,
             max_record_bytes: MAX_RECORD_BYTES,
             invalid_events: InvalidEvents::RejectSubmission,
+            record_format: RecordFormat::PerEvent,
+        }
+    }
+
+    /// The same limits with `record_format` set.
+    pub const fn with_record_format(self, record_format: RecordFormat) -> Self {
+        Limits {
+            record_format,
+            ..self
         }
     }
 

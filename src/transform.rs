@@ -6,7 +6,7 @@
 //! exactly what runs in production.
 
 use crate::decode;
-use crate::encode::{self, EncodedSubmission, RecordKeys};
+use crate::encode::{self, EncodedSubmission, RecordKeys, RecordLimit};
 use crate::model::{InvalidEvents, Limits, Rejection};
 
 /// Decodes, validates and encodes one submission; `keys` is a
@@ -21,15 +21,17 @@ pub fn transform<'k>(
     let keys = keys.into();
     let decoded = decode::decode_body(body)?;
     let submission = decode::parse_json(&decoded, limits)?;
+    let limit = RecordLimit {
+        max_record_bytes: limits.max_record_bytes,
+        format: limits.record_format,
+    };
     match limits.invalid_events {
-        InvalidEvents::RejectSubmission => {
-            encode::encode(&submission, keys, time_processed, limits.max_record_bytes)
-        }
+        InvalidEvents::RejectSubmission => encode::encode(&submission, keys, time_processed, limit),
         InvalidEvents::DropEvent => Ok(encode::encode_dropping_oversized(
             submission,
             keys,
             time_processed,
-            limits.max_record_bytes,
+            limit,
         )),
     }
 }

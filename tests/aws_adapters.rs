@@ -413,6 +413,101 @@ fn an_auto_stream_is_reported_at_error_and_a_refusal_or_throttle_at_warn_only() 
     }
 }
 
+/// `RECORD_FORMAT=aggregated`: the sink asks DescribeStreamSummary before
+/// its first PutRecords and puts nothing to an AUTO stream, loudly.
+#[test]
+fn aggregated_records_are_never_put_to_an_auto_stream() {
+    let one_record = || {
+        vec![OutboundRecord {
+            partition_key: Arc::from("4a1b3c5d-0000-4000-8000-000000000001"),
+            explicit_hash_key: None,
+            data: Bytes::from_static(b"\xf3\x89\x9a\xc2..."),
+        }]
+    };
+    let put = || {
+        mock!(aws_sdk_kinesis::Client::put_records).then_output(|| {
+            PutRecordsOutput::builder()
+                .failed_record_count(0)
+                .records(ok_entry("1"))
+                .build()
+                .unwrap()
+        })
+    };
+    let sink = |describe: &aws_smithy_mocks::Rule, put: &aws_smithy_mocks::Rule| {
+        let client = mock_client!(aws_sdk_kinesis, RuleMode::MatchAny, [describe, put]);
+        KinesisSink::new(client, StreamRef::Name("events".into())).refusing_auto()
+    };
+
+    // AUTO: refused, not retryable, an ERROR line; asked again each call
+    // (the stream may be switched back), nothing ever put.
+    let (describe, put_rule) = (
+        mock!(aws_sdk_kinesis::Client::describe_stream_summary)
+            .then_output(|| summary(Some("AUTO"))),
+        put(),
+    );
+    let auto = sink(&describe, &put_rule);
+    for _ in 0..2 {
+        let (result, logs) = crate::support::with_logs(auto.put_records(one_record()));
+        let error = result.unwrap_err();
+        assert_eq!(
+            (error.code.as_str(), error.retryable),
+            ("AggregatedRecordsOnAutoStream", false)
+        );
+        let errors: Vec<_> = logs.iter().filter(|l| l["level"] == "ERROR").collect();
+        assert_eq!(errors.len(), 1, "{logs:?}");
+        assert_eq!(
+            errors[0]["fields"]["reason"],
+            "AggregatedRecordsOnAutoStream"
+        );
+    }
+    assert_eq!((describe.num_calls(), put_rule.num_calls()), (2, 0));
+
+    // By key: asked once, then put.
+    let (describe, put_rule) = (
+        mock!(aws_sdk_kinesis::Client::describe_stream_summary)
+            .then_output(|| summary(Some("USER_PARTITION_KEY"))),
+        put(),
+    );
+    let by_key = sink(&describe, &put_rule);
+    for _ in 0..2 {
+        let (result, _) = crate::support::with_logs(by_key.put_records(one_record()));
+        assert!(result.unwrap().iter().all(EntryResult::is_written));
+    }
+    assert_eq!((describe.num_calls(), put_rule.num_calls()), (1, 2));
+
+    // Unknown (refused, throttled): retryable, nothing put, asked again.
+    let (describe, put_rule) = (
+        mock!(aws_sdk_kinesis::Client::describe_stream_summary).then_error(|| {
+            DescribeStreamSummaryError::AccessDeniedException(
+                AccessDeniedException::builder().message("no").build(),
+            )
+        }),
+        put(),
+    );
+    let unknown = sink(&describe, &put_rule);
+    for _ in 0..2 {
+        let (result, _) = crate::support::with_logs(unknown.put_records(one_record()));
+        let error = result.unwrap_err();
+        assert_eq!(
+            (error.code.as_str(), error.retryable),
+            ("RecordDistributionUnknown", true)
+        );
+    }
+    assert_eq!((describe.num_calls(), put_rule.num_calls()), (2, 0));
+
+    // Per-event records are put without asking.
+    let (describe, put_rule) = (
+        mock!(aws_sdk_kinesis::Client::describe_stream_summary)
+            .then_output(|| summary(Some("AUTO"))),
+        put(),
+    );
+    let client = mock_client!(aws_sdk_kinesis, RuleMode::MatchAny, [&describe, &put_rule]);
+    let per_event = KinesisSink::new(client, StreamRef::Name("events".into()));
+    let (result, _) = crate::support::with_logs(per_event.put_records(one_record()));
+    assert!(result.is_ok());
+    assert_eq!((describe.num_calls(), put_rule.num_calls()), (0, 1));
+}
+
 use aws_sdk_sqs::operation::send_message_batch::{SendMessageBatchError, SendMessageBatchOutput};
 use aws_sdk_sqs::types::{BatchResultErrorEntry, SendMessageBatchResultEntry};
 

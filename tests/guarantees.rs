@@ -19,6 +19,13 @@
 //! go back to its queue instead of being reported: then the records before
 //! its marker are acknowledged, and the marker names a record that is not
 //! (with `tests/resume.rs`, which runs the copy: no loss across deliveries).
+//!
+//! Every property runs in both record formats. Under
+//! `RECORD_FORMAT=aggregated` the fake Kinesis deaggregates what it is sent,
+//! so the properties read the same events; the aggregated records are made
+//! at most a random few hundred bytes to a few KiB (a submission spans
+//! several, as a large one does under the stream's 1 MiB), each within it,
+//! and a marker names the first event of an aggregated record.
 
 use crate::support;
 
@@ -51,6 +58,9 @@ struct Case {
     deadline_ms: u64,
     drop_events: bool,
     resend: bool,
+    /// Under `RECORD_FORMAT=aggregated`, the aggregated records' limit
+    /// (below one record alone: the submission fails, reported).
+    record_limit: usize,
 }
 
 fn kind() -> impl Strategy<Value = Kind> {
@@ -73,8 +83,9 @@ prop_compose! {
         deadline_ms in prop_oneof![Just(600_000u64), 300u64..5_000],
         drop_events in any::<bool>(),
         resend in any::<bool>(),
+        record_limit in prop_oneof![1 => Just(1024usize * 1024), 1 => 300usize..900, 6 => 900usize..4_000],
     ) -> Case {
-        Case { messages, fifo, relaxed, max_in_flight, max_attempts, entry_outcomes, call_outcomes, call_delay_ms, deadline_ms, drop_events, resend }
+        Case { messages, fifo, relaxed, max_in_flight, max_attempts, entry_outcomes, call_outcomes, call_delay_ms, deadline_ms, drop_events, resend, record_limit }
     }
 }
 
@@ -111,7 +122,7 @@ fn expected(kind: &Kind, drop_events: bool) -> Option<Vec<u64>> {
     }
 }
 
-fn run(case: &Case) -> Result<(), TestCaseError> {
+fn run(case: &Case, aggregated: bool) -> Result<(), TestCaseError> {
     let (entry_outcomes, call_outcomes) = (case.entry_outcomes.clone(), case.call_outcomes.clone());
     let mut entry_cursor = 0usize;
     let kinesis = ScriptedKinesis::scripted(move |call, seen| {
@@ -169,9 +180,18 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
             },
         ),
         ("RESUME", if case.resend { "resend" } else { "off" }),
+        (
+            "RECORD_FORMAT",
+            if aggregated {
+                "aggregated"
+            } else {
+                "per-event"
+            },
+        ),
     ];
     let h =
         edr_preprocessor::handler::Handler::new(config(&pairs), kinesis, None::<RecordingRejects>)
+            .with_aggregated_record_limit(case.record_limit)
             .with_resend(RecordingResend::default());
     let ids: Vec<String> = (0..case.messages.len())
         .map(|n| format!("msg-{n}"))
@@ -240,6 +260,29 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
         .flatten()
         .map(|s| s.submission_id.as_str())
         .collect();
+    // The first event of each Kinesis record sent, by submission: where an
+    // aggregated record starts.
+    let mut starts: HashMap<&str, HashSet<u64>> = HashMap::new();
+    for s in state.calls.iter().flatten() {
+        starts
+            .entry(&s.submission_id)
+            .or_default()
+            .insert(s.sequence);
+        prop_assert_eq!(
+            s.user_records.is_empty(),
+            !aggregated,
+            "the format: {:?}",
+            s
+        );
+        if aggregated {
+            prop_assert!(
+                s.size <= case.record_limit,
+                "{} bytes over {}",
+                s.size,
+                case.record_limit
+            );
+        }
+    }
 
     let resent: HashMap<String, usize> = h
         .resend()
@@ -274,6 +317,17 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
                     prop_assert!(
                         next.is_none_or(|next| !wanted.is_empty() && kept.contains(&next)),
                         "{} went back without progress, or past its end: {:?}",
+                        ids[n],
+                        next
+                    );
+                    // 9. Aggregated: the first event of the first
+                    // aggregated record not acknowledged.
+                    prop_assert!(
+                        !aggregated
+                            || next.is_none_or(|next| starts
+                                .get(sub.as_str())
+                                .is_some_and(|s| s.contains(&next))),
+                        "{}'s marker {:?} is inside an aggregated record",
                         ids[n],
                         next
                     );
@@ -390,6 +444,11 @@ proptest! {
 
     #[test]
     fn guarantees_hold_under_random_failures(case in case()) {
-        run(&case)?;
+        run(&case, false)?;
+    }
+
+    #[test]
+    fn guarantees_hold_under_random_failures_with_aggregated_records(case in case()) {
+        run(&case, true)?;
     }
 }

@@ -8,6 +8,8 @@ mod support;
 
 #[path = "aggregate.rs"]
 mod aggregate;
+#[path = "aggregated.rs"]
+mod aggregated;
 #[cfg(feature = "lambda")]
 #[path = "aws_adapters.rs"]
 mod aws_adapters;

@@ -169,6 +169,59 @@ async fn a_large_submission_under_faults_finishes_without_republishing_its_ackno
 }
 
 #[tokio::test(start_paused = true)]
+async fn aggregated_records_resume_at_the_first_event_of_the_first_unacknowledged_record() {
+    // The same scaled model with RECORD_FORMAT=aggregated and records of at
+    // most 4,000 bytes (about ten events each): each delivery publishes the
+    // records it can, the copy resumes at the first event of the first
+    // record not acknowledged, and no event is written twice.
+    let body = b64(&submission(0, 1000, 0));
+    let pairs = [
+        ("MAX_EVENTS_PER_SUBMISSION", "1000"),
+        ("RECORD_FORMAT", "aggregated"),
+    ];
+    fastrand::seed(13);
+    let h = Handler::new(
+        config(&pairs),
+        slow_and_faulty(Duration::from_millis(10), 0.05, 7),
+        Some(RecordingRejects::default()),
+    )
+    .with_aggregated_record_limit(4_000)
+    .with_resend(RecordingResend::default());
+    let (deliveries, highest_receive_count) =
+        deliver_until_done(&h, &body, Duration::from_millis(1200), 200).await;
+    let k = h.kinesis();
+    let (distinct, duplicates) = distinct_and_duplicates(k, &sub_id(0));
+    assert_eq!(
+        (distinct, duplicates),
+        (1000, 0),
+        "after {deliveries} deliveries"
+    );
+    assert!(deliveries > 1, "the submission took several invocations");
+    assert_eq!(highest_receive_count, 1);
+    assert!(k.state().order_violations.is_empty());
+    // Every record a copy sent starts where a record of the earlier
+    // delivery did not get acknowledged: the first events of the records
+    // sent are increasing, across deliveries too.
+    let starts: Vec<u64> = k
+        .state()
+        .calls
+        .iter()
+        .flatten()
+        .map(|s| s.sequence)
+        .collect();
+    let first_copies: Vec<u64> = starts.iter().fold(Vec::new(), |mut v, &s| {
+        if !v.contains(&s) {
+            v.push(s);
+        }
+        v
+    });
+    assert!(
+        first_copies.windows(2).all(|w| w[0] < w[1]),
+        "{first_copies:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_copy_carries_the_progress_and_resumes_at_the_first_unacknowledged_event() {
     // 100 ms per call and 800 ms before the 500 ms margin: 3 calls fit,
     // the fourth is abandoned at the margin, in doubt.
@@ -575,6 +628,7 @@ fn body_whose_event_1_outgrows_one_mebibyte() -> String {
         max_events: 500,
         max_record_bytes: 1024 * 1024,
         invalid_events: InvalidEvents::DropEvent,
+        record_format: Default::default(),
     };
     let time = "2026-01-01T00:00:00.000000Z";
     let body = |n: usize| {

@@ -30,6 +30,9 @@ fn ground_for_shard_zero(shards: u128, count: usize) -> Vec<usize> {
                 event_count: 0,
                 json: serde_json::Value::Null,
                 shard: None,
+                user_records: Vec::new(),
+                size: 0,
+                data: Vec::new(),
             };
             shard_index(hash_key(&seen), shards) == 0
         })

@@ -7,6 +7,9 @@
 //! entry failed). Whole-request errors are sorted into retryable (throttling,
 //! server errors, timeouts, connection failures) and not.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+
 use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::operation::put_records::{PutRecordsError, PutRecordsOutput};
 use aws_sdk_kinesis::primitives::Blob;
@@ -22,14 +25,76 @@ use crate::publisher::{
 pub struct KinesisSink {
     client: aws_sdk_kinesis::Client,
     stream: StreamRef,
+    /// `RECORD_FORMAT=aggregated`: whether the stream is known to place
+    /// records by key. Until it is, nothing is put (see
+    /// [`KinesisSink::refusing_auto`]).
+    by_key: Option<Arc<AtomicBool>>,
 }
 
 impl KinesisSink {
     /// Publishes to `stream` (a name or an ARN) with `client`.
     pub fn new(client: aws_sdk_kinesis::Client, stream: StreamRef) -> Self {
-        KinesisSink { client, stream }
+        KinesisSink {
+            client,
+            stream,
+            by_key: None,
+        }
+    }
+
+    /// The sink for aggregated records: it puts none before
+    /// DescribeStreamSummary says the stream places records by key, and none
+    /// at all to a stream with service-managed distribution (`AUTO`), whose
+    /// aggregated records would land on shards their user records' keys do
+    /// not hash to, where the KCL drops those user records. An `AUTO` stream
+    /// fails every call, non-retryably, with an ERROR line; a summary that
+    /// cannot be read fails the call retryably, and the next call asks
+    /// again. Once known, the answer is kept for the execution environment.
+    pub fn refusing_auto(mut self) -> Self {
+        self.by_key = Some(Arc::new(AtomicBool::new(false)));
+        self
+    }
+
+    async fn ensure_placed_by_key(&self, by_key: &AtomicBool) -> Result<(), CallError> {
+        if by_key.load(AtomicOrdering::Relaxed) {
+            return Ok(());
+        }
+        match self.record_distribution().await {
+            Ok(RecordDistribution::Auto) => {
+                tracing::error!(
+                    stream = self.stream_label(),
+                    record_distribution_strategy = "AUTO",
+                    reason = AUTO_REFUSED,
+                    "refusing to publish aggregated records (RECORD_FORMAT=aggregated) to a stream \
+                     with service-managed record distribution: the KCL drops the user records of an \
+                     aggregated record that lands outside their key's shard; switch the stream to \
+                     USER_PARTITION_KEY or set RECORD_FORMAT=per-event"
+                );
+                Err(CallError {
+                    retryable: false,
+                    code: AUTO_REFUSED.into(),
+                    message: "the stream's record distribution is AUTO".into(),
+                })
+            }
+            Ok(_) => {
+                by_key.store(true, AtomicOrdering::Relaxed);
+                Ok(())
+            }
+            Err(error) => Err(CallError {
+                retryable: true,
+                code: DISTRIBUTION_UNKNOWN.into(),
+                message: crate::logging::bounded(
+                    &format!("aggregated records wait for DescribeStreamSummary: {error}"),
+                    256,
+                ),
+            }),
+        }
     }
 }
+
+/// The error code of a call refused because the stream is `AUTO`.
+pub const AUTO_REFUSED: &str = "AggregatedRecordsOnAutoStream";
+/// The error code of a call that waits for the stream's distribution.
+pub const DISTRIBUTION_UNKNOWN: &str = "RecordDistributionUnknown";
 
 /// How the stream places records, as DescribeStreamSummary says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +184,9 @@ impl RecordSink for KinesisSink {
         &self,
         records: Vec<OutboundRecord>,
     ) -> Result<Vec<EntryResult>, CallError> {
+        if let Some(by_key) = &self.by_key {
+            self.ensure_placed_by_key(by_key).await?;
+        }
         let mut entries = Vec::with_capacity(records.len());
         for record in records {
             let entry = PutRecordsRequestEntry::builder()

@@ -19,6 +19,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::config::Config;
 use crate::handler::Handler;
+use crate::model::RecordFormat;
 
 pub use kinesis::KinesisSink;
 pub use sqs::{SqsRejectSink, SqsResendSink};
@@ -51,6 +52,10 @@ pub fn handler_from_sdk_config(
         aws_sdk_kinesis::Client::from_conf(kinesis_config),
         config.stream.clone(),
     );
+    let kinesis = match config.record_format {
+        RecordFormat::Aggregated => kinesis.refusing_auto(),
+        RecordFormat::PerEvent => kinesis,
+    };
     let sqs_timeouts = timeouts
         .to_builder()
         .operation_timeout(config.call_timeout)

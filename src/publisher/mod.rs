@@ -19,6 +19,7 @@
 //! submission of the lane are reported failed and nothing more of them is
 //! sent.
 
+mod format;
 mod pack;
 mod report;
 mod retry;
@@ -34,6 +35,7 @@ use tokio::time::Instant;
 use crate::backoff::Backoff;
 use crate::config::{Config, Ordering};
 use crate::encode::EncodedSubmission;
+use crate::model::RecordFormat;
 
 pub use pack::{MAX_BYTES_PER_CALL, MAX_RECORDS_PER_CALL};
 pub use report::{Outcome, PublishFailure, PublishReport, PublishStats};
@@ -54,6 +56,10 @@ pub struct Publisher {
     pub backoff: Backoff,
     /// `DEADLINE_MARGIN_MS`.
     pub deadline_margin: Duration,
+    /// `RECORD_FORMAT`: what a submission is sent as.
+    pub record_format: RecordFormat,
+    /// `KINESIS_MAX_RECORD_SIZE_KIB`, in bytes: the aggregated records' limit.
+    pub max_record_bytes: usize,
 }
 
 impl Publisher {
@@ -65,6 +71,8 @@ impl Publisher {
             max_attempts: config.max_attempts,
             backoff: Backoff::new(config.retry_base_delay, config.retry_max_delay),
             deadline_margin: config.deadline_margin,
+            record_format: config.record_format,
+            max_record_bytes: config.max_record_bytes,
         }
     }
 

@@ -11,6 +11,7 @@ use bytes::Bytes;
 
 use crate::config::Ordering;
 use crate::encode::EncodedSubmission;
+use crate::publisher::format;
 use crate::publisher::sink::OutboundRecord;
 use crate::publisher::state::{Flight, Part};
 
@@ -78,11 +79,15 @@ impl Flight<'_, '_> {
                 self.ready.pop_front();
                 continue;
             };
-            let Some(sub) = lane.submission().and_then(|s| self.submissions.get(s)) else {
+            let Some((s, sub)) = lane
+                .submission()
+                .and_then(|s| Some((s, self.submissions.get(s)?)))
+            else {
                 self.ready.pop_front();
                 continue;
             };
-            let remaining = sub.records.get(lane.next..).unwrap_or_default();
+            let records = format::records(sub, self.outbound.get(s));
+            let remaining = records.get(lane.next..).unwrap_or_default();
             let run = match ordering {
                 Ordering::Strict => remaining.get(..1).unwrap_or_default(),
                 Ordering::Relaxed => remaining,

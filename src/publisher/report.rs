@@ -7,7 +7,10 @@ use crate::publisher::retry::FailureCause;
 pub struct PublishFailure {
     /// Why.
     pub cause: FailureCause,
-    /// The first record not acknowledged; records before it were written.
+    /// The first record not acknowledged, as an index into
+    /// `EncodedSubmission::records` (its events): records before it were
+    /// written. Under `RECORD_FORMAT=aggregated`, the first event of the
+    /// first aggregated record not acknowledged.
     pub sequence: usize,
     /// The last error Kinesis reported for that record, if any.
     pub code: Option<String>,

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use crate::encode::EncodedSubmission;
 use crate::publisher::Publisher;
+use crate::publisher::format::{self, Outbound};
 use crate::publisher::report::{Outcome, PublishFailure, PublishStats};
 use crate::publisher::retry::{FailureCause, is_retryable_entry_code, is_throttling_code};
 use crate::publisher::sink::{CallError, EntryResult};
@@ -61,6 +62,8 @@ pub(super) struct Part {
 pub(super) struct Flight<'p, 's> {
     pub(super) publisher: &'p Publisher,
     pub(super) submissions: &'s [EncodedSubmission],
+    /// Per submission, what it is sent as (`RECORD_FORMAT`).
+    pub(super) outbound: Vec<Outbound>,
     pub(super) lanes: Vec<Lane>,
     pub(super) outcomes: Vec<Option<Outcome>>,
     /// Per submission, the shards its records were acknowledged on.
@@ -81,9 +84,17 @@ impl<'p, 's> Flight<'p, 's> {
         lanes: Vec<Vec<usize>>,
         stop_at: Instant,
     ) -> Self {
+        // Only the submissions a lane names: a batch publishes in rounds.
+        let mut outbound: Vec<Outbound> = submissions.iter().map(|_| None).collect();
+        for &s in lanes.iter().flatten() {
+            if let (Some(slot), Some(sub)) = (outbound.get_mut(s), submissions.get(s)) {
+                *slot = format::outbound(sub, publisher.record_format, publisher.max_record_bytes);
+            }
+        }
         let mut flight = Flight {
             publisher,
             submissions,
+            outbound,
             lanes: lanes.into_iter().map(Lane::new).collect(),
             outcomes: vec![None; submissions.len()],
             shards: vec![Vec::new(); submissions.len()],
@@ -114,6 +125,14 @@ impl<'p, 's> Flight<'p, 's> {
         self.waiting.peek().map(|Reverse((at, _))| *at)
     }
 
+    /// The records the lane sends for submission `s`.
+    pub(super) fn records_of(&self, s: usize) -> &[bytes::Bytes] {
+        match self.submissions.get(s) {
+            Some(sub) => format::records(sub, self.outbound.get(s)),
+            None => &[],
+        }
+    }
+
     /// Moves `lane` to its next submission with records to send, marking
     /// empty submissions published on the way, and queues it if there is one.
     pub(super) fn start_next_submission(&mut self, lane_index: usize) {
@@ -121,6 +140,13 @@ impl<'p, 's> Flight<'p, 's> {
             return;
         };
         while let Some(s) = lane.submission() {
+            if let Some(Some(Err(too_large))) = self.outbound.get(s) {
+                // encode refuses an event that cannot fit an aggregated
+                // record alone, so this is a bug to report, not to retry.
+                lane.last_error = Some(("AggregatedRecordTooLarge".into(), too_large.to_string()));
+                self.stop_lane(lane_index, FailureCause::NonRetryable);
+                return;
+            }
             if self
                 .submissions
                 .get(s)
@@ -197,6 +223,8 @@ impl<'p, 's> Flight<'p, 's> {
 
     /// All records of the lane's current submission before `next` are written.
     fn advance(&mut self, lane_index: usize, next: usize) {
+        let current = self.lanes.get(lane_index).and_then(Lane::submission);
+        let done = current.is_none_or(|s| next >= self.records_of(s).len());
         let Some(lane) = self.lanes.get_mut(lane_index) else {
             return;
         };
@@ -205,10 +233,6 @@ impl<'p, 's> Flight<'p, 's> {
             lane.counted_attempts = 0;
         }
         lane.next = next;
-        let done = lane
-            .submission()
-            .and_then(|s| self.submissions.get(s))
-            .is_none_or(|sub| next >= sub.records.len());
         if !done {
             self.ready.push_back(lane_index);
             return;
@@ -263,9 +287,16 @@ impl<'p, 's> Flight<'p, 's> {
             return;
         };
         let (code, message) = lane.last_error.take().unzip();
+        let current = lane.submission();
+        let acknowledged = match current.and_then(|s| self.submissions.get(s)) {
+            Some(sub) => {
+                format::events_before(sub, current.and_then(|s| self.outbound.get(s)), lane.next)
+            }
+            None => lane.next,
+        };
         let mut failure = PublishFailure {
             cause,
-            sequence: lane.next,
+            sequence: acknowledged,
             code,
             message,
         };

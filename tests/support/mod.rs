@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use base64::Engine as _;
+use edr_preprocessor::aggregate::deaggregate;
 use edr_preprocessor::config::Config;
 use edr_preprocessor::handler::Handler;
 use edr_preprocessor::publisher::{CallError, EntryResult, OutboundRecord, RecordSink};
@@ -19,7 +20,9 @@ use edr_preprocessor::rejects_queue::{RejectSink, RejectedMessage};
 use edr_preprocessor::resume::{Resend, ResendSink};
 use serde_json::{Value, json};
 
-/// One record as the fake saw it.
+/// One record as the fake saw it: an event's record, or an aggregated
+/// record (`RECORD_FORMAT=aggregated`), which the fields describe by its
+/// first user record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
     pub partition_key: String,
@@ -30,19 +33,75 @@ pub struct Seen {
     pub json: Value,
     /// The shard the fake acknowledged it on (set once written).
     pub shard: Option<String>,
+    /// An aggregated record's user records, deaggregated, each seen as an
+    /// event's record; empty for an event's record.
+    pub user_records: Vec<Seen>,
+    /// The Kinesis record's size as Kinesis counts it (data plus partition key).
+    pub size: usize,
+    /// The event's record, byte for byte (an aggregated record's first user record's).
+    pub data: Vec<u8>,
 }
 
 impl Seen {
     fn from(record: &OutboundRecord) -> Seen {
-        let json: Value = serde_json::from_slice(&record.data).expect("records are JSON");
+        let size = record.data.len() + record.partition_key.len();
+        let users = deaggregate(&record.data, &record.partition_key).expect("well-formed records");
+        if users.first().is_some_and(|u| u.aggregated) {
+            let user_records: Vec<Seen> = users
+                .iter()
+                .map(|u| {
+                    assert_eq!(
+                        u.partition_key, *record.partition_key,
+                        "the user record's key is the record's"
+                    );
+                    assert_eq!(
+                        u.explicit_hash_key.as_deref(),
+                        record.explicit_hash_key.as_deref()
+                    );
+                    Seen::event(&u.data, &u.partition_key, u.explicit_hash_key.as_deref())
+                })
+                .collect();
+            let first = user_records
+                .first()
+                .expect("an aggregated record holds user records");
+            return Seen {
+                user_records: user_records.clone(),
+                size,
+                ..first.clone()
+            };
+        }
         Seen {
-            partition_key: record.partition_key.to_string(),
-            explicit_hash_key: record.explicit_hash_key.as_deref().map(str::to_owned),
+            size,
+            ..Seen::event(
+                &record.data,
+                &record.partition_key,
+                record.explicit_hash_key.as_deref(),
+            )
+        }
+    }
+
+    fn event(data: &[u8], partition_key: &str, explicit_hash_key: Option<&str>) -> Seen {
+        let json: Value = serde_json::from_slice(data).expect("records are JSON");
+        Seen {
+            partition_key: partition_key.to_owned(),
+            explicit_hash_key: explicit_hash_key.map(str::to_owned),
             submission_id: json["submission_id"].as_str().unwrap().to_owned(),
             sequence: json["sequence"].as_u64().unwrap(),
             event_count: json["event_count"].as_u64().unwrap(),
             json,
             shard: None,
+            user_records: Vec::new(),
+            size: data.len() + partition_key.len(),
+            data: data.to_vec(),
+        }
+    }
+
+    /// The events the record carries: its user records, or itself.
+    pub fn events(&self) -> Vec<&Seen> {
+        if self.user_records.is_empty() {
+            vec![self]
+        } else {
+            self.user_records.iter().collect()
         }
     }
 }
@@ -80,8 +139,9 @@ type Script = Box<dyn FnMut(usize, &[Seen]) -> Answer + Send>;
 type ShardOf = Box<dyn Fn(&Seen) -> String + Send + Sync>;
 
 /// A Kinesis stand-in: answers each call from a script, appends written
-/// records to a stream log in the order they were acknowledged, and checks
-/// the strict-order rule on every call it receives. An entry the script
+/// records to a stream log in the order they were acknowledged (the user
+/// records of an aggregated record, deaggregated, each as an event's
+/// record), and checks the strict-order rule on every call it receives. An entry the script
 /// answers written is acknowledged on the shard `shard_of` names (by
 /// default the one shard of a 1-shard stream).
 pub struct ScriptedKinesis {
@@ -265,10 +325,15 @@ impl RecordSink for ScriptedKinesis {
                     if let EntryResult::Written { shard_id } = e {
                         let shard = shard_id.take().unwrap_or_else(|| (self.shard_of)(s));
                         *shard_id = Some(shard).filter(|id| !id.is_empty());
-                        state.acked.insert((s.submission_id.clone(), s.sequence));
-                        let mut written = s.clone();
-                        written.shard = shard_id.clone();
-                        state.written.push(written);
+                        for event in s.events() {
+                            state
+                                .acked
+                                .insert((event.submission_id.clone(), event.sequence));
+                            let mut written = event.clone();
+                            written.shard = shard_id.clone();
+                            written.user_records.clear();
+                            state.written.push(written);
+                        }
                     }
                 }
                 Ok(entries)

@@ -41,6 +41,7 @@ ENV_PARAMETERS = {
     "RESUME_BASE_DELAY_SECONDS": "ResumeBaseDelaySeconds",
     "RESUME_MAX_DELAY_SECONDS": "ResumeMaxDelaySeconds",
     "SHARD_PLACEMENT": "ShardPlacement",
+    "RECORD_FORMAT": "RecordFormat",
     "METRICS_NAMESPACE": "MetricsNamespace",
     "MAX_EVENTS_PER_SUBMISSION": "MaxEventsPerSubmission",
     "MAX_IN_FLIGHT_CALLS": "MaxInFlightCalls",
