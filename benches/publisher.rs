@@ -34,9 +34,10 @@ use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use edr_preprocessor::aggregate;
 use edr_preprocessor::config::{Config, Ordering, PartitionKey};
 use edr_preprocessor::encode::EncodedSubmission;
-use edr_preprocessor::model::{Limits, Reason};
+use edr_preprocessor::model::{Limits, Reason, RecordFormat};
 use edr_preprocessor::publisher::{
     CallError, EntryResult, MAX_BYTES_PER_CALL, MAX_RECORDS_PER_CALL, OutboundRecord, Outcome,
     Publisher, RecordSink,
@@ -76,6 +77,11 @@ struct SimState {
     /// Records written at least once, by the address of their data (the
     /// publisher resends clones of the same buffer).
     unique_written: HashSet<usize>,
+    /// PUT payload units of the unique records (each record in 25 KiB chunks,
+    /// provisioned mode) and on-demand billed KiB (each record rounded up
+    /// to 1 KiB).
+    put_units: u64,
+    billed_kib: u64,
     /// Unique records per shard, for the hottest shard's bound.
     shard_load: Vec<u64>,
     shard_bytes: Vec<u64>,
@@ -159,6 +165,8 @@ impl RecordSink for SimKinesis {
                     if s.unique_written.insert(r.data.as_ptr() as usize) {
                         s.shard_load[shard] += 1;
                         s.shard_bytes[shard] += size as u64;
+                        s.put_units += (size as u64).div_ceil(25 * 1024);
+                        s.billed_kib += (size as u64).div_ceil(1024);
                     }
                     results.push(EntryResult::WRITTEN);
                 } else {
@@ -212,6 +220,11 @@ struct Scenario {
     round_trip_ms: u64,
     /// Settings other than the defaults, as the environment would give them.
     settings: Vec<(String, String)>,
+    /// `RECORD_FORMAT`.
+    format: RecordFormat,
+    /// Bodies of this many bytes at most in all (a batch's payload), instead
+    /// of `messages` of them.
+    batch_bytes: Option<usize>,
 }
 
 fn parse_settings(text: &str) -> Vec<(String, String)> {
@@ -245,6 +258,8 @@ fn scenarios() -> Vec<Scenario> {
             shards,
             round_trip_ms: 20,
             settings: parse_settings(settings),
+            format: RecordFormat::PerEvent,
+            batch_bytes: None,
         });
     };
     let both = [Ordering::Strict, Ordering::Relaxed];
@@ -269,6 +284,37 @@ fn scenarios() -> Vec<Scenario> {
             }
         }
     }
+    out.extend(format_scenarios());
+    out
+}
+
+/// Per-event against aggregated (`RECORD_FORMAT`), strict, at a 20 ms round
+/// trip: 10 and 1,000 submissions of 8 events, and a 6 MB batch (Lambda's
+/// payload limit) of 500-event submissions.
+fn format_scenarios() -> Vec<Scenario> {
+    let mut out = Vec::new();
+    for format in [RecordFormat::PerEvent, RecordFormat::Aggregated] {
+        for (messages, events, batch_bytes) in
+            [(10, 8, None), (1_000, 8, None), (0, 500, Some(6_000_000))]
+        {
+            let size = if batch_bytes.is_some() {
+                "6MB".to_string()
+            } else {
+                messages.to_string()
+            };
+            out.push(Scenario {
+                name: format!("format {} {size}x{events} strict", format.as_str()),
+                messages,
+                events,
+                ordering: Ordering::Strict,
+                shards: None,
+                round_trip_ms: 20,
+                settings: vec![("RECORD_FORMAT".into(), format.as_str().into())],
+                format,
+                batch_bytes,
+            });
+        }
+    }
     out
 }
 
@@ -291,8 +337,8 @@ fn config(s: &Scenario) -> Config {
     Config::from_lookup(|k| pairs.get(k).cloned()).expect("valid config")
 }
 
-fn encode_all(bodies: &[String]) -> Vec<EncodedSubmission> {
-    let limits = Limits::with_max_events(10_000);
+fn encode_all(bodies: &[String], format: RecordFormat) -> Vec<EncodedSubmission> {
+    let limits = Limits::with_max_events(10_000).with_record_format(format);
     bodies
         .iter()
         .map(|b| transform(b, limits, PartitionKey::SubmissionId, TIME_PROCESSED).expect("valid"))
@@ -300,12 +346,13 @@ fn encode_all(bodies: &[String]) -> Vec<EncodedSubmission> {
 }
 
 fn run(s: &Scenario) -> serde_json::Value {
-    let bodies = common::fixed_bodies(
-        s.messages as u64 * 31 + s.events as u64,
-        s.messages,
-        s.events,
-    );
-    let encoded = encode_all(&bodies);
+    let messages = match s.batch_bytes {
+        // As many bodies of this size as the batch holds.
+        Some(total) => total / common::fixed_bodies(1, 1, s.events)[0].len(),
+        None => s.messages,
+    };
+    let bodies = common::fixed_bodies(messages as u64 * 31 + s.events as u64, messages, s.events);
+    let encoded = encode_all(&bodies, s.format);
     let records: usize = encoded.iter().map(|e| e.records.len()).sum();
     let bytes: usize = encoded
         .iter()
@@ -339,8 +386,34 @@ fn run(s: &Scenario) -> serde_json::Value {
         .iter()
         .filter(|o| matches!(o, Some(Outcome::Published)))
         .count();
-    let max_events = s.events;
-    let calls_bound = records.div_ceil(MAX_RECORDS_PER_CALL) + max_events;
+    // A submission's Kinesis records (its events, or its aggregated
+    // records) and their bytes as Kinesis counts them.
+    let per_submission = |e: &EncodedSubmission| match s.format {
+        RecordFormat::PerEvent => (
+            e.records.len(),
+            e.records
+                .iter()
+                .map(|r| r.len() + e.partition_key.len())
+                .sum::<usize>(),
+        ),
+        RecordFormat::Aggregated => {
+            let users = e
+                .records
+                .iter()
+                .map(|r| (&*e.partition_key, e.explicit_hash_key.as_deref(), &r[..]));
+            let made = aggregate::aggregate(users, settings.max_record_bytes).unwrap_or_default();
+            (made.len(), made.iter().map(|r| r.size()).sum())
+        }
+    };
+    let kinesis: Vec<(usize, usize)> = encoded.iter().map(per_submission).collect();
+    let kinesis_records: usize = kinesis.iter().map(|k| k.0).sum();
+    let kinesis_bytes: usize = kinesis.iter().map(|k| k.1).sum();
+    let max_events = kinesis.iter().map(|k| k.0).max().unwrap_or(0);
+    // Full calls (by count or by bytes), plus the rounds of the longest lane.
+    let calls_bound = kinesis_records
+        .div_ceil(MAX_RECORDS_PER_CALL)
+        .max(kinesis_bytes.div_ceil(MAX_BYTES_PER_CALL))
+        + max_events;
     let rt_s = round_trip.as_secs_f64();
     // Rounds the design needs at least: strict sends one record per submission
     // per round, relaxed one run (<= 500 records) per submission per round;
@@ -350,7 +423,9 @@ fn run(s: &Scenario) -> serde_json::Value {
         Ordering::Relaxed => max_events.div_ceil(MAX_RECORDS_PER_CALL),
     };
     let in_flight = settings.max_in_flight_calls;
-    let capacity_rounds = records.div_ceil(MAX_RECORDS_PER_CALL * in_flight);
+    let capacity_rounds = kinesis_records
+        .div_ceil(MAX_RECORDS_PER_CALL * in_flight)
+        .max(kinesis_bytes.div_ceil(MAX_BYTES_PER_CALL * in_flight));
     let latency_bound = rt_s * per_submission_rounds.max(capacity_rounds) as f64;
     let (bound, bound_kind, limit_share) = match s.shards {
         None => (latency_bound, "latency", None),
@@ -385,7 +460,12 @@ fn run(s: &Scenario) -> serde_json::Value {
     let publisher_cpu = cpu.saturating_sub(sim_cpu);
     json!({
         "name": s.name,
-        "messages": s.messages,
+        "record_format": s.format.as_str(),
+        "kinesis_records": kinesis_records,
+        "rounds": (wall.as_secs_f64() / rt_s).round(),
+        "put_payload_units": st.put_units,
+        "on_demand_billed_kib": st.billed_kib,
+        "messages": messages,
         "events_per_message": s.events,
         "ordering": match s.ordering { Ordering::Strict => "strict", Ordering::Relaxed => "relaxed" },
         "shards": s.shards,
@@ -406,7 +486,7 @@ fn run(s: &Scenario) -> serde_json::Value {
         "duplicates_written": st.written - st.unique_written.len() as u64,
         "records_retried": report.stats.records_retried,
         "published_submissions": published,
-        "submissions": s.messages,
+        "submissions": messages,
         "wall_s": wall.as_secs_f64(),
         "lower_bound_s": bound,
         "bound_kind": bound_kind,
@@ -484,6 +564,42 @@ fn run_rejects(messages: usize, round_trip_ms: u64) -> serde_json::Value {
     })
 }
 
+/// The per-event and aggregated rows side by side.
+fn print_formats(results: &[serde_json::Value]) {
+    let rows: Vec<_> = results
+        .iter()
+        .filter(|r| r["name"].as_str().is_some_and(|n| n.starts_with("format ")))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    println!(
+        "\n{:<38} {:>7} {:>8} {:>6} {:>6} {:>9} {:>9} {:>10}",
+        "record format",
+        "events",
+        "kinesis",
+        "calls",
+        "rounds",
+        "wall s",
+        "PUT units",
+        "billed KiB"
+    );
+    for r in rows {
+        let num = |k: &str| r[k].as_f64().unwrap_or_default();
+        println!(
+            "{:<38} {:>7} {:>8} {:>6} {:>6} {:>9.3} {:>9} {:>10}",
+            r["name"].as_str().unwrap_or_default(),
+            num("records"),
+            num("kinesis_records"),
+            num("calls"),
+            num("rounds"),
+            num("wall_s"),
+            num("put_payload_units"),
+            num("on_demand_billed_kib"),
+        );
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; anything else not starting with '-' filters rows.
     let filters: Vec<String> = std::env::args()
@@ -529,6 +645,7 @@ fn main() {
         );
         results.push(r);
     }
+    print_formats(&results);
     let mut rejects_rows = Vec::new();
     for round_trip_ms in [20, 60] {
         let name = format!("rejects 1000 invalid {round_trip_ms} ms");

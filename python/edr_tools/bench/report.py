@@ -133,6 +133,11 @@ def publisher_rows(d: Path) -> list[tuple]:
             # every submission published.
             goal = f"≥ {GOAL_LIMIT_SHARE * 100:.0f}% of limit, all published"
             met = share >= GOAL_LIMIT_SHARE and published == 1
+        if s["name"].startswith("format "):
+            result += (
+                f"; {s['kinesis_records']} Kinesis records, {s['put_payload_units']} PUT units, "
+                f"{s['on_demand_billed_kib']} KiB billed on demand"
+            )
         result += f"; CPU {s['publisher_cpu_us_per_record']:.2f} µs/record"
         measure = "calls; time vs bound" if s["shards"] is None else "throughput; published; time"
         rows.append(("publisher", case, measure, result, goal, ok(met)))
