@@ -562,6 +562,9 @@ def test_iam_grants_exactly_what_the_function_needs(resources):
         key = frozenset(actions) | ({"resend"} if name.startswith("resend") else set())
         assert key not in granted, f"{name}: the same actions twice"
         granted[key] = (statement["Resource"], condition)
+        # Only the KMS grants carry an IAM condition: checked below.
+        if not key <= {"kms:Decrypt", "kms:GenerateDataKey"}:
+            assert "Condition" not in statement, f"{name}: an unexpected IAM condition"
     assert granted == {
         frozenset({"logs:CreateLogStream", "logs:PutLogEvents"}): ({"Fn::GetAtt": ["FunctionLogGroup", "Arn"]}, None),
         frozenset(SQS_POLLER_ACTIONS): (
@@ -597,6 +600,24 @@ def test_iam_grants_exactly_what_the_function_needs(resources):
         frozenset({"kms:GenerateDataKey"}): ({"Ref": "QueueKmsKeyArn"}, "ResumeWithQueueKmsKey"),
         frozenset(XRAY_WRITE_ACTIONS): ("*", "TracingActive"),
     }
+
+
+def test_the_queue_key_is_usable_only_through_sqs(resources):
+    """Review of issue 18: kms:Decrypt and kms:GenerateDataKey on the source
+    queue's key are needed only by SQS, which calls KMS on the role's behalf
+    when the trigger receives and when a copy is sent back. With the
+    condition kms:ViaService = SQS in the stack's region, code running as the
+    role cannot decrypt or mint data keys with the key directly."""
+    kms = {
+        name: statement
+        for name, (statement, _) in role_statements(resources).items()
+        if any(action.startswith("kms:") for action in statement["Action"])
+    }
+    assert set(kms) == {"decrypt-submissions-queue", "encrypt-resent-submissions"}
+    for name, statement in kms.items():
+        assert statement.get("Condition") == {
+            "StringEquals": {"kms:ViaService": {"Fn::Sub": "sqs.${AWS::Region}.amazonaws.com"}}
+        }, name
 
 
 def test_the_way_back_to_the_source_queue_is_granted_only_while_resume_is_on(template, resources, defaults):
@@ -696,8 +717,10 @@ def condition_parameters(template: dict, node) -> set[str]:
 def test_the_permissions_table_of_the_docs_is_the_roles(template, resources):
     """Issue 19, item 6: docs/deploy.md's table names every policy of the
     function's role, with exactly its actions, the resources it is granted on
-    (each resource or parameter of the statement's Resource, in backticks)
-    and when: "always" (and why), or the parameters its condition depends on."""
+    (each resource or parameter of the statement's Resource, in backticks,
+    and the key of each IAM condition that narrows it, such as
+    `kms:ViaService`) and when: "always" (and why), or the parameters its
+    condition depends on."""
     table = permissions_table()
     statements = role_statements(resources)
     assert set(table) == set(statements), "policies of the role vs rows of docs/deploy.md's table"
@@ -706,8 +729,12 @@ def test_the_permissions_table_of_the_docs_is_the_roles(template, resources):
         _, actions, on, granted = table[name]
         if set(re.findall(r"`([a-z0-9-]+:[A-Za-z]+)`", actions)) != set(statement["Action"]):
             problems.append(f"{name}: actions {actions!r}, the role has {statement['Action']}")
-        if names_in(on) != refs(statement["Resource"]):
-            problems.append(f"{name}: on {on!r}, the role names {sorted(refs(statement['Resource']))}")
+        narrowed_by = {key for test in statement.get("Condition", {}).values() for key in test}
+        if names_in(on) != refs(statement["Resource"]) | narrowed_by:
+            problems.append(
+                f"{name}: on {on!r}, the role names {sorted(refs(statement['Resource']))}"
+                f" narrowed by {sorted(narrowed_by)}"
+            )
         if condition is None:
             if not granted.startswith("always"):
                 problems.append(f"{name}: granted {granted!r}, the role always")
