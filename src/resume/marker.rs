@@ -181,9 +181,13 @@ fn parse(marker: &str) -> Option<(Progress, [u8; 32])> {
     Some((progress, mac))
 }
 
-/// A decimal number of 1 to `max_len` ASCII digits (no sign, no blank).
+/// A decimal number of 1 to `max_len` ASCII digits (no sign, no blank), in
+/// its one spelling: no leading zero unless it is `0` itself, so that a
+/// marker has exactly one text and no variant of a genuine one reads back.
 fn digits(field: &str, max_len: usize) -> Option<u64> {
-    let plain = (1..=max_len).contains(&field.len()) && field.bytes().all(|b| b.is_ascii_digit());
+    let plain = (1..=max_len).contains(&field.len())
+        && field.bytes().all(|b| b.is_ascii_digit())
+        && (field == "0" || !field.starts_with('0'));
     plain.then(|| field.parse().ok()).flatten()
 }
 
@@ -290,6 +294,36 @@ mod tests {
             Err(Ignored::BadMac),
             "no source queue to bind it to"
         );
+    }
+
+    #[test]
+    fn each_marker_has_one_spelling_no_leading_zero() {
+        let key = key();
+        let zero = Progress {
+            next: 0,
+            hop: 0,
+            accounted_limit: 0,
+        };
+        let marker = write(&key, zero, &[7; 32], ARN);
+        assert!(marker.starts_with("v2/0/0/0/"), "{marker}");
+        assert_eq!(read(Some(&key), &marker, &[7; 32], Some(ARN)), Ok(zero));
+        let genuine = write(&key, progress(4), &[7; 32], ARN);
+        let mac = genuine.rsplit('/').next().unwrap();
+        // The same numbers, padded: the MAC would verify, the text is refused.
+        for padded in [
+            "v2/04/3/1048576",
+            "v2/004/3/1048576",
+            "v2/4/03/1048576",
+            "v2/4/3/01048576",
+            "v2/00/3/1048576",
+        ] {
+            let padded = format!("{padded}/{mac}");
+            assert_eq!(
+                read(Some(&key), &padded, &[7; 32], Some(ARN)),
+                Err(Ignored::Malformed),
+                "{padded}"
+            );
+        }
     }
 
     #[test]
