@@ -1,7 +1,9 @@
 //! `edr-preprocessor`: the preprocessing stage of an EDR backend.
 //!
 //! An SQS batch of sensor submissions goes in; each valid submission comes
-//! out as an ordered sequence of Kinesis records, one per event; the answer
+//! out as an ordered sequence of Kinesis records, one per event (or, with
+//! `RECORD_FORMAT=aggregated`, its event records in one KPL aggregated
+//! record, or a few consecutive ones: [`aggregate`]); the answer
 //! to SQS names exactly the submissions that were not fully published.
 //!
 //! # The modules, in the order the data flows

@@ -13,7 +13,7 @@ import tomllib
 
 import pytest
 
-from edr_tools.capacity import limits, model, report
+from edr_tools.capacity import formats, limits, model, report
 from template_support import ROOT, SAMCONFIG, parse_overrides
 
 
@@ -155,3 +155,23 @@ def test_the_plan_prints(argv, capsys):
     assert "Recommended settings" in out and "first bottleneck" in out
     assert report.main(argv + ["--json"]) == 0
     json.loads(capsys.readouterr().out)
+
+
+def test_an_aggregated_record_weighs_what_the_rust_aggregator_counts():
+    """src/aggregate/aggregator.rs: record_size_alone("x" * 36, Some("9" * 39), 400)
+    is 36 + 20 + 38 + 41 + 410 = 545; each further user record adds its entry (410)."""
+    assert formats.aggregated_bytes(1, 400, 36) == 545
+    assert formats.aggregated_bytes(8, 400, 36) == 545 + 7 * 410
+    assert formats.aggregated_bytes(1, 400, 36, keyed=False) == 36 + 20 + 38 + 408
+
+
+def test_aggregated_records_need_fewer_shards_and_cost_less_for_small_events():
+    per_event, aggregated = formats.side_by_side(3333.3, 8, 395, 36, 0.75)
+    assert per_event["records_per_s"] == pytest.approx(8 * aggregated["records_per_s"])
+    assert per_event["shards"] > aggregated["shards"]
+    assert per_event["put_units_per_s"] == pytest.approx(8 * aggregated["put_units_per_s"])
+    assert aggregated["monthly_provisioned_usd"] < per_event["monthly_provisioned_usd"]
+    assert aggregated["monthly_on_demand_usd"] < per_event["monthly_on_demand_usd"]
+    # A submission over 1 MiB is several records, none over the limit.
+    (_, big) = formats.side_by_side(1, 5000, 395, 36, 0.75)
+    assert big["records_per_submission"] == 2 and big["record_bytes"] <= formats.MAX_RECORD_BYTES

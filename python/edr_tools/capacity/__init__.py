@@ -10,12 +10,14 @@ shards it needs (provisioned, or what on-demand must scale to); batch size,
 batching window, memory, function timeout, visibility timeout and maximum
 concurrency for the SQS trigger; the first bottleneck and the load at which
 each limit is reached, for the recommended settings and for samconfig.toml's
-[default] environment; and how end-to-end latency behaves as load grows.
+[default] environment; how end-to-end latency behaves as load grows; and
+both record formats (RECORD_FORMAT) side by side, with a month of Kinesis.
 docs/operations.md ("Capacity planning") explains the model; every number comes from the
 constants and formulas of this package, nothing else:
 
     limits.py   AWS's limits, the function's limits and defaults, the ASSUMPTIONS
     model.py    record and body sizes, invocations, recommended settings, saturation, latency
+    formats.py  RECORD_FORMAT per-event against aggregated: records, shards, PUT units, a month at list prices
     report.py   the plan as text or JSON, and the command line
 
 Where a figure cannot be measured without AWS (PutRecords round trip) or has

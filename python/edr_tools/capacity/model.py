@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from edr_tools import ROOT
+from edr_tools.capacity import formats
 from edr_tools.capacity.limits import (
     ACCOUNT_CONCURRENCY_DEFAULT,
     BATCH_CANDIDATES,
@@ -529,6 +530,9 @@ def plan(inp: Inputs, sizes: Sizes) -> dict:
         "shards_by_records": extra["shards_by_records"],
         "shards_by_bytes": extra["shards_by_bytes"],
         "on_demand_doublings": on_demand_doublings,
+        "record_formats": formats.side_by_side(
+            s, inp.events, sizes.record_data_bytes, sizes.partition_key_bytes, inp.utilization
+        ),
         "limits_recommended": [
             asdict(x) | {"utilization": x.utilization, "saturates_at": x.saturates_at} for x in rec_limits
         ],

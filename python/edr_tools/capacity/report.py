@@ -9,6 +9,7 @@ import math
 import sys
 
 from edr_tools.capacity import __doc__ as CAPACITY_DOC
+from edr_tools.capacity.formats import HOURS_PER_MONTH, PRICES, PRICES_SOURCE
 from edr_tools.capacity.limits import (
     CONCURRENCY_BUDGET,
     DEFAULT_MAX_EVENTS_PER_SUBMISSION,
@@ -131,6 +132,7 @@ def render(p: dict) -> str:
         f" fill its shard's 1,000 records/s"
     )
     w("")
+    render_formats(p, w)
     w("Batch size and batching window (per invocation; strict: E rounds of calls)")
     w(
         "  BatchSize  window  batch@load  duration  of which RTT  concurrency  in flight  added latency"
@@ -254,6 +256,34 @@ def render(p: dict) -> str:
         "consumer's read of the stream. Retries (throttling, errors) add their backoff: 50 ms doubling to 2 s per attempt."
     )
     return "\n".join(out)
+
+
+def render_formats(p: dict, w) -> None:
+    """RECORD_FORMAT=per-event against aggregated, for the same load."""
+    w("Record formats side by side (RECORD_FORMAT; every other figure of this plan is per-event)")
+    w(
+        "  format        record     records/s      bytes/s   shards (rec/s, bytes/s)  PUT units/s"
+        "   on demand in/s   provisioned/month   on-demand/month"
+    )
+    for f in p["record_formats"]:
+        w(
+            f"  {f['format']:<11} {f['record_bytes']:>7,} B {f['records_per_s']:>13,.0f} {human_bytes(f['bytes_per_s']):>11}/s"
+            f"   {f['shards']:>4} ({f['shards_by_records']:.2f}, {f['shards_by_bytes']:.2f})  {f['put_units_per_s']:>11,.0f}"
+            f" {human_bytes(f['on_demand_billed_bytes_per_s']):>14}/s  {'$':>4}{f['monthly_provisioned_usd']:>13,.0f}"
+            f"  {'$':>4}{f['monthly_on_demand_usd']:>13,.0f}"
+        )
+    agg = p["record_formats"][-1]
+    w(
+        f"  aggregated: {agg['records_per_submission']} record(s) per submission, data and partition key as Kinesis counts them;"
+        " consumers must deaggregate (docs/contract.md)"
+    )
+    w(
+        f"  shards at {p['inputs']['utilization']:.0%}; a month = {HOURS_PER_MONTH} h; {PRICES_SOURCE}: shard-hour"
+        f" ${PRICES['provisioned_shard_hour']}, PUT units ${PRICES['provisioned_put_units_per_million']}/million,"
+        f" on-demand stream-hour ${PRICES['on_demand_stream_hour']}, ${PRICES['on_demand_gib_in']}/GiB in"
+        " (each record rounded up to 1 KiB); retention, fan-out and reads not included"
+    )
+    w("")
 
 
 def per_position_ms_of(inputs: dict) -> float:
