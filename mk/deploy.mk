@@ -52,6 +52,13 @@ LAMBDA_TOOLS := PATH="$(LAMBDA_VENV_BIN):$(DEPLOY_VENV_BIN):$$PATH"
 DEPLOY_TOOLS := $(LAMBDA_TOOLS) SAM_CLI_TELEMETRY=0
 CARGO_LAMBDA_ARCH_FLAG_arm64 := --arm64
 CARGO_LAMBDA_ARCH_FLAG_x86_64 := --x86-64
+# What a build for each architecture adds to the environment, run by the
+# recipe's shell before the build: `env $$toolchain` then passes it on. For
+# arm64, scripts/arm64-toolchain.sh: nothing where rustup has the aarch64
+# target, Debian's rustc (installed if need be) where it has not
+# (docs/deploy.md, "Building for arm64").
+ARCH_TOOLCHAIN_arm64 := toolchain="$$(scripts/arm64-toolchain.sh build)" &&
+ARCH_TOOLCHAIN_x86_64 := toolchain= &&
 # ELF e_machine of each architecture: checks that SAM built what was asked.
 ELF_MACHINE_arm64 := 183
 ELF_MACHINE_x86_64 := 62
@@ -75,7 +82,7 @@ export DEPLOY_SAMCONFIG_OVERRIDES_PY
 
 # Fails unless the ELF file $1 is for architecture $2.
 define deploy_check_elf
-$(DEPLOY_VENV_BIN)/python -c 'import sys; h = open(sys.argv[1], "rb").read(20); \
+$(PYTHON) -c 'import sys; h = open(sys.argv[1], "rb").read(20); \
 	m = int.from_bytes(h[18:20], "little"); \
 	sys.exit(0 if h[:4] == b"\x7fELF" and m == int(sys.argv[2]) else \
 	f"{sys.argv[1]}: ELF machine {m}, expected {sys.argv[2]} ($(2))")' $(1) $(ELF_MACHINE_$(2))
@@ -100,7 +107,7 @@ $(VENV)/.installed: requirements/tools.txt $(LAMBDA_VENV)/.installed
 
 ## build: cargo lambda build --release for $(ARCH) -> target/lambda/bootstrap/bootstrap
 build: $(LAMBDA_VENV)/.installed
-	$(LAMBDA_TOOLS) cargo lambda build --release $(CARGO_LAMBDA_ARCH_FLAG_$(ARCH))
+	$(ARCH_TOOLCHAIN_$(ARCH)) $(LAMBDA_TOOLS) env $$toolchain cargo lambda build --release $(CARGO_LAMBDA_ARCH_FLAG_$(ARCH))
 
 ## validate: sam validate --lint and cfn-lint (informational checks too); any finding fails
 validate: $(VENV)/.installed
@@ -109,7 +116,7 @@ validate: $(VENV)/.installed
 
 ## sam-build: sam build for $(ARCH) into .aws-sam/build (what sam deploy uploads)
 sam-build: $(VENV)/.installed
-	$(DEPLOY_TOOLS) sam build --config-env $(DEPLOY_ENV) --template-file $(TEMPLATE) \
+	$(ARCH_TOOLCHAIN_$(ARCH)) $(DEPLOY_TOOLS) env $$toolchain sam build --config-env $(DEPLOY_ENV) --template-file $(TEMPLATE) \
 		--parameter-overrides Architecture=$(ARCH)
 	$(call deploy_check_elf,.aws-sam/build/PreprocessorFunction/bootstrap,$(ARCH))
 
@@ -130,12 +137,16 @@ invoke: $(LAMBDA_VENV)/.installed
 	$(LAMBDA_TOOLS) cargo lambda invoke bootstrap --invoke-address $(WATCH_ADDRESS) \
 		--invoke-port $(WATCH_PORT) --data-file $(EVENT)
 
-## test-template: validate, the template tests, and sam build for x86_64 (what CI runs)
+## test-template: validate, the template tests, and sam build for $(ARCH) (what CI runs)
+# In `make test` after the arm64 build (make arm64-package runs the command
+# sam build runs, with the same cargo-lambda, PATH and toolchain), so that
+# sam build compiles nothing and the one release build of `make test` is the
+# one that ships.
 test-template: validate
 	$(DEPLOY_TOOLS) $(DEPLOY_VENV_BIN)/python -m pytest -q tests/template
-	$(DEPLOY_TOOLS) sam build --template-file $(TEMPLATE) --build-dir $(CI_BUILD_DIR) \
-		--parameter-overrides Architecture=x86_64
-	$(call deploy_check_elf,$(CI_BUILD_DIR)/PreprocessorFunction/bootstrap,x86_64)
+	$(ARCH_TOOLCHAIN_$(ARCH)) $(DEPLOY_TOOLS) env $$toolchain sam build --template-file $(TEMPLATE) \
+		--build-dir $(CI_BUILD_DIR) --parameter-overrides Architecture=$(ARCH)
+	$(call deploy_check_elf,$(CI_BUILD_DIR)/PreprocessorFunction/bootstrap,$(ARCH))
 
 ## clean: remove build outputs (cargo clean, .aws-sam)
 clean:

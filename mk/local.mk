@@ -24,9 +24,10 @@ LOCAL_EMULATOR_VENV := .venv-emulator
 LOCAL_AWS_VENV := .venv-aws
 # The function is built exactly as `sam build` builds it for provided.al2023
 # (`cargo lambda build --release --bin bootstrap`, the same cargo-lambda, for
-# this machine's architecture), so after one of them the other is a no-op:
-# `make test` compiles the optimized function once. Then zipped as
-# `bootstrap`: the same package a LocalStack user deploys.
+# this machine's architecture), so after one of them the other is a no-op
+# (`make sam-build ARCH=x86_64` here). Then zipped as `bootstrap`: the same
+# package a LocalStack user deploys. `make test` builds arm64 instead, the
+# architecture deployed by default (mk/arm64.mk).
 LOCAL_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 LOCAL_TRIPLE := $(if $(filter arm64,$(LOCAL_ARCH)),aarch64,x86_64)-unknown-linux-gnu
 # Cargo's output folder (CARGO_TARGET_DIR when set, as cargo itself does).
