@@ -21,6 +21,13 @@ include mk/arm64.mk
 # project (.cache/tools), run with a nightly toolchain (its sanitizer flags
 # are nightly-only), which `fuzz-toolchain` adds through rustup if missing.
 FUZZ_TOOLCHAIN ?= nightly
+# awslabs' kinesis-aggregation libraries, pinned: Python's in a virtual
+# environment of its own (requirements/compat.txt), Node.js's from
+# tests/compat/package-lock.json into .cache/compat-node (npm ci, no install
+# scripts: none of these packages needs one). Defined before the rules that
+# name them: make expands a prerequisite where it reads it.
+COMPAT_VENV := .venv-compat
+COMPAT_NODE := .cache/compat-node
 FUZZ_TOOLS := .cache/tools
 CARGO_FUZZ := $(FUZZ_TOOLS)/bin/cargo-fuzz
 FUZZ_SECONDS ?= 3600
@@ -105,12 +112,8 @@ ci-template: ci-arm64 $(VENV)/.installed
 test-rust:
 	cargo test --locked
 
-# awslabs' kinesis-aggregation libraries, pinned: Python's in a virtual
-# environment of its own (requirements/compat.txt), Node.js's from
-# tests/compat/package-lock.json into .cache/compat-node (npm ci, no install
-# scripts: none of these packages needs one).
-COMPAT_VENV := .venv-compat
-COMPAT_NODE := .cache/compat-node
+# awslabs' kinesis-aggregation libraries (COMPAT_VENV, COMPAT_NODE: defined
+# at the top, before the prerequisites that name them).
 
 $(COMPAT_VENV)/.installed: requirements/compat.txt
 	rm -rf $(COMPAT_VENV)
