@@ -6,7 +6,8 @@
    SQS event source mapping with ReportBatchItemFailures
 3. send a sensor fleet's submissions (edr_tools.fleet), some broken
 4. wait until the queue drains
-5. print what arrived on the stream and in the rejects queue, and check it
+5. print what arrived on the stream (aggregated records deaggregated, with
+   `make demo RECORD_FORMAT=aggregated`) and in the rejects queue, and check it
 6. stop everything it started, also on Ctrl-C or failure
 
 Run from the Makefile (which builds the zip and the virtual environments), or:
@@ -141,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
 
         banner(f"What arrived on stream '{deployed['STREAM_NAME']}' (decoded, per submission, in order)")
         records = sensor_fleet.read_stream(sensor_fleet.client("kinesis"), deployed["STREAM_NAME"])
+        aggregated = {(r["shard"], r["sequence_number"]) for r in records if "sub_sequence_number" in r}
+        if aggregated:
+            print(
+                f"RECORD_FORMAT=aggregated: {len(aggregated)} Kinesis records carried "
+                f"{sum('sub_sequence_number' in r for r in records)} events, read deaggregated (edr_tools.kpl)"
+            )
         rejects = sensor_fleet.drain_queue(sqs, deployed["REJECTS_QUEUE_URL"])
         problems = sensor_fleet.report(entries, records, rejects)
         if dlq:

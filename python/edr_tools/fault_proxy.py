@@ -70,8 +70,8 @@ class Call:
     # "whole" | "entries" | "throttle" | "hang" | "error" | "slow" | None
     injected: str | None = None
     failed: list[int] = field(default_factory=list)
-    # (partition key, decoded data) per entry, as the function sent them
-    entries: list[tuple[str, str]] = field(default_factory=list)
+    # (partition key, data: the bytes base64-decoded) per entry, as the function sent them
+    entries: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 class KinesisFaultProxy:
@@ -347,7 +347,7 @@ class KinesisFaultProxy:
                 merged.append(next(it))
         return self._json(200, {"FailedRecordCount": len(failed), "Records": merged})
 
-    def _entries_of(self, records: list[dict]) -> list[tuple[str, str]]:
+    def _entries_of(self, records: list[dict]) -> list[tuple[str, bytes]]:
         if not self.keep_calls:
             return []
         return [(r.get("PartitionKey"), _b64(r.get("Data", ""))) for r in records]
@@ -406,10 +406,10 @@ ERROR_MESSAGES = {
 }
 
 
-def _b64(data: str) -> str:
+def _b64(data: str) -> bytes:
     import base64
 
     try:
-        return base64.b64decode(data).decode("utf-8", errors="replace")
+        return base64.b64decode(data)
     except (ValueError, TypeError):
-        return str(data)
+        return str(data).encode()

@@ -41,7 +41,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from edr_tools import samples
+from edr_tools import kpl, samples
 
 # --- what sensors send (drawn from edr_tools.samples) -----------------------------
 
@@ -230,7 +230,8 @@ def wait_drained(sqs, queue_url: str, timeout: float, quiet_polls: int = 2, inte
 
 
 def read_stream(kinesis, stream: str) -> list[dict]:
-    """Every record of every shard from TRIM_HORIZON, shard by shard, in shard order.
+    """Every record of every shard from TRIM_HORIZON, shard by shard, in shard order,
+    an aggregated record as its user records (with "sub_sequence_number").
     Each: {"shard", "partition_key", "sequence_number", "data" (decoded JSON or raw)}."""
     out = []
     shards = kinesis.list_shards(StreamName=stream)["Shards"]
@@ -241,19 +242,23 @@ def read_stream(kinesis, stream: str) -> list[dict]:
         while it:
             resp = kinesis.get_records(ShardIterator=it, Limit=10000)
             for r in resp["Records"]:
-                raw = r["Data"]
-                try:
-                    data = json.loads(raw)
-                except ValueError:
-                    data = raw
-                out.append(
-                    {
+                # An aggregated record (RECORD_FORMAT=aggregated) is read as its
+                # user records, in order, each as a record of its own.
+                users = kpl.user_records(r["Data"])
+                for sub, raw in enumerate([u["data"] for u in users] if users is not None else [r["Data"]]):
+                    try:
+                        data = json.loads(raw)
+                    except ValueError:
+                        data = raw
+                    record = {
                         "shard": shard["ShardId"],
                         "partition_key": r["PartitionKey"],
                         "sequence_number": r["SequenceNumber"],
                         "data": data,
                     }
-                )
+                    if users is not None:
+                        record["sub_sequence_number"] = sub
+                    out.append(record)
             if not resp["Records"] and resp.get("MillisBehindLatest", 0) == 0:
                 break
             it = resp.get("NextShardIterator")

@@ -17,6 +17,8 @@ import pytest
 from aws_kinesis_agg.aggregator import RecordAggregator
 from aws_kinesis_agg.deaggregator import deaggregate_records
 
+from edr_tools import kpl
+
 ROOT = Path(__file__).resolve().parents[2]
 MAGIC = b"\xf3\x89\x9a\xc2"
 
@@ -181,3 +183,16 @@ def test_a_message_without_a_required_field_comes_back_whole_as_the_kcl_returns_
     ]
     (python,) = python_deaggregate(record)
     assert python["aggregated"] and python["partition_key"] == "a", "awslabs' Python reads it with defaults"
+
+
+def test_the_toolbox_deaggregator_reads_as_ours_does(rust):
+    """edr_tools.kpl (what make demo and the end-to-end tests read the stream
+    with) gets the user records of our records, and decides what is not
+    aggregated as the Rust deaggregator does."""
+    users = user_records_of_every_kind()
+    records = rust({"command": "aggregate", "max_record_bytes": 2000, "user_records": users})
+    toolbox = [{**u, "data": b64(u["data"])} for r in records for u in kpl.user_records(base64.b64decode(r["data"]))]
+    assert toolbox == users
+    for data in [*NOT_AGGREGATED.values(), *MISSING_REQUIRED.values()]:
+        assert kpl.user_records(data) is None
+        assert kpl.events(data) == [data]
