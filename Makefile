@@ -57,9 +57,9 @@ help:
 # the arm64 function that ships (as `sam build` builds it), then its tests
 # under qemu-user and the template checks (whose `sam build` then compiles
 # nothing). Beside it, at a lower priority (nice), rustfmt, clippy and
-# rustdoc, the Rust tests, then the compatibility tests and the fuzz
-# targets' build and run, and beside those the end-to-end tests on the dev
-# build the Rust tests built (not
+# rustdoc, the Rust tests' build, then the tests, the compatibility tests
+# and the fuzz targets' build and runs; from the tests' build on, beside
+# them, the end-to-end tests on the dev build of the function it made (not
 # niced: they wait on deadlines). Two cores run two builds no faster than
 # one; the lower lane uses what the release build leaves (a core through its
 # last step, fat LTO in one codegen unit). docs/testing.md has the plan and
@@ -82,8 +82,9 @@ CI_LOG := .cache/ci
 CI_FLAGS = $(filter-out -j% --jobserver-auth=% --jobserver-fds=%,$(MAKEFLAGS))
 CI_MAKE = MAKEFLAGS='$(CI_FLAGS)' $(MAKE) --no-print-directory
 CI_LOW = MAKEFLAGS='$(CI_FLAGS)' nice -n 10 $(MAKE) --no-print-directory
-.PHONY: ci ci-build ci-arm64 ci-lint-rust ci-test-rust ci-compat ci-fuzz ci-lint-python ci-e2e ci-template
-ci: ci-build ci-arm64 ci-lint-rust ci-test-rust ci-compat ci-fuzz ci-lint-python ci-e2e ci-template
+.PHONY: ci ci-build ci-arm64 ci-lint-rust ci-test-build ci-test-rust ci-compat ci-fuzz ci-lint-python ci-e2e \
+	ci-template
+ci: ci-build ci-arm64 ci-lint-rust ci-test-build ci-test-rust ci-compat ci-fuzz ci-lint-python ci-e2e ci-template
 ci-build: $(LAMBDA_VENV)/.installed
 	@mkdir -p $(CI_LOG)
 	@scripts/arm64-toolchain.sh build > /dev/null
@@ -95,7 +96,9 @@ ci-arm64: ci-build $(LOCAL_AWS_VENV)/.installed $(LOCAL_EMULATOR_VENV)/.installe
 	$(CI_MAKE) -o arm64-package test-arm64
 ci-lint-rust:
 	$(CI_LOW) lint-rust
-ci-test-rust: ci-lint-rust
+ci-test-build: ci-lint-rust
+	$(CI_LOW) e2e-package
+ci-test-rust: ci-test-build
 	$(CI_LOW) test-rust
 ci-compat: ci-test-rust $(COMPAT_VENV)/.installed $(COMPAT_NODE)/.installed
 	$(CI_LOW) test-compat
@@ -103,8 +106,8 @@ ci-fuzz: ci-test-rust $(CARGO_FUZZ)
 	$(CI_LOW) fuzz-smoke
 ci-lint-python: $(LOCAL_AWS_VENV)/.installed
 	$(CI_MAKE) lint-python
-ci-e2e: ci-test-rust $(LOCAL_AWS_VENV)/.installed $(LOCAL_EMULATOR_VENV)/.installed $(LAMBDA_VENV)/.installed
-	$(CI_MAKE) test-e2e
+ci-e2e: ci-test-build $(LOCAL_AWS_VENV)/.installed $(LOCAL_EMULATOR_VENV)/.installed $(LAMBDA_VENV)/.installed
+	$(CI_MAKE) -o e2e-package test-e2e
 ci-template: ci-arm64 $(VENV)/.installed
 	$(CI_MAKE) test-template ARCH=arm64
 
