@@ -2,10 +2,16 @@
 //! [`Rejection`] that says why not.
 //!
 //! Sensors in the field send broken data (ids that are not UUIDs, addresses
-//! that are not IPs, `null` command lines), and a broken submission must be
-//! dropped whole: nothing of it is published. So validation is all-or-nothing
-//! and runs before any event is encoded. The schema is closed: an unknown
-//! field or event type is an error, not something to pass through.
+//! that are not IPs, `null` command lines). Validation runs before any event
+//! is encoded, so what is refused is never partly published. What a defect
+//! drops depends on `INVALID_EVENTS` ([`InvalidEvents`]): under the default,
+//! `reject-submission`, validation is all-or-nothing and one bad event drops
+//! the whole submission; under `drop-event`, a defect inside an event drops
+//! that event only (it is listed in [`Submission`]'s dropped events with its
+//! reason), while a defect of the submission itself (the body, the ids,
+//! `time_created`, the structure) still rejects it whole. The schema is
+//! closed: an unknown field or event type is an error, not something to pass
+//! through.
 //!
 //! Parsing borrows strings from the decoded body wherever JSON escapes allow,
 //! so a valid submission costs one allocation for the body and one for its

@@ -184,8 +184,12 @@ def render(p: dict) -> str:
             f"{rec['function_timeout_s']} at most {fits:,} events"
         )
         w(
-            f"    ({per_position_ms_of(i):.1f} ms each). A larger submission can never be published: it is retried until the"
-            f" dead-letter queue."
+            f"    ({per_position_ms_of(i):.1f} ms each). A larger one is published over several deliveries from a standard"
+            f" queue with Resume=resend (each sends the rest back with its progress), an invocation per hop;"
+        )
+        w(
+            "    from a FIFO queue or with Resume=off it is retried from its first event until the dead-letter queue,"
+            " never published whole."
         )
         if rec["max_events_per_submission"] < i["max_events"]:
             w(
@@ -197,7 +201,8 @@ def render(p: dict) -> str:
                     if p["timeout_for_max_events_s"] > LAMBDA_MAX_TIMEOUT_S
                     else ""
                 )
-                + " or ORDERING=relaxed."
+                + " (ORDERING=relaxed needs fewer round trips but keeps no order of arrival once a call goes"
+                " unanswered: only for consumers that order by sequence)."
             )
         w(
             f"    samconfig.toml [default] (FunctionTimeout={SAMCONFIG_DEFAULT['FunctionTimeout']},"

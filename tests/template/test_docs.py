@@ -1,0 +1,195 @@
+"""The documentation against the code, for the kinds of stale passage that
+crept in before (issue 22, part 1): a guarantee the front doors do not list,
+a log line the docs quote that the code no longer writes, a large submission
+said to end in the dead-letter queue although resume publishes it, a retry
+setting described as counting what it does not count. No AWS, no build: the
+docs, the template and the source files as text."""
+
+from __future__ import annotations
+
+import re
+
+from edr_tools.capacity import report
+from template_support import DOCS, ROOT, load_template
+
+GUARANTEES = ROOT / "docs" / "guarantees.md"
+README = ROOT / "README.md"
+DOCS_README = ROOT / "docs" / "README.md"
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lowercase, punctuation other
+    than `-` dropped, spaces become `-`."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def sections(level: str = "## ") -> list[str]:
+    return [line[len(level) :] for line in GUARANTEES.read_text().splitlines() if line.startswith(level)]
+
+
+def paragraphs(path) -> list[str]:
+    """The paragraphs of a page outside fenced code, each on one line; a list
+    item and a table row are paragraphs of their own."""
+    text = re.sub(r"^```.*?^```", "", path.read_text(), flags=re.S | re.M)
+    parts = re.split(r"\n\s*\n|\n(?=\s*(?:[-*] |\| |\d+\. ))", text)
+    return [re.sub(r"\s+", " ", part).strip() for part in parts if part.strip()]
+
+
+# --- The guarantees, listed where a reader starts -----------------------------
+
+
+def test_the_parser_finds_the_nine_guarantees():
+    numbered = [s for s in sections() if re.match(r"\d+\. ", s)]
+    assert len(numbered) >= 9, numbered
+    assert anchor("4. Invalid input is dropped, not retried, and not lost silently") == (
+        "4-invalid-input-is-dropped-not-retried-and-not-lost-silently"
+    )
+
+
+def test_every_guarantee_is_linked_from_the_readme_and_the_docs_index():
+    """Each `## N.` section of docs/guarantees.md is linked from README.md
+    and docs/README.md (both lists once stopped at 8 of 9), and the docs
+    index links every other section of the page too."""
+    readme, index = README.read_text(), DOCS_README.read_text()
+    missing = []
+    for section in sections():
+        link = f"guarantees.md#{anchor(section)}"
+        numbered = re.match(r"\d+\. ", section)
+        if numbered and f"docs/{link}" not in readme:
+            missing.append(f"README.md: {section}")
+        if link not in index:
+            missing.append(f"docs/README.md: {section}")
+    assert not missing, f"guarantees not linked: {missing}"
+
+
+# --- Log lines ------------------------------------------------------------------
+
+RUST_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"', re.S)
+
+
+def unescape(literal: str) -> str:
+    """A Rust string literal's text: `\\` line continuations joined, quotes
+    and backslashes unescaped."""
+    literal = re.sub(r"\\\n\s*", "", literal)
+    return literal.replace('\\"', '"').replace("\\'", "'").replace("\\\\", "\\")
+
+
+def macro_arguments(text: str, open_paren: int) -> str:
+    """The text between the parenthesis at `open_paren` and its match,
+    parentheses inside string literals left alone."""
+    depth, i = 0, open_paren
+    while i < len(text):
+        if text[i] == '"':
+            i = RUST_STRING.match(text, i).end()
+            continue
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return text[open_paren + 1 : i]
+        i += 1
+    raise AssertionError(f"unbalanced macro at {open_paren}")
+
+
+def log_messages() -> dict[str, str]:
+    """Every message the function logs, with its level: the last string
+    literal of each `tracing::<level>!` call in src/ (a `"{CONST}"` message
+    read from the `const` of that file)."""
+    messages = {}
+    for path in sorted((ROOT / "src").rglob("*.rs")):
+        text = path.read_text()
+        consts = {
+            m.group(1): unescape(m.group(2))
+            for m in re.finditer(r'const (\w+): &str =\s*"((?:[^"\\]|\\.)*)"', text, re.S)
+        }
+        for call in re.finditer(r"tracing::(trace|debug|info|warn|error)!\s*(?=\()", text):
+            literals = [unescape(s) for s in RUST_STRING.findall(macro_arguments(text, call.end()))]
+            if not literals:
+                continue
+            message = literals[-1]
+            named = re.fullmatch(r"\{(\w+)\}", message)
+            messages[consts.get(named.group(1), message) if named else message] = call.group(1)
+    return messages
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[\w'-]+", text.lower())
+
+
+def test_the_parser_reads_the_code_log_messages():
+    messages = log_messages()
+    assert messages["batch processed"] == "info"
+    assert messages["invalid events dropped; the others are published"] == "warn"
+    assert any(m.startswith("records of one submission were acknowledged") for m in messages)
+    assert len(messages) >= 20, messages
+
+
+def test_every_log_message_the_docs_quote_is_one_the_code_writes():
+    """A quoted text ("…" or `…`) that starts with the first two words of a
+    message the function logs is taken for a quote of a log line: it must be
+    that message or a part of it (a trailing `…` marks a prefix). docs/local.md
+    once quoted a warning, and a deadline rule, that the code no longer had."""
+    messages = log_messages()
+    openings = {tuple(words(m)[:2]) for m in messages}
+    stale = []
+    for path in DOCS:
+        for paragraph in paragraphs(path):
+            for quote in re.finditer(r'"([^"]+)"|`([^`]+)`', paragraph):
+                text = quote.group(1) or quote.group(2)
+                if len(words(text)) < 3 or tuple(words(text)[:2]) not in openings:
+                    continue
+                core = text.rstrip(" .…")
+                if not any(core in message for message in messages):
+                    stale.append(f"{path.name}: {text!r}")
+    assert not stale, f"log lines quoted that the code does not write: {stale}"
+
+
+# --- Large submissions and resume --------------------------------------------
+
+
+def says_large_submissions_end_in_the_dlq(text: str) -> bool:
+    return bool(
+        re.search(r"dead-letter", text)
+        and re.search(r"larger|does not fit|more events than|never (?:be )?published", text)
+    )
+
+
+def test_a_large_submission_is_never_said_to_end_in_the_dlq_without_resume(capsys):
+    """Since resume, a submission larger than one invocation publishes from a
+    standard queue over several deliveries; only from a FIFO queue or with
+    `RESUME=off` is it retried until the dead-letter queue. Every passage
+    of the docs, and the capacity plan, that ties large submissions to the
+    dead-letter queue says so (docs/operations.md and the plan once said it
+    was never published)."""
+    stale = []
+    for path in DOCS:
+        for paragraph in paragraphs(path):
+            if says_large_submissions_end_in_the_dlq(paragraph) and not re.search(r"resume", paragraph, re.I):
+                stale.append(f"{path.name}: {paragraph[:120]}")
+    assert report.main(["-N", "100000", "-E", "8", "-T", "60", "--max-events", "5000"]) == 0
+    plan = " ".join(capsys.readouterr().out.split())
+    assert says_large_submissions_end_in_the_dlq(plan), "the plan no longer says what a larger submission does"
+    assert re.search(r"Resume=resend", plan) and re.search(r"FIFO", plan), "make capacity: " + plan[:200]
+    assert not stale, f"passages that send large submissions to the dead-letter queue, resume unsaid: {stale}"
+
+
+# --- Retry settings -------------------------------------------------------------
+
+
+def test_max_attempts_is_described_as_not_counting_throttling():
+    """`MAX_ATTEMPTS` counts failed sends, throttling not included (the
+    publisher's `throttling_does_not_count_against_the_attempts`,
+    src/config.rs): the template's description and every row of the docs
+    that describes it say so (template.yaml and docs/deploy.md once said it
+    counted every send)."""
+    config = (ROOT / "src" / "config.rs").read_text()
+    assert "throttling not counted" in config, "src/config.rs no longer says what MAX_ATTEMPTS counts"
+    description = load_template((ROOT / "template.yaml").read_text())["Parameters"]["MaxAttempts"]["Description"]
+    rows = [
+        (path.name, p)
+        for path in DOCS
+        for p in paragraphs(path)
+        if re.match(r"\| `(?:MaxAttempts|MAX_ATTEMPTS)` \|", p)
+    ]
+    assert {name for name, _ in rows} >= {"deploy.md", "contract.md"}, rows
+    wrong = [name for name, row in [("template.yaml", description), *rows] if "throttling does not count" not in row]
+    assert not wrong, f"MAX_ATTEMPTS described without 'throttling does not count' in {wrong}"
