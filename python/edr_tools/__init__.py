@@ -12,10 +12,12 @@ do it with PYTHONPATH=python; pytest finds the package through pyproject.toml):
     demo            `make demo`: the function on MiniStack, end to end
     soak            `make soak`: steady load against a flaky Kinesis, then the checks
     capacity/       `make capacity`: limits, model and report of the capacity plan
+    replay          replays the rejects queue (or the dead-letter queue) into the
+                    submissions queue (docs/operations.md, "The day after")
     bench/          the Python side of `make bench`: cold-start runner, Runtime API
                     and Kinesis stub, the results table
 
-Standard library only, but for boto3 (fleet, demo, soak) and MiniStack, which
+Standard library only, but for boto3 (fleet, demo, soak, replay) and MiniStack, which
 the emulator runs from its own virtual environment (.venv-emulator)."""
 
 from pathlib import Path
