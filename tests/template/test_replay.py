@@ -152,3 +152,27 @@ def test_a_dead_letter_queue_replays_without_its_resume_marker(sqs):
 def test_the_region_comes_from_the_queue_url():
     assert replay.region_of(REJECTS) == "eu-west-1"
     assert replay.region_of("http://localhost:4566/000000000000/q") is None
+
+
+def test_the_command_line_of_the_runbook(sqs, monkeypatch, capsys):
+    """docs/operations.md's commands: `--reason`, `--dry-run`, `--max`; the
+    client is boto3's, in the queue URL's region; exit 1 when a send failed."""
+    import sys
+    import types
+
+    regions = []
+    boto3 = types.SimpleNamespace(client=lambda service, region_name: regions.append(region_name) or sqs)
+    monkeypatch.setitem(sys.modules, "boto3", boto3)
+    for n in range(3):
+        sqs.put(REJECTS, f"big-{n}", reason="too_many_events")
+    sqs.put(REJECTS, "bad", reason="invalid_device_id")
+    base = ["--from-queue", REJECTS, "--to-queue", SUBMISSIONS, "--reason", "too_many_events"]
+    assert replay.main([*base, "--dry-run"]) == 0
+    assert "3 message(s) would be replayed" in capsys.readouterr().out
+    assert replay.main([*base, "--max", "1"]) == 0
+    assert sqs.bodies(SUBMISSIONS) == ["big-0"]
+    sqs.refuse.add("big-2")
+    assert replay.main(base) == 1
+    assert sqs.bodies(SUBMISSIONS) == ["big-0", "big-1"]
+    assert sorted(sqs.bodies(REJECTS)) == ["bad", "big-2"]
+    assert regions == ["eu-west-1"] * 3
