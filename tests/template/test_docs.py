@@ -8,6 +8,7 @@ docs, the template and the source files as text."""
 from __future__ import annotations
 
 import re
+import tomllib
 
 from edr_tools.capacity import report
 from template_support import DOCS, ROOT, load_template
@@ -193,3 +194,42 @@ def test_max_attempts_is_described_as_not_counting_throttling():
     assert {name for name, _ in rows} >= {"deploy.md", "contract.md"}, rows
     wrong = [name for name, row in [("template.yaml", description), *rows] if "throttling does not count" not in row]
     assert not wrong, f"MAX_ATTEMPTS described without 'throttling does not count' in {wrong}"
+
+
+# --- Versions -------------------------------------------------------------------
+
+CHANGELOG = ROOT / "CHANGELOG.md"
+SECTIONS = {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}
+
+
+def crate_version() -> str:
+    return tomllib.loads((ROOT / "Cargo.toml").read_text())["package"]["version"]
+
+
+def test_the_changelog_keeps_a_changelog_and_has_the_crates_version():
+    """CHANGELOG.md in Keep a Changelog 1.1.0's shape: `## [Unreleased]`
+    first, then each version, newest first, with a date (or `Unreleased`
+    while it is being made), and only its six kinds of change; the version
+    in Cargo.toml is the newest one (a release bumps both)."""
+    text = CHANGELOG.read_text()
+    headings = re.findall(r"^## \[([^\]]+)\](.*)$", text, re.M)
+    assert headings[0] == ("Unreleased", ""), headings[0]
+    versions = []
+    for version, rest in headings[1:]:
+        assert re.fullmatch(r"\d+\.\d+\.\d+", version), version
+        assert re.fullmatch(r" - (\d{4}-\d{2}-\d{2}|Unreleased)", rest), f"{version}{rest}"
+        versions.append(tuple(map(int, version.split("."))))
+    assert versions == sorted(versions, reverse=True) and len(set(versions)) == len(versions), versions
+    assert ".".join(map(str, versions[0])) == crate_version(), "Cargo.toml's version has no CHANGELOG.md entry"
+    kinds = set(re.findall(r"^### (.+)$", text, re.M))
+    assert kinds <= SECTIONS, kinds - SECTIONS
+
+
+def test_every_lock_file_records_the_crates_version():
+    """Cargo.lock, benches/Cargo.lock and fuzz/Cargo.lock each record the
+    crate's version; a bump that leaves one behind makes that build's
+    `--locked` fail."""
+    for lock in ("Cargo.lock", "benches/Cargo.lock", "fuzz/Cargo.lock"):
+        packages = tomllib.loads((ROOT / lock).read_text())["package"]
+        (ours,) = [p for p in packages if p["name"] == "edr-preprocessor"]
+        assert ours["version"] == crate_version(), lock
