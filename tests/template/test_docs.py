@@ -37,6 +37,36 @@ def paragraphs(path) -> list[str]:
     return [re.sub(r"\s+", " ", part).strip() for part in parts if part.strip()]
 
 
+# --- Links ----------------------------------------------------------------------
+
+
+def headings_anchors(path) -> set[str]:
+    """Every anchor GitHub gives the page's headings (a repeated heading's
+    gets `-1`, `-2`, ...), outside fenced code."""
+    text = re.sub(r"^```.*?^```", "", path.read_text(), flags=re.S | re.M)
+    seen: dict[str, int] = {}
+    found = set()
+    for heading in re.findall(r"^#+ (.+)$", text, re.M):
+        base = anchor(heading)
+        n = seen.get(base, 0)
+        seen[base] = n + 1
+        found.add(base if n == 0 else f"{base}-{n}")
+    return found
+
+
+def test_every_link_to_a_section_finds_its_heading():
+    """A link `page.md#anchor` (or `#anchor`) in README.md, CHANGELOG.md and
+    docs/ names a heading that exists: moving a fact to its one home must
+    not leave links to where it was."""
+    broken = []
+    for path in [*DOCS, CHANGELOG]:
+        for target, fragment in re.findall(r"\]\(([^)#\s]*)#([^)\s]+)\)", path.read_text()):
+            page = (path.parent / target).resolve() if target else path
+            if page.suffix == ".md" and fragment not in headings_anchors(page):
+                broken.append(f"{path.name}: {target}#{fragment}")
+    assert not broken, f"links to headings that do not exist: {broken}"
+
+
 # --- The guarantees, listed where a reader starts -----------------------------
 
 
