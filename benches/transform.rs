@@ -2,7 +2,8 @@
 //! records, on one core: `edr_preprocessor::transform::transform`, the very
 //! function the handler calls per message (base64 decode, JSON parse with
 //! validation, `encode::encode`), and each of its three stages alone, under
-//! the default keyed shard placement (one keyed hash per submission).
+//! the default keyed shard placement (one keyed hash per submission, also
+//! timed alone: `placement`).
 //!
 //! Inputs: 100 realistic sensor submissions (6-10 events each, 795 events
 //! in all) and one submission of 1,000 events. Criterion times each stage
@@ -134,6 +135,17 @@ fn bench(c: &mut Criterion, inputs: &[Input]) {
             .iter()
             .map(|d| decode::parse_json(d, LIMITS).expect("valid"))
             .collect();
+        // The keyed hash alone (SHARD_PLACEMENT=keyed), one per submission,
+        // which `encode` includes: HMAC-SHA256 of the partition key.
+        let partition_keys: Vec<String> =
+            parsed.iter().map(|s| s.submission_id.to_string()).collect();
+        group.bench_function("placement", |b| {
+            b.iter(|| {
+                for key in &partition_keys {
+                    black_box(PLACEMENT.explicit_hash_key(black_box(key)));
+                }
+            })
+        });
         group.bench_function("encode", |b| {
             b.iter(|| {
                 for s in &parsed {

@@ -186,6 +186,21 @@ fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
     buf.get(i..).unwrap_or_default()
 }
 
+/// `hash_key` in decimal, as `ExplicitHashKey` takes it, in one allocation
+/// (the digits go through the stack, not a `String`).
+fn hash_key_decimal(hash_key: u128) -> Arc<str> {
+    use std::io::Write as _;
+    // u128::MAX has 39 digits.
+    let mut digits = [0u8; 39];
+    let mut free: &mut [u8] = &mut digits;
+    let written = write!(free, "{hash_key}").map(|()| 39 - free.len());
+    let text = written
+        .ok()
+        .and_then(|len| digits.get(..len))
+        .and_then(|d| std::str::from_utf8(d).ok());
+    text.map_or_else(|| Arc::from(hash_key.to_string()), Arc::from)
+}
+
 /// `time_processed`: RFC 3339, UTC, microseconds, `Z`.
 pub fn format_time_processed(now: OffsetDateTime) -> String {
     let utc = now.to_offset(time::UtcOffset::UTC);
@@ -316,7 +331,7 @@ fn encode_records(
     // whose size counts it.
     let hash_key = |partition_key: &str| -> Option<Arc<str>> {
         keys.placement
-            .map(|key| Arc::from(key.explicit_hash_key(partition_key).to_string()))
+            .map(|key| hash_key_decimal(key.explicit_hash_key(partition_key)))
     };
     let early_hash_key = match limit.format {
         RecordFormat::Aggregated => hash_key(&partition_key),
@@ -729,6 +744,13 @@ mod tests {
                 aggregated(per_event_limit),
             );
             assert_eq!(dropped.dropped.len(), 1, "drop-event drops it");
+        }
+    }
+
+    #[test]
+    fn hash_keys_are_written_in_decimal_whole() {
+        for n in [0, 7, 10, u128::from(u64::MAX), u128::MAX - 1, u128::MAX] {
+            assert_eq!(&*hash_key_decimal(n), n.to_string());
         }
     }
 
