@@ -17,7 +17,7 @@
 //! | [`batch`] | the bookkeeping of one batch: triage, FIFO lanes and rounds, the answer, the counts |
 //! | [`rejects_queue`] | storing invalid submissions in the optional rejects queue (SendMessageBatch) |
 //! | [`aggregate`] | the KPL aggregated record format: aggregator and deaggregator (`RECORD_FORMAT=aggregated`) |
-//! | [`publisher`] | PutRecords: packing, strict/relaxed ordering, per-record retries, the deadline |
+//! | [`publisher`] | PutRecords: packing, strict/relaxed ordering, the deadline; [`publisher::retry`], the whole retry policy (what is retried, `MAX_ATTEMPTS`, the backoff, the SDK's own retries) |
 //! | [`resume`] | a submission published part-way goes back to its queue with its progress, and resumes there |
 //! | [`shard_split`] | a submission acknowledged on more than one shard: counted, and logged at ERROR |
 //! | [`handler`] | an invocation: triage, store rejects (those that gate publishing first, the others beside it), publish, apply, resume, respond |
@@ -27,7 +27,7 @@
 //! [`keys`] (the secret sensors never see: marker MACs, shard placement),
 //! [`metrics`] (EMF documents on stdout), [`logging`] (JSON lines with the
 //! invocation's request and trace ids; the crate's level applied in-process,
-//! dependencies at WARN), [`backoff`] (full-jitter backoff).
+//! dependencies at WARN).
 //!
 //! Three seams keep AWS out of the domain: [`publisher::RecordSink`]
 //! (Kinesis), [`rejects_queue::RejectSink`] and [`resume::ResendSink`] (SQS). Production plugs in the SDK
@@ -48,7 +48,6 @@
 pub mod aggregate;
 #[cfg(feature = "lambda")]
 pub mod aws;
-pub mod backoff;
 pub mod batch;
 pub mod config;
 pub mod decode;

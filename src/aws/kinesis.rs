@@ -4,8 +4,9 @@
 //! sequence number and no error code, and it keeps the `ShardId` the answer
 //! names for it. `FailedRecordCount` and the HTTP status
 //! are not trusted (an emulator reports `FailedRecordCount: 1` when every
-//! entry failed). Whole-request errors are sorted into retryable (throttling,
-//! server errors, timeouts, connection failures) and not.
+//! entry failed). A whole-request error becomes a code (the service's, or
+//! one naming what went wrong on the way), retryable or not as
+//! [`crate::publisher::retry`] says.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
@@ -16,6 +17,7 @@ use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, RecordDistributionStrategy};
 
 use crate::config::StreamRef;
+use crate::publisher::retry::is_retryable_request_code;
 use crate::publisher::{
     CallError, EntryResult, MISSING_SEQUENCE_NUMBER, OutboundRecord, RecordSink,
 };
@@ -237,7 +239,10 @@ pub fn entry_results(output: PutRecordsOutput) -> Vec<EntryResult> {
         .collect()
 }
 
-/// Sorts a failed request into retryable or not.
+/// Sorts a failed request into retryable or not
+/// ([`crate::publisher::retry`]): a request without an answer is retried,
+/// one that could not be built is not, and an error the service named is
+/// retried as its code and HTTP status say.
 pub fn classify(error: SdkError<PutRecordsError>) -> CallError {
     let status = error.raw_response().map(|r| r.status().as_u16());
     let code = error.code().map(str::to_owned);
@@ -250,37 +255,9 @@ pub fn classify(error: SdkError<PutRecordsError>) -> CallError {
         SdkError::DispatchFailure(_) => (true, "DispatchFailure".into()),
         SdkError::ResponseError(_) => (true, code.unwrap_or_else(|| "ResponseError".into())),
         SdkError::ServiceError(service) => {
-            let (retryable, modeled) = match service.err() {
-                PutRecordsError::ProvisionedThroughputExceededException(_) => {
-                    (true, "ProvisionedThroughputExceededException")
-                }
-                PutRecordsError::KmsThrottlingException(_) => (true, "KMSThrottlingException"),
-                PutRecordsError::AccessDeniedException(_) => (false, "AccessDeniedException"),
-                PutRecordsError::ResourceNotFoundException(_) => {
-                    (false, "ResourceNotFoundException")
-                }
-                PutRecordsError::InvalidArgumentException(_) => (false, "InvalidArgumentException"),
-                PutRecordsError::KmsAccessDeniedException(_) => (false, "KMSAccessDeniedException"),
-                PutRecordsError::KmsDisabledException(_) => (false, "KMSDisabledException"),
-                PutRecordsError::KmsInvalidStateException(_) => (false, "KMSInvalidStateException"),
-                PutRecordsError::KmsNotFoundException(_) => (false, "KMSNotFoundException"),
-                PutRecordsError::KmsOptInRequired(_) => (false, "KMSOptInRequired"),
-                _ => {
-                    let retryable = status.is_some_and(|s| s >= 500 || s == 429)
-                        || code.as_deref().is_some_and(|c| {
-                            c.contains("Throttl")
-                                || c == "InternalFailure"
-                                || c == "ServiceUnavailable"
-                        });
-                    (retryable, "")
-                }
-            };
-            let code = match code {
-                Some(code) => code,
-                None if !modeled.is_empty() => modeled.to_owned(),
-                None => format!("HTTP{}", status.unwrap_or_default()),
-            };
-            (retryable, code)
+            let code = (code.or_else(|| modeled_code(service.err()).map(str::to_owned)))
+                .unwrap_or_else(|| format!("HTTP{}", status.unwrap_or_default()));
+            (is_retryable_request_code(&code, status), code)
         }
         _ => (true, code.unwrap_or_else(|| "Unknown".into())),
     };
@@ -290,4 +267,24 @@ pub fn classify(error: SdkError<PutRecordsError>) -> CallError {
         code,
         message: crate::logging::bounded(&detail, 256),
     }
+}
+
+/// The code of an error the SDK models, for an answer that carried none
+/// (the retry policy reads codes, and a mocked error has no metadata).
+fn modeled_code(error: &PutRecordsError) -> Option<&'static str> {
+    Some(match error {
+        PutRecordsError::ProvisionedThroughputExceededException(_) => {
+            "ProvisionedThroughputExceededException"
+        }
+        PutRecordsError::KmsThrottlingException(_) => "KMSThrottlingException",
+        PutRecordsError::AccessDeniedException(_) => "AccessDeniedException",
+        PutRecordsError::ResourceNotFoundException(_) => "ResourceNotFoundException",
+        PutRecordsError::InvalidArgumentException(_) => "InvalidArgumentException",
+        PutRecordsError::KmsAccessDeniedException(_) => "KMSAccessDeniedException",
+        PutRecordsError::KmsDisabledException(_) => "KMSDisabledException",
+        PutRecordsError::KmsInvalidStateException(_) => "KMSInvalidStateException",
+        PutRecordsError::KmsNotFoundException(_) => "KMSNotFoundException",
+        PutRecordsError::KmsOptInRequired(_) => "KMSOptInRequired",
+        _ => return None,
+    })
 }

@@ -3,11 +3,13 @@
 //! configuration.
 //!
 //! Only this module knows the AWS SDK; the domain code sees `RecordSink`,
-//! `RejectSink` and `ResendSink`. The SDK's own retries are turned off for Kinesis: the
-//! publisher retries per record, knows the invocation's deadline, and must
-//! not have a request silently repeated under it. The SQS clients keep the
-//! SDK's standard retries, but all of a call's attempts together must fit in
-//! one call timeout, the most the handler waits for them.
+//! `RejectSink` and `ResendSink`. What the SDK retries on its own is not
+//! decided here but in the retry policy
+//! ([`crate::publisher::retry::KINESIS_SDK_RETRIES`],
+//! [`crate::publisher::retry::SQS_SDK_RETRIES`]), beside the publisher's own
+//! retries that it must not duplicate; this module only applies it. All of
+//! an SQS call's attempts together must fit in one call timeout, the most the
+//! handler waits for them.
 
 pub mod kinesis;
 pub mod lambda;
@@ -20,6 +22,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use crate::config::Config;
 use crate::handler::Handler;
 use crate::model::RecordFormat;
+use crate::publisher::retry::{KINESIS_SDK_RETRIES, SQS_SDK_RETRIES, SdkRetries};
 
 pub use kinesis::KinesisSink;
 pub use sqs::{SqsRejectSink, SqsResendSink};
@@ -34,7 +37,8 @@ pub async fn handler_from_env(
 }
 
 /// Builds the handler from settings and an already loaded SDK configuration
-/// (tests point it at stubs); the Kinesis client without SDK retries.
+/// (tests point it at stubs); each client with the SDK retries the retry
+/// policy gives it.
 pub fn handler_from_sdk_config(
     config: Config,
     shared: &SdkConfig,
@@ -44,10 +48,10 @@ pub fn handler_from_sdk_config(
         .read_timeout(config.call_timeout)
         .operation_attempt_timeout(config.call_timeout)
         .build();
-    let kinesis_config = aws_sdk_kinesis::config::Builder::from(shared)
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(timeouts.clone())
-        .build();
+    let mut kinesis_config =
+        aws_sdk_kinesis::config::Builder::from(shared).timeout_config(timeouts.clone());
+    kinesis_config.set_retry_config(sdk_retry_config(KINESIS_SDK_RETRIES, shared));
+    let kinesis_config = kinesis_config.build();
     let kinesis = KinesisSink::new(
         aws_sdk_kinesis::Client::from_conf(kinesis_config),
         config.stream.clone(),
@@ -60,12 +64,34 @@ pub fn handler_from_sdk_config(
         .to_builder()
         .operation_timeout(config.call_timeout)
         .build();
-    let sqs = aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::config::Builder::from(shared)
-            .timeout_config(sqs_timeouts)
-            .build(),
-    );
+    let mut sqs_config = aws_sdk_sqs::config::Builder::from(shared).timeout_config(sqs_timeouts);
+    sqs_config.set_retry_config(sdk_retry_config(SQS_SDK_RETRIES, shared));
+    let sqs = aws_sdk_sqs::Client::from_conf(sqs_config.build());
     let rejects =
         (config.rejects_queue_url.clone()).map(|url| SqsRejectSink::new(sqs.clone(), url));
     Handler::new(config, kinesis, rejects).with_resend(SqsResendSink::new(sqs))
+}
+
+/// The SDK retry configuration of a client whose retries the policy sets to
+/// `retries`: none of its own, or the one loaded with `shared`.
+fn sdk_retry_config(retries: SdkRetries, shared: &SdkConfig) -> Option<RetryConfig> {
+    match retries {
+        SdkRetries::Off => Some(RetryConfig::disabled()),
+        SdkRetries::AsLoaded => shared.retry_config().cloned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kinesis_client_makes_one_attempt_and_the_sqs_clients_the_loaded_ones() {
+        let shared = SdkConfig::builder()
+            .retry_config(RetryConfig::standard().with_max_attempts(4))
+            .build();
+        let attempts = |retries| sdk_retry_config(retries, &shared).map(|r| r.max_attempts());
+        assert_eq!(attempts(KINESIS_SDK_RETRIES), Some(1));
+        assert_eq!(attempts(SQS_SDK_RETRIES), Some(4));
+    }
 }

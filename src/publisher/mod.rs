@@ -17,12 +17,13 @@
 //! A lane whose record fails for good (a non-retryable error, its attempts
 //! used up, or no time left) stops: its current submission and every later
 //! submission of the lane are reported failed and nothing more of them is
-//! sent.
+//! sent. What is retried, how often and after how long is the [`retry`]
+//! policy's to say, in one place.
 
 mod format;
 mod pack;
 mod report;
-mod retry;
+pub mod retry;
 mod sink;
 mod state;
 
@@ -32,14 +33,13 @@ use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 use tokio::time::Instant;
 
-use crate::backoff::Backoff;
 use crate::config::{Config, Ordering};
 use crate::encode::EncodedSubmission;
 use crate::model::RecordFormat;
 
 pub use pack::{MAX_BYTES_PER_CALL, MAX_RECORDS_PER_CALL};
 pub use report::{Outcome, PublishFailure, PublishReport, PublishStats};
-pub use retry::{FailureCause, is_retryable_entry_code, is_throttling_code};
+pub use retry::{Backoff, FailureCause, RetryPolicy, is_retryable_entry_code, is_throttling_code};
 pub use sink::{CallError, EntryResult, MISSING_SEQUENCE_NUMBER, OutboundRecord, RecordSink};
 use state::Flight;
 
@@ -50,10 +50,8 @@ pub struct Publisher {
     pub ordering: Ordering,
     /// `MAX_IN_FLIGHT_CALLS`.
     pub max_in_flight_calls: usize,
-    /// `MAX_ATTEMPTS` (throttling not counted).
-    pub max_attempts: u32,
-    /// `RETRY_BASE_DELAY_MS` up to `RETRY_MAX_DELAY_MS`.
-    pub backoff: Backoff,
+    /// `MAX_ATTEMPTS` and the backoff between attempts ([`retry`]).
+    pub retry: RetryPolicy,
     /// `DEADLINE_MARGIN_MS`.
     pub deadline_margin: Duration,
     /// `RECORD_FORMAT`: what a submission is sent as.
@@ -68,8 +66,7 @@ impl Publisher {
         Publisher {
             ordering: config.ordering,
             max_in_flight_calls: config.max_in_flight_calls,
-            max_attempts: config.max_attempts,
-            backoff: Backoff::new(config.retry_base_delay, config.retry_max_delay),
+            retry: RetryPolicy::from_config(config),
             deadline_margin: config.deadline_margin,
             record_format: config.record_format,
             max_record_bytes: config.max_record_bytes,

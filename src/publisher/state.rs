@@ -11,7 +11,7 @@ use crate::encode::EncodedSubmission;
 use crate::publisher::Publisher;
 use crate::publisher::format::{self, Outbound};
 use crate::publisher::report::{Outcome, PublishFailure, PublishStats};
-use crate::publisher::retry::{FailureCause, is_retryable_entry_code, is_throttling_code};
+use crate::publisher::retry::{Attempts, FailureCause, is_retryable_entry_code};
 use crate::publisher::sink::{CallError, EntryResult};
 
 /// The progress of one lane.
@@ -24,10 +24,8 @@ pub(super) struct Lane {
     pub(super) next: usize,
     /// Records of the current submission sent at least once (for the retry count).
     pub(super) sent_upto: usize,
-    /// Failed sends of the record at `next` (sets the backoff).
-    pub(super) attempts: u32,
-    /// Of those, the ones that count against `MAX_ATTEMPTS`: all but throttling.
-    pub(super) counted_attempts: u32,
+    /// Failed sends of the record at `next` ([`crate::publisher::retry`]).
+    pub(super) attempts: Attempts,
     pub(super) last_error: Option<(String, String)>,
 }
 
@@ -38,8 +36,7 @@ impl Lane {
             current: 0,
             next: 0,
             sent_upto: 0,
-            attempts: 0,
-            counted_attempts: 0,
+            attempts: Attempts::default(),
             last_error: None,
         }
     }
@@ -229,8 +226,7 @@ impl<'p, 's> Flight<'p, 's> {
             return;
         };
         if next > lane.next {
-            lane.attempts = 0;
-            lane.counted_attempts = 0;
+            lane.attempts = Attempts::default();
         }
         lane.next = next;
         if !done {
@@ -243,41 +239,27 @@ impl<'p, 's> Flight<'p, 's> {
         lane.current += 1;
         lane.next = 0;
         lane.sent_upto = 0;
-        lane.attempts = 0;
-        lane.counted_attempts = 0;
+        lane.attempts = Attempts::default();
         lane.last_error = None;
         self.start_next_submission(lane_index);
     }
 
-    /// The record at `at` failed; records before it are written.
+    /// The record at `at` failed; records before it are written. Whether
+    /// and when it is sent again is the retry policy's to say.
     fn failed(&mut self, lane_index: usize, at: usize, retryable: bool, code: &str, message: &str) {
         let Some(lane) = self.lanes.get_mut(lane_index) else {
             return;
         };
         if at > lane.next {
-            lane.attempts = 0;
-            lane.counted_attempts = 0;
+            lane.attempts = Attempts::default();
         }
         lane.next = at;
-        lane.attempts += 1;
-        // Throttling says "later", not "broken": only the deadline bounds it.
-        if !is_throttling_code(code) {
-            lane.counted_attempts += 1;
-        }
+        lane.attempts.failed(code);
         lane.last_error = Some((code.to_owned(), crate::logging::bounded(message, 256)));
-        let cause = if !retryable {
-            FailureCause::NonRetryable
-        } else if lane.counted_attempts >= self.publisher.max_attempts {
-            FailureCause::AttemptsExhausted
-        } else {
-            let at = Instant::now() + self.publisher.backoff.delay(lane.attempts);
-            if at < self.stop_at {
-                self.waiting.push(Reverse((at, lane_index)));
-                return;
-            }
-            FailureCause::Deadline
-        };
-        self.stop_lane(lane_index, cause);
+        match (self.publisher.retry).after_failure(retryable, &lane.attempts, self.stop_at) {
+            Ok(at) => self.waiting.push(Reverse((at, lane_index))),
+            Err(cause) => self.stop_lane(lane_index, cause),
+        }
     }
 
     /// Fails the lane's current submission with `cause` and every later one
