@@ -6,9 +6,10 @@
 //! each "store the rejects the round waits for, then publish"
 //! ([`Batch::gating_rejects`], [`Batch::lanes`], [`Batch::apply`]), while
 //! the rejects that gate nothing are stored beside them
-//! ([`Batch::independent_rejects`]), and [`Batch::respond`] names the
-//! messages SQS must redeliver. [`Batch::count`] says what the invocation
-//! did, one count per message.
+//! ([`Batch::independent_rejects`]). What became of each message is then
+//! read by the answer to SQS ([`crate::answer`], [`Batch::respond`]), which
+//! names the messages SQS must redeliver, and [`Batch::count`] says what
+//! the invocation did, one count per message.
 //!
 //! For a FIFO queue a message group is one lane: once a message of a group
 //! fails, every later message of that group in the batch fails too, and
@@ -16,9 +17,8 @@
 //! in order.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
+use aws_lambda_events::event::sqs::SqsMessage;
 
 use crate::encode::{EncodedSubmission, RecordKeys};
 use crate::metrics::InvocationMetrics;
@@ -28,27 +28,6 @@ use crate::rejects_queue::RejectedMessage;
 use crate::resume::{self, Ignored, NotSent, Policy, Progress, RESUME_ATTRIBUTE, Resend, Start};
 use crate::shard_split::ShardSplit;
 use crate::transform::transform;
-
-/// Returned instead of a response when a message that must be retried has no
-/// `messageId` to name it by: the invocation fails, so SQS retries the whole
-/// batch rather than losing that message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnidentifiedFailure {
-    /// Failed messages that have no `messageId`.
-    pub failed_without_id: usize,
-}
-
-impl fmt::Display for UnidentifiedFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} message(s) without a messageId could not be processed; failing the whole batch so SQS retries it",
-            self.failed_without_id
-        )
-    }
-}
-
-impl std::error::Error for UnidentifiedFailure {}
 
 /// What became of one SQS message.
 #[derive(Debug, Clone)]
@@ -583,34 +562,13 @@ impl<'e> Batch<'e> {
         }
     }
 
-    /// The answer to SQS: each failed message id once, in batch order.
-    pub fn respond(&mut self) -> Result<SqsBatchResponse, UnidentifiedFailure> {
-        self.fail_behind_failures();
-        let mut seen: HashSet<&str> = HashSet::new();
-        let mut response = SqsBatchResponse::default();
-        let mut without_id = 0;
-        for m in self.messages.iter().filter(|m| self.is_failed(m)) {
-            match m.id {
-                Some(id) => {
-                    if seen.insert(id) {
-                        let mut item = BatchItemFailure::default();
-                        item.item_identifier = id.to_owned();
-                        response.batch_item_failures.push(item);
-                    }
-                }
-                None => without_id += 1,
-            }
-        }
-        if without_id > 0 {
-            tracing::error!(
-                failed_without_id = without_id,
-                "failing the whole batch: a failed message has no messageId"
-            );
-            return Err(UnidentifiedFailure {
-                failed_without_id: without_id,
-            });
-        }
-        Ok(response)
+    /// The id of each message reported failed, in batch order (`None` for
+    /// one without an id), for the answer ([`crate::answer`]); a message
+    /// whose id appeared before is named again.
+    pub(crate) fn failed_ids(&self) -> impl Iterator<Item = Option<&'e str>> + '_ {
+        (self.messages.iter())
+            .filter(|m| self.is_failed(m))
+            .map(|m| m.id)
     }
 
     /// Counts each message once, by what SQS is told of it: published (a
@@ -806,22 +764,23 @@ fn log_publish_failure(
     );
 }
 
+/// Batches for the tests of the batch and of what reads it (the answer,
+/// the counts).
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
     use super::*;
-    use crate::model::InvalidEvents;
     use crate::publisher::{FailureCause, PublishStats};
 
-    const VALID: &str = r#"{"submission_id":"5b000000-0000-4000-8000-000000000000","device_id":"de000000-0000-4000-8000-000000000000","time_created":"2021-03-29T12:06:09","events":{"new_process":[{"cmdl":"a","user":"b"}]}}"#;
+    pub(crate) const VALID: &str = r#"{"submission_id":"5b000000-0000-4000-8000-000000000000","device_id":"de000000-0000-4000-8000-000000000000","time_created":"2021-03-29T12:06:09","events":{"new_process":[{"cmdl":"a","user":"b"}]}}"#;
 
-    fn valid(n: u8) -> String {
+    pub(crate) fn valid(n: u8) -> String {
         VALID.replace(
             "000000000000\",\"device",
             &format!("0000000000{n:02x}\",\"device"),
         )
     }
 
-    fn record(id: &str, group: Option<&str>, body: &str) -> SqsMessage {
+    pub(crate) fn record(id: &str, group: Option<&str>, body: &str) -> SqsMessage {
         let mut m = SqsMessage::default();
         m.message_id = Some(id.into());
         m.body = Some(body.into());
@@ -835,11 +794,11 @@ mod tests {
         m
     }
 
-    static POLICY: std::sync::LazyLock<Policy> = std::sync::LazyLock::new(|| {
+    pub(crate) static POLICY: std::sync::LazyLock<Policy> = std::sync::LazyLock::new(|| {
         Policy::from_config(&crate::config::Config::for_stream("s").unwrap())
     });
 
-    fn triage(records: &[SqsMessage]) -> Batch<'_> {
+    pub(crate) fn triage(records: &[SqsMessage]) -> Batch<'_> {
         Batch::triage(
             records,
             Limits::with_max_events(10),
@@ -850,7 +809,7 @@ mod tests {
     }
 
     /// A report in which the submissions at `failed` failed, the rest were published.
-    fn report(encoded: usize, failed: &[usize]) -> PublishReport {
+    pub(crate) fn report(encoded: usize, failed: &[usize]) -> PublishReport {
         let failure = PublishFailure {
             cause: FailureCause::NonRetryable,
             sequence: 0,
@@ -872,7 +831,7 @@ mod tests {
         }
     }
 
-    fn failed_ids(batch: &mut Batch<'_>) -> Vec<String> {
+    pub(crate) fn failed_ids(batch: &mut Batch<'_>) -> Vec<String> {
         let response = batch.respond().unwrap();
         response
             .batch_item_failures
@@ -880,6 +839,13 @@ mod tests {
             .map(|f| f.item_identifier)
             .collect()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{POLICY, VALID, failed_ids, record, report, triage, valid};
+    use super::*;
+    use crate::model::InvalidEvents;
 
     #[test]
     fn a_standard_batch_is_one_round_of_one_lane_per_valid_submission() {
@@ -977,20 +943,6 @@ mod tests {
     }
 
     #[test]
-    fn a_duplicate_shares_the_fate_of_its_first_and_is_reported_once() {
-        let records = [
-            record("dup", None, &valid(0)),
-            record("dup", None, &valid(0)),
-        ];
-        let mut batch = triage(&records);
-        assert_eq!(batch.encoded().len(), 1, "processed once");
-        batch.apply(0, &report(1, &[0]));
-        assert_eq!(failed_ids(&mut batch), ["dup"]);
-        let metrics = batch.count(true);
-        assert_eq!((metrics.received, metrics.failed), (2, 2));
-    }
-
-    #[test]
     fn each_message_is_counted_once() {
         let records = [
             record("p", None, &valid(0)),
@@ -1010,20 +962,5 @@ mod tests {
         assert_eq!(m.events_published, 1);
         let unanswered = batch.count(false);
         assert_eq!((unanswered.published, unanswered.failed), (0, 4));
-    }
-
-    #[test]
-    fn a_failed_message_without_an_id_fails_the_whole_batch() {
-        let mut nameless = record("", None, &valid(0));
-        nameless.message_id = None;
-        let records = [nameless];
-        let mut batch = triage(&records);
-        batch.apply(0, &report(1, &[0]));
-        assert_eq!(
-            batch.respond().unwrap_err(),
-            UnidentifiedFailure {
-                failed_without_id: 1
-            }
-        );
     }
 }

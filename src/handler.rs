@@ -22,7 +22,8 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use crate::batch::{Batch, IndependentReject, UnidentifiedFailure};
+use crate::answer::UnidentifiedFailure;
+use crate::batch::{Batch, IndependentReject};
 use crate::config::{Config, Resume};
 use crate::encode;
 use crate::metrics::{self, InvocationMetrics};

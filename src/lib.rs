@@ -14,12 +14,13 @@
 //! | [`decode`] | SQS body → validated [`model::Submission`], or a [`model::Rejection`] with a reason |
 //! | [`encode`] | submission → the JSON record of each event (`event_id`, `time_processed`) |
 //! | [`transform`] | body → records: decode then encode, the pure path run per message |
-//! | [`batch`] | the bookkeeping of one batch: triage, FIFO lanes and rounds, the answer, the counts |
+//! | [`batch`] | the bookkeeping of one batch: triage, FIFO lanes and rounds, the counts |
 //! | [`rejects_queue`] | storing invalid submissions in the optional rejects queue (SendMessageBatch) |
 //! | [`aggregate`] | the KPL aggregated record format: aggregator and deaggregator (`RECORD_FORMAT=aggregated`) |
 //! | [`publisher`] | PutRecords: packing, strict/relaxed ordering, the deadline; [`publisher::retry`], the whole retry policy (what is retried, `MAX_ATTEMPTS`, the backoff, the SDK's own retries) |
 //! | [`resume`] | a submission published part-way goes back to its queue with its progress, and resumes there |
 //! | [`shard_split`] | a submission acknowledged on more than one shard: counted, and logged at ERROR |
+//! | [`answer`] | the answer to SQS: `batchItemFailures`, or the whole batch failed when a failed message has no id |
 //! | [`handler`] | an invocation: triage, store rejects (those that gate publishing first, the others beside it), publish, apply, resume, respond |
 //! | `aws` (feature `lambda`) | the AWS SDK adapters behind the seams, and the Lambda glue |
 //!
@@ -46,6 +47,7 @@
 )]
 
 pub mod aggregate;
+pub mod answer;
 #[cfg(feature = "lambda")]
 pub mod aws;
 pub mod batch;

@@ -10,7 +10,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
 use tokio::time::Instant;
 
-use crate::batch::UnidentifiedFailure;
+use crate::answer::UnidentifiedFailure;
 use crate::handler::Handler;
 use crate::metrics::unix_millis;
 use crate::publisher::RecordSink;
