@@ -8,8 +8,8 @@
 //! the rejects that gate nothing are stored beside them
 //! ([`Batch::independent_rejects`]). What became of each message is then
 //! read by the answer to SQS ([`crate::answer`], [`Batch::respond`]), which
-//! names the messages SQS must redeliver, and [`Batch::count`] says what
-//! the invocation did, one count per message.
+//! names the messages SQS must redeliver, and by the counts
+//! ([`crate::metrics`], [`Batch::count`]), one per message.
 //!
 //! For a FIFO queue a message group is one lane: once a message of a group
 //! fails, every later message of that group in the batch fails too, and
@@ -21,7 +21,6 @@ use std::collections::{HashMap, HashSet};
 use aws_lambda_events::event::sqs::SqsMessage;
 
 use crate::encode::{EncodedSubmission, RecordKeys};
-use crate::metrics::InvocationMetrics;
 use crate::model::{DroppedEvent, InvalidEvents, Limits, Reason, Rejection};
 use crate::publisher::{Outcome, PublishFailure, PublishReport};
 use crate::rejects_queue::RejectedMessage;
@@ -31,7 +30,7 @@ use crate::transform::transform;
 
 /// What became of one SQS message.
 #[derive(Debug, Clone)]
-enum Fate {
+pub(crate) enum Fate {
     /// Valid; its records are `encoded[index]`.
     Valid(usize),
     /// Invalid and acknowledged.
@@ -42,47 +41,52 @@ enum Fate {
     Duplicate(usize),
 }
 
-struct Message<'e> {
-    id: Option<&'e str>,
-    group: Option<&'e str>,
-    body: &'e str,
-    fate: Fate,
+/// One SQS message and what became of it.
+pub(crate) struct Message<'e> {
+    /// Its `messageId`, unless it has none (or an empty one).
+    pub(crate) id: Option<&'e str>,
+    /// Its FIFO message group: its lane (none on a standard queue).
+    pub(crate) group: Option<&'e str>,
+    pub(crate) body: &'e str,
+    pub(crate) fate: Fate,
     /// A valid submission published without some invalid events
     /// (`INVALID_EVENTS=drop-event`) that no earlier delivery accounted for:
     /// what goes to the rejects queue for it, and what is counted.
-    dropped: Option<Dropped>,
+    pub(crate) dropped: Option<Dropped>,
     /// The source queue, for a re-send ([`crate::resume`]).
-    source_arn: Option<&'e str>,
+    pub(crate) source_arn: Option<&'e str>,
     /// A fair queue's message group (kept on a re-send).
-    group_attribute: Option<&'e str>,
+    pub(crate) group_attribute: Option<&'e str>,
     /// Copies of the message sent before this delivery (its marker's hop; 0
     /// for a first delivery).
-    hop: u32,
+    pub(crate) hop: u32,
     /// The record limit under which its drops at or after its progress are
     /// accounted for (what its copy's marker carries).
-    accounted_limit: usize,
+    pub(crate) accounted_limit: usize,
     /// The resume marker it carried, ignored: why.
-    marker_ignored: Option<Ignored>,
+    pub(crate) marker_ignored: Option<Ignored>,
     /// Records acknowledged in this invocation, for a valid submission that
     /// was not fully published.
-    progress: usize,
+    pub(crate) progress: usize,
     /// Sent back to its queue with its progress, and acknowledged.
-    resent: bool,
-    failed: bool,
+    pub(crate) resent: bool,
+    /// To be named in `batchItemFailures` (a duplicate: see
+    /// [`Batch::is_failed`]).
+    pub(crate) failed: bool,
     /// The round in which the message is stored or published.
-    round: usize,
+    pub(crate) round: usize,
 }
 
 /// The rejects-queue entry of a submission published without some events.
 #[derive(Debug, Clone)]
-struct Dropped {
+pub(crate) struct Dropped {
     /// The first dropped event's reason (the `reason` attribute).
-    reason: Reason,
+    pub(crate) reason: Reason,
     /// The events, by sequence.
-    events: Vec<DroppedEvent>,
+    pub(crate) events: Vec<DroppedEvent>,
     /// `sequence:reason` pairs, comma-separated.
-    list: String,
-    detail: String,
+    pub(crate) list: String,
+    pub(crate) detail: String,
 }
 
 impl Dropped {
@@ -555,11 +559,17 @@ impl<'e> Batch<'e> {
 
     /// Whether `m` is reported failed: a duplicate shares the fate of the
     /// first message with its id.
-    fn is_failed(&self, m: &Message<'_>) -> bool {
+    pub(crate) fn is_failed(&self, m: &Message<'_>) -> bool {
         match m.fate {
             Fate::Duplicate(first) => self.messages.get(first).is_some_and(|f| f.failed),
             _ => m.failed,
         }
+    }
+
+    /// The messages, in batch order, for what reads the batch (the counts,
+    /// the resume decision); they change only here.
+    pub(crate) fn messages(&self) -> &[Message<'e>] {
+        &self.messages
     }
 
     /// The id of each message reported failed, in batch order (`None` for
@@ -569,65 +579,6 @@ impl<'e> Batch<'e> {
         (self.messages.iter())
             .filter(|m| self.is_failed(m))
             .map(|m| m.id)
-    }
-
-    /// Counts each message once, by what SQS is told of it: published (a
-    /// valid submission, acknowledged), rejected (an invalid one,
-    /// acknowledged) or failed (reported in `batchItemFailures`, or the
-    /// whole batch when `answered` is false). A duplicate counts as its first.
-    pub fn count(&self, answered: bool) -> InvocationMetrics {
-        let mut metrics = InvocationMetrics {
-            received: self.messages.len() as u64,
-            valid: self.encoded.len() as u64,
-            split_across_shards: self.shard_splits().len() as u64,
-            ..InvocationMetrics::default()
-        };
-        for m in &self.messages {
-            if let Fate::Valid(index) = &m.fate {
-                let submission = self.encoded.get(*index);
-                metrics.events_published += if m.resent {
-                    m.progress
-                } else if !m.failed {
-                    submission.map_or(0, |e| e.records.len())
-                } else {
-                    0
-                } as u64;
-                // Only what this delivery accounts for: a copy's earlier
-                // drops were counted by the delivery that stored them.
-                let acknowledged = answered && !m.failed;
-                for dropped in (m.dropped.iter())
-                    .filter(|_| acknowledged)
-                    .flat_map(|d| &d.events)
-                {
-                    *metrics.events_dropped.entry(dropped.reason).or_default() += 1;
-                }
-            }
-            metrics.resume_markers_ignored += u64::from(m.marker_ignored.is_some());
-            if !answered {
-                continue;
-            }
-            let fate = match m.fate {
-                Fate::Duplicate(first) => self.messages.get(first).map(|f| &f.fate),
-                _ => Some(&m.fate),
-            };
-            let resent = match m.fate {
-                Fate::Duplicate(first) => self.messages.get(first).is_some_and(|f| f.resent),
-                _ => m.resent,
-            };
-            match fate {
-                _ if self.is_failed(m) => metrics.failed += 1,
-                _ if resent => metrics.resent += 1,
-                Some(Fate::Valid(_)) => metrics.published += 1,
-                Some(Fate::Rejected(rejection)) => {
-                    *metrics.rejected.entry(rejection.reason).or_default() += 1
-                }
-                _ => metrics.failed += 1,
-            }
-        }
-        if !answered {
-            metrics.failed = metrics.received;
-        }
-        metrics
     }
 }
 
@@ -940,27 +891,5 @@ mod tests {
         batch.rejects_stored(&positions, vec![Err("no queue".into())]);
         batch.apply(0, &report(1, &[]));
         assert_eq!(failed_ids(&mut batch), ["bad"]);
-    }
-
-    #[test]
-    fn each_message_is_counted_once() {
-        let records = [
-            record("p", None, &valid(0)),
-            record("r", None, "%%%"),
-            record("f", None, &valid(1)),
-            record("n", None, "not base64!"),
-        ];
-        let mut batch = triage(&records);
-        let positions: Vec<usize> = (batch.independent_rejects().iter())
-            .map(IndependentReject::position)
-            .collect();
-        batch.rejects_stored(&positions, vec![Ok(()), Err("refused".into())]);
-        batch.apply(0, &report(2, &[1]));
-        let answered = batch.respond().is_ok();
-        let m = batch.count(answered);
-        assert_eq!((m.published, m.rejected_total(), m.failed), (1, 1, 2));
-        assert_eq!(m.events_published, 1);
-        let unanswered = batch.count(false);
-        assert_eq!((unanswered.published, unanswered.failed), (0, 4));
     }
 }

@@ -14,7 +14,7 @@
 //! | [`decode`] | SQS body → validated [`model::Submission`], or a [`model::Rejection`] with a reason |
 //! | [`encode`] | submission → the JSON record of each event (`event_id`, `time_processed`) |
 //! | [`transform`] | body → records: decode then encode, the pure path run per message |
-//! | [`batch`] | the bookkeeping of one batch: triage, FIFO lanes and rounds, the counts |
+//! | [`batch`] | the bookkeeping of one batch: triage, FIFO lanes and rounds |
 //! | [`rejects_queue`] | storing invalid submissions in the optional rejects queue (SendMessageBatch) |
 //! | [`aggregate`] | the KPL aggregated record format: aggregator and deaggregator (`RECORD_FORMAT=aggregated`) |
 //! | [`publisher`] | PutRecords: packing, strict/relaxed ordering, the deadline; [`publisher::retry`], the whole retry policy (what is retried, `MAX_ATTEMPTS`, the backoff, the SDK's own retries) |
@@ -26,7 +26,7 @@
 //!
 //! The supporting cast: [`config`] (settings from the environment),
 //! [`keys`] (the secret sensors never see: marker MACs, shard placement),
-//! [`metrics`] (EMF documents on stdout), [`logging`] (JSON lines with the
+//! [`metrics`] (the counts of an invocation, as EMF documents on stdout), [`logging`] (JSON lines with the
 //! invocation's request and trace ids; the crate's level applied in-process,
 //! dependencies at WARN).
 //!

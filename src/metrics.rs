@@ -4,7 +4,10 @@
 //! into metrics, so metrics cost no API call and no latency in the handler.
 //! Every metric carries the `FunctionName` dimension; rejections are also
 //! broken down by `Reason`. The names here are the contract with dashboards
-//! and alarms: [`METRIC_NAMES`] lists them all.
+//! and alarms: [`METRIC_NAMES`] lists them all. What the messages of a
+//! batch count for is `counts` ([`crate::batch::Batch::count`]).
+
+mod counts;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
