@@ -2,7 +2,9 @@
 crept in before (issue 22, part 1): a guarantee the front doors do not list,
 a log line the docs quote that the code no longer writes, a large submission
 said to end in the dead-letter queue although resume publishes it, a retry
-setting described as counting what it does not count. No AWS, no build: the
+setting described as counting what it does not count; and the homes of
+facts that were written in several places (the README's length, the table
+of log lines against the code). No AWS, no build: the
 docs, the template and the source files as text."""
 
 from __future__ import annotations
@@ -143,11 +145,35 @@ def macro_arguments(text: str, open_paren: int) -> str:
     raise AssertionError(f"unbalanced macro at {open_paren}")
 
 
-def log_messages() -> dict[str, str]:
-    """Every message the function logs, with its level: the last string
-    literal of each `tracing::<level>!` call in src/ (a `"{CONST}"` message
-    read from the `const` of that file)."""
-    messages = {}
+def top_level_arguments(arguments: str) -> list[str]:
+    """A macro's arguments split at the commas outside string literals,
+    brackets and `//` comments."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(arguments):
+        c = arguments[i]
+        if c == '"':
+            i = RUST_STRING.match(arguments, i).end()
+            continue
+        if arguments.startswith("//", i):
+            end = arguments.find("\n", i)
+            arguments = arguments[:i] + (arguments[end:] if end >= 0 else "")
+            continue
+        depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(c, 0)
+        if c == "," and depth == 0:
+            parts.append(arguments[start:i].strip())
+            start = i + 1
+        i += 1
+    parts.append(arguments[start:].strip())
+    return [part for part in parts if part]
+
+
+def log_lines() -> list[tuple[str, str, list[str]]]:
+    """Every line the function logs: (message, level, field names), from
+    each `tracing::<level>!` call in src/. The message is the first string
+    literal argument (a `"{CONST}"` message read from the `const` of that
+    file); the fields are the arguments before it, `name = value`, `%name`,
+    `?name` or `name`."""
+    lines = []
     for path in sorted((ROOT / "src").rglob("*.rs")):
         text = path.read_text()
         consts = {
@@ -155,13 +181,21 @@ def log_messages() -> dict[str, str]:
             for m in re.finditer(r'const (\w+): &str =\s*"((?:[^"\\]|\\.)*)"', text, re.S)
         }
         for call in re.finditer(r"tracing::(trace|debug|info|warn|error)!\s*(?=\()", text):
-            literals = [unescape(s) for s in RUST_STRING.findall(macro_arguments(text, call.end()))]
-            if not literals:
+            arguments = top_level_arguments(macro_arguments(text, call.end()))
+            literal = next((i for i, a in enumerate(arguments) if RUST_STRING.fullmatch(a)), None)
+            if literal is None:
                 continue
-            message = literals[-1]
+            message = unescape(RUST_STRING.fullmatch(arguments[literal]).group(1))
             named = re.fullmatch(r"\{(\w+)\}", message)
-            messages[consts.get(named.group(1), message) if named else message] = call.group(1)
-    return messages
+            message = consts.get(named.group(1), message) if named else message
+            fields = [re.match(r"[%?]?\s*([\w.]+)", a).group(1) for a in arguments[:literal]]
+            lines.append((message, call.group(1), fields))
+    return lines
+
+
+def log_messages() -> dict[str, str]:
+    """Every message the function logs, with its level."""
+    return {message: level for message, level, _ in log_lines()}
 
 
 def words(text: str) -> list[str]:
@@ -174,6 +208,54 @@ def test_the_parser_reads_the_code_log_messages():
     assert messages["invalid events dropped; the others are published"] == "warn"
     assert any(m.startswith("records of one submission were acknowledged") for m in messages)
     assert len(messages) >= 20, messages
+    fields = {message: fields for message, _, fields in log_lines()}
+    assert fields["submission rejected"] == ["message_id", "reason", "detail", "submission_id", "device_id"]
+    (not_published,) = [f for m, f in fields.items() if m.startswith("submission not fully published")]
+    assert not_published[-2:] == ["error_code", "error_message"], not_published
+
+
+OPERATIONS = ROOT / "docs" / "operations.md"
+LOG_TABLE_HEADER = "| message | level | fields | when |"
+
+
+def log_table() -> list[tuple[str, str, list[str]]]:
+    """docs/operations.md's table of log lines: (message, level, fields)
+    per row; a message cut with a trailing `…` stands for every message it
+    begins."""
+    text = OPERATIONS.read_text()
+    assert text.count(LOG_TABLE_HEADER) == 1, f"docs/operations.md has no table headed {LOG_TABLE_HEADER!r}"
+    rows = []
+    for line in text[text.index(LOG_TABLE_HEADER) :].splitlines()[2:]:
+        if not line.startswith("| "):
+            break
+        message, level, fields = (cell.strip() for cell in line.split(" | ")[:3])
+        message = re.fullmatch(r'\| "(.+)"', message).group(1)
+        rows.append((message, level.lower(), re.findall(r"`([\w.]+)`", fields)))
+    return rows
+
+
+def test_every_log_line_of_the_code_is_in_the_table_with_its_level_and_fields():
+    """docs/operations.md's table of log lines is the home of every line's
+    message, level and fields: each `tracing` call in src/ has exactly one
+    row with its message (or the start of it, cut with `…`), its level and
+    its fields, in the code's order, and each row is a line the code writes
+    (issue 22: they were one long sentence, which named some lines and
+    missed others)."""
+    code, table = log_lines(), log_table()
+
+    def matches(row, line):
+        cut = row[0].endswith(" …")
+        return line[0].startswith(row[0][:-2]) if cut else line[0] == row[0]
+
+    problems = []
+    for line in code:
+        rows = [row for row in table if matches(row, line)]
+        if len(rows) != 1:
+            problems.append(f"{len(rows)} rows for {line[0][:60]!r}")
+        elif rows[0][1:] != line[1:]:
+            problems.append(f"{line[0][:60]!r}: the table says {rows[0][1:]}, the code {line[1:]}")
+    problems += [f"no such line in the code: {row[0]!r}" for row in table if not any(matches(row, c) for c in code)]
+    assert not problems, "\n".join(problems)
 
 
 def test_every_log_message_the_docs_quote_is_one_the_code_writes():
