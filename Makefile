@@ -62,8 +62,8 @@ help:
 # them, the end-to-end tests on the dev build of the function it made (not
 # niced: they wait on deadlines). Two cores run two builds no faster than
 # one; the lower lane uses what the release build leaves (a core through its
-# last step, fat LTO in one codegen unit). docs/testing.md has the plan and
-# what each step costs.
+# last step, fat LTO in one codegen unit). docs/testing.md says why this
+# order; docs/benchmarks.md ("The front door") what each step costs.
 test:
 	$(MAKE) --no-print-directory -j6 ci
 
@@ -144,7 +144,7 @@ lint: lint-python lint-rust
 # the dependencies it shares are already checked; rustdoc with --examples (the
 # one example is tests/compat's), which resolves features with the dev-dependencies', as
 # clippy's --all-targets does, so the SDK crates are not checked a second time
-# with other features (docs/benchmarks.md, "The front door").
+# with other features.
 lint-rust:
 	cargo fmt --check
 	cargo clippy --locked --all-targets -- -D warnings

@@ -1,7 +1,7 @@
 //! The integration tests, one module per file, in one test binary: each
-//! binary links the library, the SDK and their generic code anew, and ten of
-//! them were most of `cargo test`'s build (docs/benchmarks.md, "The front
-//! door"). `tests/runtime_panic.rs` stays a binary of its own: it sets the
+//! binary links the library, the SDK and their generic code anew, and a
+//! binary per file would make that most of `cargo test`'s build.
+//! `tests/runtime_panic.rs` stays a binary of its own: it sets the
 //! process environment that `lambda_runtime` reads.
 
 mod support;
