@@ -201,126 +201,20 @@ impl Config {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// Reads settings through `lookup`; an empty value counts as unset.
+    /// Reads settings through `lookup`; an empty value counts as unset. The
+    /// first setting that cannot be used is the error.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-
-        let stream = match get("STREAM_NAME") {
-            Some(value) => StreamRef::parse(&value).map_err(|problem| ConfigError {
-                variable: "STREAM_NAME",
-                problem,
-            })?,
-            None => {
-                return Err(ConfigError {
-                    variable: "STREAM_NAME",
-                    problem: "required (a Kinesis stream name or ARN)".into(),
-                });
-            }
-        };
-        let partition_key = match get("PARTITION_KEY").as_deref() {
-            None | Some("submission_id") => PartitionKey::SubmissionId,
-            Some("device_id") => PartitionKey::DeviceId,
-            Some(other) => {
-                return Err(choice_error(
-                    "PARTITION_KEY",
-                    other,
-                    "submission_id, device_id",
-                ));
-            }
-        };
-        let ordering = match get("ORDERING").as_deref() {
-            None | Some("strict") => Ordering::Strict,
-            Some("relaxed") => Ordering::Relaxed,
-            Some(other) => return Err(choice_error("ORDERING", other, "strict, relaxed")),
-        };
-        let invalid_events = match get("INVALID_EVENTS").as_deref() {
-            None | Some("reject-submission") => InvalidEvents::RejectSubmission,
-            Some("drop-event") => InvalidEvents::DropEvent,
-            Some(other) => {
-                return Err(choice_error(
-                    "INVALID_EVENTS",
-                    other,
-                    "reject-submission, drop-event",
-                ));
-            }
-        };
-        let resume = match get("RESUME").as_deref() {
-            None | Some("resend") => Resume::Resend,
-            Some("off") => Resume::Off,
-            Some(other) => return Err(choice_error("RESUME", other, "resend, off")),
-        };
-        let shard_placement = match get("SHARD_PLACEMENT").as_deref() {
-            None | Some("keyed") => ShardPlacement::Keyed,
-            Some("partition-key") => ShardPlacement::PartitionKey,
-            Some(other) => {
-                return Err(choice_error(
-                    "SHARD_PLACEMENT",
-                    other,
-                    "keyed, partition-key",
-                ));
-            }
-        };
-        let record_format = match get("RECORD_FORMAT").as_deref() {
-            None | Some("per-event") => RecordFormat::PerEvent,
-            Some("aggregated") => RecordFormat::Aggregated,
-            Some(other) => {
-                return Err(choice_error(
-                    "RECORD_FORMAT",
-                    other,
-                    "per-event, aggregated",
-                ));
-            }
-        };
-        // Not trimmed: a secret is used byte for byte as given.
-        let pipeline_key = match lookup("PIPELINE_KEY").filter(|v| !v.is_empty()) {
-            None if shard_placement == ShardPlacement::Keyed || resume == Resume::Resend => {
-                return Err(ConfigError {
-                    variable: "PIPELINE_KEY",
-                    problem: "required while SHARD_PLACEMENT=keyed or RESUME=resend: a secret \
-                              the sensors never see (the template generates one)"
-                        .into(),
-                });
-            }
-            None => None,
-            Some(secret) => {
-                Some(
-                    PipelineKey::from_secret(secret.as_bytes()).ok_or_else(|| ConfigError {
-                        variable: "PIPELINE_KEY",
-                        problem: format!("at least {MIN_SECRET_BYTES} bytes"),
-                    })?,
-                )
-            }
-        };
-        let rejects_queue_url = match get("REJECTS_QUEUE_URL") {
-            Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
-                return Err(ConfigError {
-                    variable: "REJECTS_QUEUE_URL",
-                    problem: "must be an SQS queue URL (http:// or https://)".into(),
-                });
-            }
-            other => other,
-        };
-        let number =
-            |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
-                match get(name) {
-                    None => Ok(default),
-                    Some(raw) => match raw.parse::<u64>() {
-                        Ok(n) if (min..=max).contains(&n) => Ok(n),
-                        _ => Err(ConfigError {
-                            variable: name,
-                            problem: format!("expected a whole number from {min} to {max}"),
-                        }),
-                    },
-                }
-            };
-        let millis = |name: &'static str, default: u64, min: u64, max: u64| {
-            number(name, default, min, max).map(Duration::from_millis)
-        };
-
+        let env = Environment(lookup);
+        let stream = stream_ref(env.get("STREAM_NAME"))?;
+        let partition_key = env.choice("PARTITION_KEY", PARTITION_KEYS)?;
+        let ordering = env.choice("ORDERING", ORDERINGS)?;
+        let invalid_events = env.choice("INVALID_EVENTS", INVALID_EVENTS)?;
+        let resume = env.choice("RESUME", RESUMES)?;
+        let shard_placement = env.choice("SHARD_PLACEMENT", SHARD_PLACEMENTS)?;
+        let record_format = env.choice("RECORD_FORMAT", RECORD_FORMATS)?;
+        let key_required = shard_placement == ShardPlacement::Keyed || resume == Resume::Resend;
+        let pipeline_key = pipeline_key(env.secret("PIPELINE_KEY"), key_required)?;
+        let rejects_queue_url = rejects_queue_url(env.get("REJECTS_QUEUE_URL"))?;
         let config = Config {
             stream,
             partition_key,
@@ -331,43 +225,51 @@ impl Config {
             shard_placement,
             record_format,
             pipeline_key,
-            max_events_per_submission: number("MAX_EVENTS_PER_SUBMISSION", 500, 1, 1_000_000)?
+            max_events_per_submission: env.number("MAX_EVENTS_PER_SUBMISSION", 500, 1, 1_000_000)?
                 as usize,
-            max_record_bytes: number("KINESIS_MAX_RECORD_SIZE_KIB", 1024, 1024, 10_240)? as usize
+            max_record_bytes: env.number("KINESIS_MAX_RECORD_SIZE_KIB", 1024, 1024, 10_240)?
+                as usize
                 * 1024,
-            max_in_flight_calls: number("MAX_IN_FLIGHT_CALLS", 8, 1, 64)? as usize,
-            max_attempts: number("MAX_ATTEMPTS", 10, 1, 100)? as u32,
-            retry_base_delay: millis("RETRY_BASE_DELAY_MS", 50, 1, 60_000)?,
-            retry_max_delay: millis("RETRY_MAX_DELAY_MS", 500, 1, 600_000)?,
-            max_resume_hops: number("MAX_RESUME_HOPS", 100, 1, 1_000)? as u32,
-            resume_base_delay_seconds: number("RESUME_BASE_DELAY_SECONDS", 1, 0, 900)? as u32,
-            resume_max_delay_seconds: number("RESUME_MAX_DELAY_SECONDS", 900, 0, 900)? as u32,
-            deadline_margin: millis("DEADLINE_MARGIN_MS", 500, 100, 60_000)?,
-            connect_timeout: millis("KINESIS_CONNECT_TIMEOUT_MS", 1_000, 10, 60_000)?,
-            call_timeout: millis("KINESIS_CALL_TIMEOUT_MS", 5_000, 10, 600_000)?,
-            metrics_namespace: get("METRICS_NAMESPACE").unwrap_or_else(|| "EdrPreprocessor".into()),
-            function_name: get("AWS_LAMBDA_FUNCTION_NAME")
+            max_in_flight_calls: env.number("MAX_IN_FLIGHT_CALLS", 8, 1, 64)? as usize,
+            max_attempts: env.number("MAX_ATTEMPTS", 10, 1, 100)? as u32,
+            retry_base_delay: env.millis("RETRY_BASE_DELAY_MS", 50, 1, 60_000)?,
+            retry_max_delay: env.millis("RETRY_MAX_DELAY_MS", 500, 1, 600_000)?,
+            max_resume_hops: env.number("MAX_RESUME_HOPS", 100, 1, 1_000)? as u32,
+            resume_base_delay_seconds: env.number("RESUME_BASE_DELAY_SECONDS", 1, 0, 900)? as u32,
+            resume_max_delay_seconds: env.number("RESUME_MAX_DELAY_SECONDS", 900, 0, 900)? as u32,
+            deadline_margin: env.millis("DEADLINE_MARGIN_MS", 500, 100, 60_000)?,
+            connect_timeout: env.millis("KINESIS_CONNECT_TIMEOUT_MS", 1_000, 10, 60_000)?,
+            call_timeout: env.millis("KINESIS_CALL_TIMEOUT_MS", 5_000, 10, 600_000)?,
+            metrics_namespace: (env.get("METRICS_NAMESPACE"))
+                .unwrap_or_else(|| "EdrPreprocessor".into()),
+            function_name: (env.get("AWS_LAMBDA_FUNCTION_NAME"))
                 .unwrap_or_else(|| "edr-preprocessor".into()),
         };
-        if config.retry_max_delay < config.retry_base_delay {
+        config.checked()
+    }
+
+    /// The configuration, unless two settings disagree or a value is out of
+    /// a range that depends on more than the value.
+    fn checked(self) -> Result<Self, ConfigError> {
+        if self.retry_max_delay < self.retry_base_delay {
             return Err(ConfigError {
                 variable: "RETRY_MAX_DELAY_MS",
                 problem: "must not be smaller than RETRY_BASE_DELAY_MS".into(),
             });
         }
-        if config.resume_max_delay_seconds < config.resume_base_delay_seconds {
+        if self.resume_max_delay_seconds < self.resume_base_delay_seconds {
             return Err(ConfigError {
                 variable: "RESUME_MAX_DELAY_SECONDS",
                 problem: "must not be smaller than RESUME_BASE_DELAY_SECONDS".into(),
             });
         }
-        if config.metrics_namespace.len() > 255 {
+        if self.metrics_namespace.len() > 255 {
             return Err(ConfigError {
                 variable: "METRICS_NAMESPACE",
                 problem: "at most 255 characters".into(),
             });
         }
-        Ok(config)
+        Ok(self)
     }
 
     /// A configuration with every default but the stream, for tests and
@@ -384,6 +286,161 @@ impl Config {
 /// The secret of [`Config::for_stream`]: public, so for tests and
 /// benchmarks only.
 pub const TEST_PIPELINE_KEY: &str = "test-only-pipeline-key-not-a-secret-0123";
+
+/// A setting that takes one of a few named values.
+struct Choice<T: 'static> {
+    /// Its values, by name, in the order an error lists them.
+    values: &'static [(&'static str, T)],
+    /// The value it takes when unset.
+    default: T,
+}
+
+const PARTITION_KEYS: Choice<PartitionKey> = Choice {
+    values: &[
+        ("submission_id", PartitionKey::SubmissionId),
+        ("device_id", PartitionKey::DeviceId),
+    ],
+    default: PartitionKey::SubmissionId,
+};
+const ORDERINGS: Choice<Ordering> = Choice {
+    values: &[("strict", Ordering::Strict), ("relaxed", Ordering::Relaxed)],
+    default: Ordering::Strict,
+};
+const INVALID_EVENTS: Choice<InvalidEvents> = Choice {
+    values: &[
+        ("reject-submission", InvalidEvents::RejectSubmission),
+        ("drop-event", InvalidEvents::DropEvent),
+    ],
+    default: InvalidEvents::RejectSubmission,
+};
+const RESUMES: Choice<Resume> = Choice {
+    values: &[("resend", Resume::Resend), ("off", Resume::Off)],
+    default: Resume::Resend,
+};
+const SHARD_PLACEMENTS: Choice<ShardPlacement> = Choice {
+    values: &[
+        ("keyed", ShardPlacement::Keyed),
+        ("partition-key", ShardPlacement::PartitionKey),
+    ],
+    default: ShardPlacement::Keyed,
+};
+const RECORD_FORMATS: Choice<RecordFormat> = Choice {
+    values: &[
+        ("per-event", RecordFormat::PerEvent),
+        ("aggregated", RecordFormat::Aggregated),
+    ],
+    default: RecordFormat::PerEvent,
+};
+
+/// The environment as the settings read it, through a lookup function.
+struct Environment<F>(F);
+
+impl<F: Fn(&str) -> Option<String>> Environment<F> {
+    /// A setting's value, trimmed; an empty value counts as unset.
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// A secret's value, not trimmed: it is used byte for byte as given.
+    fn secret(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.is_empty())
+    }
+
+    /// A whole number from `min` to `max`, `default` when unset.
+    fn number(
+        &self,
+        name: &'static str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<u64, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => match raw.parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(n),
+                _ => Err(ConfigError {
+                    variable: name,
+                    problem: format!("expected a whole number from {min} to {max}"),
+                }),
+            },
+        }
+    }
+
+    /// [`Environment::number`], in milliseconds.
+    fn millis(
+        &self,
+        name: &'static str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<Duration, ConfigError> {
+        self.number(name, default, min, max)
+            .map(Duration::from_millis)
+    }
+
+    /// The value of the setting `choice` that `name` names.
+    fn choice<T: Copy>(&self, name: &'static str, choice: Choice<T>) -> Result<T, ConfigError> {
+        let Some(value) = self.get(name) else {
+            return Ok(choice.default);
+        };
+        if let Some(&(_, chosen)) = choice.values.iter().find(|(n, _)| *n == value) {
+            return Ok(chosen);
+        }
+        let allowed: Vec<&str> = choice.values.iter().map(|&(n, _)| n).collect();
+        Err(choice_error(name, &value, &allowed.join(", ")))
+    }
+}
+
+/// `STREAM_NAME`, required.
+fn stream_ref(value: Option<String>) -> Result<StreamRef, ConfigError> {
+    let Some(value) = value else {
+        return Err(ConfigError {
+            variable: "STREAM_NAME",
+            problem: "required (a Kinesis stream name or ARN)".into(),
+        });
+    };
+    StreamRef::parse(&value).map_err(|problem| ConfigError {
+        variable: "STREAM_NAME",
+        problem,
+    })
+}
+
+/// `PIPELINE_KEY`: `required` while a setting rests on it.
+fn pipeline_key(
+    secret: Option<String>,
+    required: bool,
+) -> Result<Option<PipelineKey>, ConfigError> {
+    match secret {
+        None if required => Err(ConfigError {
+            variable: "PIPELINE_KEY",
+            problem: "required while SHARD_PLACEMENT=keyed or RESUME=resend: a secret \
+                      the sensors never see (the template generates one)"
+                .into(),
+        }),
+        None => Ok(None),
+        Some(secret) => PipelineKey::from_secret(secret.as_bytes())
+            .map(Some)
+            .ok_or_else(|| ConfigError {
+                variable: "PIPELINE_KEY",
+                problem: format!("at least {MIN_SECRET_BYTES} bytes"),
+            }),
+    }
+}
+
+/// `REJECTS_QUEUE_URL`, if set: an SQS queue URL.
+fn rejects_queue_url(value: Option<String>) -> Result<Option<String>, ConfigError> {
+    match value {
+        Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
+            Err(ConfigError {
+                variable: "REJECTS_QUEUE_URL",
+                problem: "must be an SQS queue URL (http:// or https://)".into(),
+            })
+        }
+        other => Ok(other),
+    }
+}
 
 fn choice_error(variable: &'static str, value: &str, allowed: &str) -> ConfigError {
     let shown: String = value.chars().take(40).collect();
