@@ -69,6 +69,9 @@ fn keys() -> RecordKeys<'static> {
     RecordKeys {
         partition_key: PartitionKey::SubmissionId,
         placement: Some(&PLACEMENT),
+        // As in production: the hash key is bound to the SQS message id.
+        message_id: Some("059f36b4-87a3-44ab-83d2-661975830a7d"),
+        carried_hash_key: None,
     }
 }
 

@@ -26,7 +26,7 @@ use crate::publisher::{Outcome, PublishFailure, PublishReport};
 use crate::rejects_queue::RejectedMessage;
 use crate::resume::{self, Ignored, NotSent, Policy, Progress, RESUME_ATTRIBUTE, Resend, Start};
 use crate::shard_split::ShardSplit;
-use crate::transform::transform;
+use crate::transform::{transform, transform_with};
 
 /// What became of one SQS message.
 #[derive(Debug, Clone)]
@@ -461,24 +461,20 @@ impl<'e> Batch<'e> {
             .unzip()
     }
 
-    /// The copy of `m` to send back, unless it cannot go back: a body too
-    /// close to the SQS size limit, or a submission that used up its hops.
+    /// The copy of `m` to send back, unless it cannot go back: a
+    /// submission that used up its hops, or a body too close to the SQS
+    /// size limit to carry its marker.
     fn copy_of(&self, m: &Message<'e>) -> Option<Resend<'e>> {
         let (Fate::Valid(index), Some(source_arn)) = (&m.fate, m.source_arn) else {
             return None;
         };
         let submission = self.encoded.get(*index)?;
-        if !resume::fits(m.body) {
-            tracing::warn!(
-                message_id = m.id,
-                "a body this close to the SQS size limit cannot carry its progress; it will be redelivered whole"
-            );
-            return None;
-        }
         let progress = Progress {
             next: submission.sequence_of(submission.skipped + m.progress),
             hop: m.hop.saturating_add(1),
             accounted_limit: m.accounted_limit,
+            // The decimal this delivery sent to Kinesis, so it parses.
+            hash_key: (submission.explicit_hash_key.as_deref()).and_then(|h| h.parse().ok()),
         };
         let copy = self
             .policy
@@ -503,6 +499,13 @@ impl<'e> Batch<'e> {
                 return None;
             }
         };
+        if !resume::fits(m.body, &marker) {
+            tracing::warn!(
+                message_id = m.id,
+                "a body this close to the SQS size limit cannot carry its progress; it will be redelivered whole"
+            );
+            return None;
+        }
         Some(Resend {
             source_arn,
             body: m.body,
@@ -601,23 +604,43 @@ impl Reading<'_> {
         encoded: &mut Vec<EncodedSubmission>,
     ) -> (Fate, Option<Start>, Option<Dropped>) {
         let body = record.body.as_deref().unwrap_or_default();
-        let mut submission = match transform(body, self.limits, self.keys, self.time_processed) {
+        // A marker without a string value is a marker, malformed.
+        let marker = (record.message_attributes.get(RESUME_ATTRIBUTE))
+            .map(|a| a.string_value.as_deref().unwrap_or_default());
+        // The marker is read once the document is known and before the
+        // records are placed: a copy's records carry the hash key of its
+        // first delivery, which only a marker the function wrote can name.
+        let (mut read, mut keys) = (None, self.keys);
+        let keys_for = |document_sha256: &[u8; 32]| {
+            read = resume::read_marker(
+                self.policy,
+                marker,
+                document_sha256,
+                record.event_source_arn.as_deref(),
+            );
+            keys = RecordKeys {
+                message_id: id,
+                carried_hash_key: read
+                    .as_ref()
+                    .and_then(|r| r.as_ref().ok())
+                    .and_then(|p| p.hash_key),
+                ..self.keys
+            };
+            keys
+        };
+        let transformed = transform_with(body, self.limits, keys_for, self.time_processed);
+        let mut submission = match transformed {
             Ok(submission) => submission,
             Err(rejection) => {
                 log_rejection(id, &rejection);
                 return (Fate::Rejected(rejection), None, None);
             }
         };
-        // A marker without a string value is a marker, malformed.
-        let marker = (record.message_attributes.get(RESUME_ATTRIBUTE))
-            .map(|a| a.string_value.as_deref().unwrap_or_default());
         let start = resume::start(
-            self.policy,
-            marker,
-            record.event_source_arn.as_deref(),
+            read,
             &mut submission,
             self.limits.max_record_bytes,
-            |limit| self.dropped_under(body, limit),
+            |limit| self.dropped_under(body, keys, limit),
         );
         log_start(id, &submission, &start);
         let dropped = Dropped::of(&submission, &start);
@@ -631,13 +654,18 @@ impl Reading<'_> {
     /// The events `body` drops under the record limit `limit`
     /// (`drop-event`), for a copy read under another limit than its
     /// earlier deliveries.
-    fn dropped_under(&self, body: &str, limit: usize) -> Option<Vec<DroppedEvent>> {
+    fn dropped_under(
+        &self,
+        body: &str,
+        keys: RecordKeys<'_>,
+        limit: usize,
+    ) -> Option<Vec<DroppedEvent>> {
         let limits = Limits {
             max_record_bytes: limit,
             invalid_events: InvalidEvents::DropEvent,
             ..self.limits
         };
-        transform(body, limits, self.keys, self.time_processed)
+        transform(body, limits, keys, self.time_processed)
             .ok()
             .map(|earlier| earlier.dropped)
     }

@@ -35,10 +35,20 @@ pub struct RecordKeys<'k> {
     /// Which id becomes the partition key.
     pub partition_key: PartitionKey,
     /// `SHARD_PLACEMENT=keyed`: the key of every record's `ExplicitHashKey`
-    /// ([`PipelineKey::explicit_hash_key`]). `None`: no `ExplicitHashKey`,
+    /// ([`RecordKeys::hash_key`]). `None`: no `ExplicitHashKey`,
     /// Kinesis places each record by the MD5 of its partition key, which a
     /// sensor can aim at a shard by choosing its ids.
     pub placement: Option<&'k PipelineKey>,
+    /// Under keyed placement with `PARTITION_KEY=submission_id`: the SQS
+    /// message id the hash key is bound to
+    /// ([`PipelineKey::explicit_hash_key_of_message`]), so that a sensor
+    /// that reuses one `submission_id` for all its messages still spreads
+    /// over the stream. `None`: the partition key alone.
+    pub message_id: Option<&'k str>,
+    /// Under keyed placement: a resumed copy's hash key, the one its first
+    /// delivery used, which its marker carries ([`crate::resume`]); it wins
+    /// over computing one, so that every copy lands on that delivery's shard.
+    pub carried_hash_key: Option<u128>,
 }
 
 impl<'k> RecordKeys<'k> {
@@ -51,7 +61,24 @@ impl<'k> RecordKeys<'k> {
                 ShardPlacement::Keyed => config.pipeline_key.as_ref(),
                 ShardPlacement::PartitionKey => None,
             },
+            message_id: None,
+            carried_hash_key: None,
         }
+    }
+
+    /// The `ExplicitHashKey` of the records with `partition_key`: `None`
+    /// unless placement is keyed.
+    pub fn hash_key(&self, partition_key: &str) -> Option<u128> {
+        let key = self.placement?;
+        Some(
+            match (self.carried_hash_key, self.partition_key, self.message_id) {
+                (Some(carried), _, _) => carried,
+                (None, PartitionKey::SubmissionId, Some(id)) => {
+                    key.explicit_hash_key_of_message(partition_key, id)
+                }
+                (None, _, _) => key.explicit_hash_key(partition_key),
+            },
+        )
     }
 }
 
@@ -61,6 +88,8 @@ impl From<PartitionKey> for RecordKeys<'_> {
         RecordKeys {
             partition_key,
             placement: None,
+            message_id: None,
+            carried_hash_key: None,
         }
     }
 }
@@ -75,7 +104,7 @@ pub struct EncodedSubmission {
     /// The partition key of every record (`PARTITION_KEY`).
     pub partition_key: Arc<str>,
     /// The `ExplicitHashKey` of every record under `SHARD_PLACEMENT=keyed`:
-    /// the decimal of [`PipelineKey::explicit_hash_key`] of `partition_key`,
+    /// the decimal of [`RecordKeys::hash_key`] of `partition_key`,
     /// computed once per submission, so all its records still share one
     /// shard. `None` under `partition-key` placement. Kinesis does not count
     /// it toward the record size limit (data plus partition key).
@@ -330,8 +359,7 @@ fn encode_records(
     // that does not fit costs none; before them for an aggregated record,
     // whose size counts it.
     let hash_key = |partition_key: &str| -> Option<Arc<str>> {
-        keys.placement
-            .map(|key| hash_key_decimal(key.explicit_hash_key(partition_key)))
+        (keys.hash_key(partition_key)).map(hash_key_decimal)
     };
     let early_hash_key = match limit.format {
         RecordFormat::Aggregated => hash_key(&partition_key),
@@ -705,6 +733,8 @@ mod tests {
             let keys = RecordKeys {
                 partition_key: PartitionKey::SubmissionId,
                 placement,
+                message_id: None,
+                carried_hash_key: None,
             };
             let text = sample().replace("admin", &"a".repeat(5_000));
             let submission = parse_json(text.as_bytes(), Limits::with_max_events(10)).unwrap();
@@ -760,6 +790,8 @@ mod tests {
         let keyed = RecordKeys {
             partition_key: PartitionKey::SubmissionId,
             placement: Some(&key),
+            message_id: None,
+            carried_hash_key: None,
         };
         // A `user` long enough that data plus partition key is exactly the limit.
         let with_user = |len: usize| sample().replace("admin", &"a".repeat(len));
@@ -782,6 +814,35 @@ mod tests {
             MAX_RECORD_BYTES,
         );
         assert_eq!(unkeyed.unwrap().explicit_hash_key, None);
+    }
+
+    #[test]
+    fn a_submission_id_is_placed_with_its_message_id_a_device_id_alone_a_copy_as_carried() {
+        let key = PipelineKey::from_secret(b"0123456789abcdef0123456789abcdef").unwrap();
+        let keys = |partition_key, message_id, carried_hash_key| RecordKeys {
+            partition_key,
+            placement: Some(&key),
+            message_id,
+            carried_hash_key,
+        };
+        let by_submission = keys(PartitionKey::SubmissionId, Some("m-1"), None);
+        assert_eq!(
+            by_submission.hash_key("s"),
+            Some(key.explicit_hash_key_of_message("s", "m-1"))
+        );
+        let by_device = keys(PartitionKey::DeviceId, Some("m-1"), None);
+        assert_eq!(by_device.hash_key("d"), Some(key.explicit_hash_key("d")));
+        for partition_key in [PartitionKey::SubmissionId, PartitionKey::DeviceId] {
+            assert_eq!(
+                keys(partition_key, Some("m-2"), Some(7)).hash_key("s"),
+                Some(7)
+            );
+        }
+        let unkeyed = RecordKeys {
+            placement: None,
+            ..by_submission
+        };
+        assert_eq!(unkeyed.hash_key("s"), None);
     }
 }
 

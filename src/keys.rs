@@ -12,8 +12,11 @@
 //!   *marker key* (`crate::resume`);
 //! - which shard a submission lands on (a sensor that grinds ids whose MD5
 //!   falls in one shard's hash range aims its whole volume at the shard other
-//!   devices share): the `ExplicitHashKey` is an HMAC of the partition key
-//!   under the *placement key* (`crate::encode`).
+//!   devices share): the `ExplicitHashKey` is an HMAC under the *placement
+//!   key* (`crate::encode`) of the partition key and, for a `submission_id`,
+//!   of the SQS message id of the message's first delivery, which SQS
+//!   assigns: a sensor that sends every message under one `submission_id`
+//!   (or the same document again and again) still spreads over the stream.
 //!
 //! Both are derived from one secret, `PIPELINE_KEY` (docs/contract.md), by
 //! HMAC-SHA256 with a label each, so that neither key can be computed from
@@ -73,16 +76,29 @@ impl PipelineKey {
         mac.verify_slice(tag).is_ok()
     }
 
-    /// The `ExplicitHashKey` of a record with `partition_key`: the first 128
-    /// bits of its HMAC under the placement key, as the decimal Kinesis
-    /// expects. Uniform over the hash key space whatever the partition keys,
-    /// and the same for every record of a submission.
+    /// The `ExplicitHashKey` of a record with `partition_key` alone (a
+    /// `device_id`: one shard per device, which `PARTITION_KEY=device_id`
+    /// asks for): the first 128 bits of its HMAC under the placement key.
+    /// Uniform over the hash key space whatever the partition keys.
     pub fn explicit_hash_key(&self, partition_key: &str) -> u128 {
-        let tag = hmac(&self.placement, &[partition_key.as_bytes()]);
-        let mut first = [0u8; 16];
-        first.copy_from_slice(tag.split_at(16).0);
-        u128::from_be_bytes(first)
+        first_128(hmac(&self.placement, &[partition_key.as_bytes()]))
     }
+
+    /// The `ExplicitHashKey` of a record with `partition_key` delivered in
+    /// the SQS message `message_id`: the first 128 bits of the HMAC of both
+    /// (each behind its length) under the placement key. SQS assigns the
+    /// message id, so one partition key sent in many messages spreads over
+    /// the hash key space; a redelivery keeps its message id, so its shard.
+    pub fn explicit_hash_key_of_message(&self, partition_key: &str, message_id: &str) -> u128 {
+        let parts = framed(&[partition_key.as_bytes(), message_id.as_bytes()]);
+        first_128(hmac(&self.placement, &parts))
+    }
+}
+
+fn first_128(tag: [u8; 32]) -> u128 {
+    let mut first = [0u8; 16];
+    first.copy_from_slice(tag.split_at(16).0);
+    u128::from_be_bytes(first)
 }
 
 /// Each part behind its length (8 bytes, big-endian).
@@ -144,6 +160,20 @@ mod tests {
         assert!(!key.verify_marker_tag(&[b"4", b"digest"], &tag[..31]));
         let other = PipelineKey::from_secret(b"0123456789abcdef0123456789abcdeF").unwrap();
         assert!(!other.verify_marker_tag(&[b"4", b"digest"], &tag));
+    }
+
+    #[test]
+    fn a_message_bound_hash_key_depends_on_the_message_id() {
+        let key = PipelineKey::from_secret(SECRET).unwrap();
+        let of = |id| key.explicit_hash_key_of_message("submission", id);
+        assert_eq!(of("m-1"), of("m-1"), "a redelivery keeps it");
+        assert_ne!(of("m-1"), of("m-2"));
+        assert_ne!(of("m-1"), key.explicit_hash_key("submission"));
+        // Framing: the partition key and the id cannot trade bytes.
+        assert_ne!(
+            key.explicit_hash_key_of_message("submission", "m"),
+            key.explicit_hash_key_of_message("submissionm", "")
+        );
     }
 
     #[test]

@@ -19,8 +19,22 @@ pub fn transform<'k>(
     time_processed: &str,
 ) -> Result<EncodedSubmission, Rejection> {
     let keys = keys.into();
+    transform_with(body, limits, |_| keys, time_processed)
+}
+
+/// [`transform`], with the keys chosen once the body is known to be valid:
+/// `keys_for` gets the SHA-256 of its document, which a resume marker is
+/// bound to, so that a copy's marker is verified before its records are
+/// placed by the hash key it carries.
+pub fn transform_with<'k>(
+    body: &str,
+    limits: Limits,
+    keys_for: impl FnOnce(&[u8; 32]) -> RecordKeys<'k>,
+    time_processed: &str,
+) -> Result<EncodedSubmission, Rejection> {
     let decoded = decode::decode_body(body)?;
     let submission = decode::parse_json(&decoded, limits)?;
+    let keys = keys_for(&submission.document_sha256);
     let limit = RecordLimit {
         max_record_bytes: limits.max_record_bytes,
         format: limits.record_format,

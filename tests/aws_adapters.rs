@@ -811,7 +811,7 @@ async fn a_copy_goes_back_with_its_marker_its_delay_and_its_fair_queue_group() {
                 .and_then(|v| v.string_value());
             req.queue_url() == Some(URL)
                 && req.message_body() == Some("body")
-                && marker == Some("v2/4/3/1048576/00")
+                && marker == Some("v3/4/3/1048576/-/00")
                 && req.delay_seconds() == Some(900)
                 && req.message_group_id() == Some("tenant-7")
         })
@@ -822,7 +822,7 @@ async fn a_copy_goes_back_with_its_marker_its_delay_and_its_fair_queue_group() {
         source_arn: "arn:aws:sqs:eu-west-1:123456789012:submissions",
         body: "body",
         group_id: Some("tenant-7"),
-        marker: "v2/4/3/1048576/00".into(),
+        marker: "v3/4/3/1048576/-/00".into(),
         // More than SQS takes: sent as its largest delay.
         delay_seconds: 901,
         source_message_id: "m-1",

@@ -483,6 +483,7 @@ fn genuine_marker(doc: &serde_json::Value, next: usize, arn: &str) -> String {
         next,
         hop: 1,
         accounted_limit: 1024 * 1024,
+        hash_key: None,
     };
     marker::write(&key, progress, &document_sha256(doc), arn)
 }
@@ -506,7 +507,7 @@ async fn a_marker_the_function_did_not_write_is_ignored_logged_and_counted() {
             "m-first-format",
             format!("4/{}", hex(&document_sha256(&docs[0]))),
         ),
-        ("m-forged", format!("v2/4/1/1048576/{}", "ab".repeat(32))),
+        ("m-forged", format!("v3/4/1/1048576/-/{}", "ab".repeat(32))),
         ("m-other-queue", genuine_marker(&docs[2], 4, other_queue)),
         ("m-empty", String::new()),
     ];
@@ -660,8 +661,11 @@ fn body_whose_event_1_outgrows_one_mebibyte() -> String {
             fits_record = mid;
         }
     }
+    // The copy's marker: next 1, hop 1, the first delivery's 2 MiB limit
+    // and its hash key.
+    let marker = format!("v3/1/1/2097152/{}/{}", "0".repeat(32), "0".repeat(64));
     Some(body(outgrows))
-        .filter(|body| edr_preprocessor::resume::fits(body))
+        .filter(|body| edr_preprocessor::resume::fits(body, &marker))
         .expect("a body whose second event a 1 MiB record cannot hold, with room for a marker")
 }
 
@@ -771,6 +775,39 @@ async fn follow_copies(
         out.push((copy, failed_ids(&response)));
     }
     out
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_copy_lands_on_the_shard_of_its_first_delivery() {
+    // Under keyed placement a submission's hash key is bound to the message
+    // id of its delivery; a copy has a new one, so it takes the hash key of
+    // the first delivery from its (signed) marker. Four events, one
+    // published per delivery: the first delivery and three copies.
+    let body = b64(&submission(0, 4, 0));
+    let h = resuming(one_record_per_delivery(), &[("MAX_ATTEMPTS", "1")]);
+    let deliveries = follow_copies(&h, &body, None, 4).await;
+    assert!(deliveries.iter().all(|(_, failed)| failed.is_empty()));
+    assert_eq!(
+        deliveries.iter().filter(|(copy, _)| copy.is_some()).count(),
+        3
+    );
+    let key = edr_preprocessor::keys::PipelineKey::from_secret(
+        edr_preprocessor::config::TEST_PIPELINE_KEY.as_bytes(),
+    )
+    .unwrap();
+    let first = key
+        .explicit_hash_key_of_message(&sub_id(0), "m0")
+        .to_string();
+    assert_eq!(h.kinesis().written_sequences(&sub_id(0)), [0, 1, 2, 3]);
+    let state = h.kinesis().state();
+    let sent: Vec<(u64, Option<&str>)> = (state.calls.iter().flatten())
+        .map(|s| (s.sequence, s.explicit_hash_key.as_deref()))
+        .collect();
+    assert!(
+        sent.iter().all(|(_, hash)| *hash == Some(first.as_str())),
+        "every record of every delivery carries m0's hash key: {sent:?}"
+    );
+    assert!(state.order_violations.is_empty());
 }
 
 #[tokio::test(start_paused = true)]

@@ -7,7 +7,7 @@
 //! marker whose MAC verifies under the marker key of `PIPELINE_KEY`
 //! ([`crate::keys`]), which sensors never see:
 //!
-//! `v2/{next}/{hop}/{accounted_limit}/{mac}`
+//! `v3/{next}/{hop}/{accounted_limit}/{hash_key}/{mac}`
 //!
 //! - `next`: the `sequence` of the submission's first event not yet
 //!   acknowledged;
@@ -17,23 +17,35 @@
 //!   dropped at or after `next` were already stored, logged and counted
 //!   (`INVALID_EVENTS=drop-event`): a copy read under a lower limit accounts
 //!   for the events that limit drops besides;
+//! - `hash_key`: the `ExplicitHashKey` the first delivery's records carried,
+//!   32 lowercase hex digits, or `-` if they carried none: a copy's records
+//!   carry it too, so that every copy lands on that delivery's shard,
+//!   although the copy has a message id of its own (`crate::keys`);
 //! - `mac`: lowercase hex HMAC-SHA256 over the format version, the three
-//!   numbers, the SHA-256 of the document and the source queue's ARN
-//!   (`eventSourceARN`), each framed by its length.
+//!   numbers, the hash key, the SHA-256 of the document and the source
+//!   queue's ARN (`eventSourceARN`), each framed by its length.
 //!
 //! So a marker is bound to one document on one queue: moved onto other
-//! content or another queue, or altered, it no longer verifies. Why a MAC
-//! and not the message's `SenderId`: docs/guarantees.md, section 9.
+//! content or another queue, or altered, it no longer verifies; a sensor
+//! can neither skip its events nor choose its copies' shard with one. Why
+//! a MAC and not the message's `SenderId`: docs/guarantees.md, section 9.
+//! Each marker has one spelling (no leading zeros, lowercase hex), so no
+//! variant of a genuine marker reads back.
 
 use crate::encode::hex;
 use crate::keys::PipelineKey;
 
 /// The format version, the marker's first field and the MAC's first part.
-pub const VERSION: &str = "v2";
+pub const VERSION: &str = "v3";
 
 /// The longest marker: the version, `next` and `accounted_limit` of up to
-/// 20 digits, `hop` of up to 10, the MAC's 64 hex digits and 4 slashes.
-pub const MAX_MARKER_BYTES: usize = VERSION.len() + 20 + 10 + 20 + 64 + 4;
+/// 20 digits, `hop` of up to 10, the hash key's 32 hex digits, the MAC's
+/// 64 and 5 slashes.
+pub const MAX_MARKER_BYTES: usize = VERSION.len() + 20 + 10 + 20 + 32 + 64 + 5;
+
+/// The `hash_key` field of a delivery whose records carried no
+/// `ExplicitHashKey` (`SHARD_PLACEMENT=partition-key`).
+const NO_HASH_KEY: &str = "-";
 
 /// What a marker the function wrote says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +57,9 @@ pub struct Progress {
     /// The record limit (bytes) under which the events dropped at or after
     /// `next` were already stored, logged and counted.
     pub accounted_limit: usize,
+    /// The `ExplicitHashKey` of the first delivery's records, if they
+    /// carried one: the copy's records carry the same.
+    pub hash_key: Option<u128>,
 }
 
 /// Why a marker is not honoured: the delivery is published from its first
@@ -88,10 +103,12 @@ pub fn write(
         next,
         hop,
         accounted_limit,
+        hash_key,
     } = progress;
+    let hash_key = hash_key.map_or_else(|| NO_HASH_KEY.to_owned(), |h| format!("{h:032x}"));
     let mac = hex(&tag);
     format!(
-        "{VERSION}/{next}/{hop}/{accounted_limit}/{}",
+        "{VERSION}/{next}/{hop}/{accounted_limit}/{hash_key}/{}",
         String::from_utf8_lossy(&mac)
     )
 }
@@ -127,11 +144,13 @@ fn tag(
     key.marker_tag(&parts.as_slices())
 }
 
-/// What the MAC covers, numbers as 8-byte big-endian integers.
+/// What the MAC covers, numbers as 8-byte big-endian integers, the hash
+/// key as 16 (none: empty).
 struct Parts<'a> {
     next: [u8; 8],
     hop: [u8; 8],
     accounted_limit: [u8; 8],
+    hash_key: Option<[u8; 16]>,
     document_sha256: &'a [u8; 32],
     source_arn: &'a str,
 }
@@ -142,25 +161,28 @@ impl<'a> Parts<'a> {
             next: (progress.next as u64).to_be_bytes(),
             hop: u64::from(progress.hop).to_be_bytes(),
             accounted_limit: (progress.accounted_limit as u64).to_be_bytes(),
+            hash_key: progress.hash_key.map(u128::to_be_bytes),
             document_sha256,
             source_arn,
         }
     }
 
-    fn as_slices(&self) -> [&[u8]; 6] {
+    fn as_slices(&self) -> [&[u8]; 7] {
         [
             VERSION.as_bytes(),
             &self.next,
             &self.hop,
             &self.accounted_limit,
+            self.hash_key.as_ref().map_or(&[], |h| h.as_slice()),
             self.document_sha256,
             self.source_arn.as_bytes(),
         ]
     }
 }
 
-/// The fields of a marker of the current format: digits only, and exactly
-/// 64 lowercase hex digits of MAC.
+/// The fields of a marker of the current format: digits only, a hash key
+/// of exactly 32 lowercase hex digits or `-`, and exactly 64 lowercase hex
+/// digits of MAC.
 fn parse(marker: &str) -> Option<(Progress, [u8; 32])> {
     let mut fields = marker.split('/');
     if fields.next()? != VERSION {
@@ -169,7 +191,11 @@ fn parse(marker: &str) -> Option<(Progress, [u8; 32])> {
     let next = digits(fields.next()?, 20)?;
     let hop = digits(fields.next()?, 10)?;
     let accounted_limit = digits(fields.next()?, 20)?;
-    let mac = unhex(fields.next()?)?;
+    let hash_key = match fields.next()? {
+        NO_HASH_KEY => None,
+        field => Some(u128::from_be_bytes(unhex::<16>(field)?)),
+    };
+    let mac = unhex::<32>(fields.next()?)?;
     if fields.next().is_some() {
         return None;
     }
@@ -177,6 +203,7 @@ fn parse(marker: &str) -> Option<(Progress, [u8; 32])> {
         next: usize::try_from(next).ok()?,
         hop: u32::try_from(hop).ok()?,
         accounted_limit: usize::try_from(accounted_limit).ok()?,
+        hash_key,
     };
     Some((progress, mac))
 }
@@ -191,17 +218,17 @@ fn digits(field: &str, max_len: usize) -> Option<u64> {
     plain.then(|| field.parse().ok()).flatten()
 }
 
-/// 64 lowercase hex digits as 32 bytes.
-fn unhex(field: &str) -> Option<[u8; 32]> {
+/// `2 * N` lowercase hex digits as `N` bytes.
+fn unhex<const N: usize>(field: &str) -> Option<[u8; N]> {
     let nibble = |c: u8| match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'a'..=b'f' => Some(c - b'a' + 10),
         _ => None,
     };
-    if field.len() != 64 {
+    if field.len() != 2 * N {
         return None;
     }
-    let mut out = [0u8; 32];
+    let mut out = [0u8; N];
     for (byte, pair) in out.iter_mut().zip(field.as_bytes().chunks_exact(2)) {
         let [high, low] = pair else { return None };
         *byte = (nibble(*high)? << 4) | nibble(*low)?;
@@ -214,6 +241,9 @@ mod tests {
     use super::*;
 
     const ARN: &str = "arn:aws:sqs:eu-west-1:123456789012:submissions";
+    /// A hash key whose hex has leading zeros: written at its full width.
+    const HASH_KEY: u128 = 0x00ab_cdef_0123_4567_89ab_cdef_0123_4567;
+    const HASH_HEX: &str = "00abcdef0123456789abcdef01234567";
 
     fn key() -> PipelineKey {
         PipelineKey::from_secret(crate::config::TEST_PIPELINE_KEY.as_bytes()).unwrap()
@@ -224,17 +254,29 @@ mod tests {
             next,
             hop: 3,
             accounted_limit: 1024 * 1024,
+            hash_key: Some(HASH_KEY),
         }
     }
 
     #[test]
     fn a_marker_the_function_wrote_reads_back_on_its_document_and_queue() {
         let marker = write(&key(), progress(4), &[7; 32], ARN);
-        assert!(marker.starts_with("v2/4/3/1048576/"), "{marker}");
-        assert_eq!(marker.len(), "v2/4/3/1048576/".len() + 64);
+        let prefix = format!("v3/4/3/1048576/{HASH_HEX}/");
+        assert!(marker.starts_with(&prefix), "{marker}");
+        assert_eq!(marker.len(), prefix.len() + 64);
         assert_eq!(
             read(Some(&key()), &marker, &[7; 32], Some(ARN)),
             Ok(progress(4))
+        );
+        let unkeyed = Progress {
+            hash_key: None,
+            ..progress(4)
+        };
+        let marker = write(&key(), unkeyed, &[7; 32], ARN);
+        assert!(marker.starts_with("v3/4/3/1048576/-/"), "{marker}");
+        assert_eq!(
+            read(Some(&key()), &marker, &[7; 32], Some(ARN)),
+            Ok(unkeyed)
         );
     }
 
@@ -253,9 +295,17 @@ mod tests {
         let fifo = "arn:aws:sqs:eu-west-1:123456789012:submissions.fifo";
         let on_fifo = write(&key, progress(4), &[7; 32], fifo);
         assert_eq!(read(&on_fifo, &[7; 32], fifo), Err(Ignored::FifoSource));
-        // Each field altered, the MAC kept.
+        // Each field altered, the MAC kept: a sensor cannot move the
+        // progress, nor choose the hash key (the shard) of the copy.
         let mac = marker.rsplit('/').next().unwrap();
-        for altered in ["v2/5/3/1048576", "v2/4/4/1048576", "v2/4/3/1048575"] {
+        let other_hash = format!("{:032x}", HASH_KEY + 1);
+        for altered in [
+            format!("v3/5/3/1048576/{HASH_HEX}"),
+            format!("v3/4/4/1048576/{HASH_HEX}"),
+            format!("v3/4/3/1048575/{HASH_HEX}"),
+            format!("v3/4/3/1048576/{other_hash}"),
+            "v3/4/3/1048576/-".to_owned(),
+        ] {
             let forged = format!("{altered}/{mac}");
             assert_eq!(
                 read(&forged, &[7; 32], ARN),
@@ -266,21 +316,27 @@ mod tests {
         let other_key = PipelineKey::from_secret(&[b'k'; 32]).unwrap();
         let foreign = write(&other_key, progress(4), &[7; 32], ARN);
         assert_eq!(read(&foreign, &[7; 32], ARN), Err(Ignored::BadMac));
-        // The format of the first version, and other garbage.
-        let old = format!("4/{}", "07".repeat(32));
-        let upper = marker.to_uppercase().replace("V2", "v2");
+        // The formats of earlier versions, and other garbage.
+        let first = format!("4/{}", "07".repeat(32));
+        let second = format!("v2/4/3/1048576/{mac}");
+        let upper = marker.to_uppercase().replace("V3", "v3");
         let zeros = "0".repeat(64);
         for bad in [
-            old.as_str(),
+            first.as_str(),
+            second.as_str(),
             "",
-            "v2",
-            "v2/4/3/1048576",
-            &format!("v2/4/3/1048576/{mac}/"),
-            &format!("v2/+4/3/1048576/{mac}"),
-            &format!("v2/4/ 3/1048576/{mac}"),
-            &format!("v2/4/3/1048576/{}", &mac[..63]),
-            &format!("v2/4/99999999999/1048576/{zeros}"),
-            &format!("v3/4/3/1048576/{mac}"),
+            "v3",
+            "v3/4/3/1048576",
+            &format!("v3/4/3/1048576/{HASH_HEX}"),
+            &format!("v3/4/3/1048576/{HASH_HEX}/{mac}/"),
+            &format!("v3/+4/3/1048576/{HASH_HEX}/{mac}"),
+            &format!("v3/4/ 3/1048576/{HASH_HEX}/{mac}"),
+            &format!("v3/4/3/1048576/{HASH_HEX}/{}", &mac[..63]),
+            &format!("v3/4/3/1048576/{}/{mac}", &HASH_HEX[..31]),
+            &format!("v3/4/3/1048576/abcdef0123456789abcdef01234567/{mac}"),
+            &format!("v3/4/3/1048576//{mac}"),
+            &format!("v3/4/99999999999/1048576/-/{zeros}"),
+            &format!("v4/4/3/1048576/{HASH_HEX}/{mac}"),
             &upper,
         ] {
             assert_eq!(read(bad, &[7; 32], ARN), Err(Ignored::Malformed), "{bad}");
@@ -303,21 +359,26 @@ mod tests {
             next: 0,
             hop: 0,
             accounted_limit: 0,
+            hash_key: Some(0),
         };
         let marker = write(&key, zero, &[7; 32], ARN);
-        assert!(marker.starts_with("v2/0/0/0/"), "{marker}");
+        let zeros = "0".repeat(32);
+        assert!(
+            marker.starts_with(&format!("v3/0/0/0/{zeros}/")),
+            "{marker}"
+        );
         assert_eq!(read(Some(&key), &marker, &[7; 32], Some(ARN)), Ok(zero));
         let genuine = write(&key, progress(4), &[7; 32], ARN);
         let mac = genuine.rsplit('/').next().unwrap();
         // The same numbers, padded: the MAC would verify, the text is refused.
         for padded in [
-            "v2/04/3/1048576",
-            "v2/004/3/1048576",
-            "v2/4/03/1048576",
-            "v2/4/3/01048576",
-            "v2/00/3/1048576",
+            "v3/04/3/1048576",
+            "v3/004/3/1048576",
+            "v3/4/03/1048576",
+            "v3/4/3/01048576",
+            "v3/00/3/1048576",
         ] {
-            let padded = format!("{padded}/{mac}");
+            let padded = format!("{padded}/{HASH_HEX}/{mac}");
             assert_eq!(
                 read(Some(&key), &padded, &[7; 32], Some(ARN)),
                 Err(Ignored::Malformed),
@@ -332,6 +393,7 @@ mod tests {
             next: usize::MAX,
             hop: u32::MAX,
             accounted_limit: usize::MAX,
+            hash_key: Some(u128::MAX),
         };
         let marker = write(&key(), longest, &[0; 32], ARN);
         assert_eq!(marker.len(), MAX_MARKER_BYTES);

@@ -11,7 +11,8 @@
 //! Instead, on a standard queue, the handler sends the message again to its
 //! own source queue with a progress marker, the [`RESUME_ATTRIBUTE`]
 //! message attribute ([`marker`]: the `sequence` of the first
-//! unacknowledged event, the number of copies so far, and a MAC that only
+//! unacknowledged event, the number of copies so far, the hash key that
+//! places its records on the first delivery's shard, and a MAC that only
 //! this function can compute), and acknowledges the original. The copy
 //! starts at the first event whose `sequence` is at least `next` ([`start`]):
 //! events already acknowledged are not sent again, and only the in-doubt
@@ -48,7 +49,7 @@ mod start;
 
 pub use delay::{CopyDelay, MAX_DELAY_SECONDS};
 pub use marker::{Ignored, Progress};
-pub use start::{Start, start};
+pub use start::{Start, read_marker, start};
 
 use std::future::Future;
 use std::time::Duration;
@@ -70,11 +71,12 @@ const MAX_CONCURRENT_SENDS: usize = 10;
 /// Why a re-send that was still waiting at `stop_at` counts as failed.
 pub const NOT_ANSWERED_IN_TIME: &str = "the source queue did not answer in time";
 
-/// Whether `body` and the longest marker fit in one SQS message (attributes
-/// count toward the 1 MiB limit).
-pub fn fits(body: &str) -> bool {
-    body.len() + RESUME_ATTRIBUTE.len() + ATTRIBUTE_TYPE.len() + marker::MAX_MARKER_BYTES
-        <= MAX_MESSAGE_BYTES
+/// Whether `body` and its `marker` fit in one SQS message (attributes count
+/// toward the 1 MiB limit). The marker written, not the longest one
+/// ([`marker::MAX_MARKER_BYTES`]): a body that leaves room for the copy's
+/// actual marker goes back.
+pub fn fits(body: &str, marker: &str) -> bool {
+    body.len() + RESUME_ATTRIBUTE.len() + ATTRIBUTE_TYPE.len() + marker.len() <= MAX_MESSAGE_BYTES
 }
 
 /// How markers are read and written, how many copies a submission may
@@ -217,13 +219,14 @@ mod tests {
 
     #[test]
     fn a_body_at_the_size_limit_cannot_carry_its_marker() {
-        let room = MAX_MESSAGE_BYTES - RESUME_ATTRIBUTE.len() - ATTRIBUTE_TYPE.len() - 120;
-        assert!(fits(&"x".repeat(room)));
-        assert!(!fits(&"x".repeat(room + 1)));
+        let marker = "v3/4/1/1048576/-/".to_owned() + &"0".repeat(64);
+        let room = MAX_MESSAGE_BYTES - RESUME_ATTRIBUTE.len() - ATTRIBUTE_TYPE.len() - marker.len();
+        assert!(fits(&"x".repeat(room), &marker));
+        assert!(!fits(&"x".repeat(room + 1), &marker));
         assert_eq!(
             marker::MAX_MARKER_BYTES,
-            120,
-            "docs/guarantees.md quotes 140 bytes"
+            153,
+            "docs/contract.md quotes 153 bytes"
         );
     }
 
@@ -236,6 +239,7 @@ mod tests {
             next: 1,
             hop,
             accounted_limit: 1,
+            hash_key: None,
         };
         assert!(policy.copy(progress(2), &[0; 32], "arn").is_ok());
         assert_eq!(
@@ -268,7 +272,7 @@ mod tests {
             source_arn: "arn:aws:sqs:eu-west-1:1:q",
             body: "{}",
             group_id: None,
-            marker: "v2/1/1/1/00".into(),
+            marker: "v3/1/1/1/-/00".into(),
             delay_seconds: 0,
             source_message_id: id,
         };

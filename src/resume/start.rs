@@ -37,15 +37,27 @@ pub struct Start {
     pub ignored: Option<Ignored>,
 }
 
-/// Starts `submission` where `marker` says, if the function wrote it for
-/// this document on the queue `source_arn`: the records acknowledged in
-/// earlier deliveries are left out (`skipped`). `limit` is this delivery's
-/// record limit; `dropped_under(limit)` reads the body again under another
-/// record limit and returns the events dropped there (`None` if it cannot).
-pub fn start(
+/// What the marker a delivery carries says, if it carries one: its
+/// progress if the function wrote it for the document with
+/// `document_sha256` on the queue `source_arn`, else why it is ignored.
+/// Read before the records are placed, since a copy's records carry the
+/// hash key its marker names.
+pub fn read_marker(
     policy: &Policy,
     marker: Option<&str>,
+    document_sha256: &[u8; 32],
     source_arn: Option<&str>,
+) -> Option<Result<Progress, Ignored>> {
+    marker.map(|marker| policy.read(marker, document_sha256, source_arn))
+}
+
+/// Starts `submission` where its marker, `read` by [`read_marker`], says:
+/// the records acknowledged in earlier deliveries are left out (`skipped`).
+/// `limit` is this delivery's record limit; `dropped_under(limit)` reads the
+/// body again under another record limit and returns the events dropped
+/// there (`None` if it cannot).
+pub fn start(
+    read: Option<Result<Progress, Ignored>>,
     submission: &mut EncodedSubmission,
     limit: usize,
     dropped_under: impl FnOnce(usize) -> Option<Vec<DroppedEvent>>,
@@ -57,13 +69,10 @@ pub fn start(
         unaccounted: submission.dropped.clone(),
         ignored,
     };
-    let Some(marker) = marker else {
+    let Some(read) = read else {
         return fresh(None);
     };
-    let progress = policy
-        .read(marker, &submission.document_sha256, source_arn)
-        .and_then(|p| within(p, submission));
-    let progress = match progress {
+    let progress = match read.and_then(|p| within(p, submission)) {
         Ok(progress) => progress,
         Err(ignored) => return fresh(Some(ignored)),
     };
@@ -153,8 +162,20 @@ mod tests {
             next,
             hop: 2,
             accounted_limit,
+            hash_key: None,
         };
         policy().copy(progress, &[7; 32], ARN).unwrap().0
+    }
+
+    /// Reads `marker` as the handler does, then starts.
+    fn begin(
+        marker: Option<&str>,
+        s: &mut EncodedSubmission,
+        limit: usize,
+        dropped_under: impl FnOnce(usize) -> Option<Vec<DroppedEvent>>,
+    ) -> Start {
+        let read = read_marker(&policy(), marker, &s.document_sha256, Some(ARN));
+        start(read, s, limit, dropped_under)
     }
 
     fn never(_: usize) -> Option<Vec<DroppedEvent>> {
@@ -167,14 +188,7 @@ mod tests {
         let null = || dropped(&[2, 5], Reason::NullValue);
         for (next, skipped) in [(0, 0), (2, 2), (3, 2), (6, 4), (12, 10)] {
             let mut s = submission(12, null());
-            let start = start(
-                &policy(),
-                Some(&marker(next, LIMIT)),
-                Some(ARN),
-                &mut s,
-                LIMIT,
-                never,
-            );
+            let start = begin(Some(&marker(next, LIMIT)), &mut s, LIMIT, never);
             assert_eq!(start.resumed_at, Some(next));
             assert_eq!((start.hop, start.ignored), (2, None));
             assert_eq!((s.skipped, s.records.len()), (skipped, 10 - skipped));
@@ -184,29 +198,22 @@ mod tests {
             );
         }
         let mut s = submission(12, null());
-        let beyond = start(
-            &policy(),
-            Some(&marker(13, LIMIT)),
-            Some(ARN),
-            &mut s,
-            LIMIT,
-            never,
-        );
+        let beyond = begin(Some(&marker(13, LIMIT)), &mut s, LIMIT, never);
         assert_eq!(beyond.ignored, Some(Ignored::Malformed));
     }
 
     #[test]
     fn without_a_valid_marker_a_delivery_starts_at_event_0_and_accounts_for_every_drop() {
         let mut s = submission(6, dropped(&[1, 4], Reason::NullValue));
-        let first = start(&policy(), None, Some(ARN), &mut s, LIMIT, never);
+        let first = begin(None, &mut s, LIMIT, never);
         assert_eq!(
             (first.hop, first.resumed_at, first.ignored),
             (0, None, None)
         );
         assert_eq!(first.unaccounted, s.dropped);
         assert_eq!(first.accounted_limit, LIMIT);
-        let forged = format!("v2/4/1/{LIMIT}/{}", "0".repeat(64));
-        let ignored = start(&policy(), Some(&forged), Some(ARN), &mut s, LIMIT, never);
+        let forged = format!("v3/4/1/{LIMIT}/-/{}", "0".repeat(64));
+        let ignored = begin(Some(&forged), &mut s, LIMIT, never);
         assert_eq!(ignored.ignored, Some(Ignored::BadMac));
         assert_eq!((ignored.hop, ignored.resumed_at), (0, None));
         assert_eq!(ignored.unaccounted, s.dropped);
@@ -227,14 +234,7 @@ mod tests {
             d.extend(dropped(&[7], Reason::EventTooLarge));
             Some(d)
         };
-        let copy = start(
-            &policy(),
-            Some(&marker(3, LIMIT)),
-            Some(ARN),
-            &mut s,
-            lower,
-            earlier,
-        );
+        let copy = begin(Some(&marker(3, LIMIT)), &mut s, lower, earlier);
         assert_eq!(copy.unaccounted, dropped(&[5], Reason::EventTooLarge));
         assert_eq!(
             copy.accounted_limit, lower,
@@ -242,25 +242,13 @@ mod tests {
         );
         // Cannot read it again: every drop at or after `next` counts again.
         let mut s = submission(10, dropped(&[1, 5], Reason::EventTooLarge));
-        let unsure = start(
-            &policy(),
-            Some(&marker(3, LIMIT)),
-            Some(ARN),
-            &mut s,
-            lower,
-            |_| None,
-        );
+        let unsure = begin(Some(&marker(3, LIMIT)), &mut s, lower, |_| None);
         assert_eq!(unsure.unaccounted, dropped(&[5], Reason::EventTooLarge));
         // A higher limit keeps the marker's.
         let mut s = submission(10, dropped(&[5], Reason::NullValue));
-        let higher = start(
-            &policy(),
-            Some(&marker(3, lower)),
-            Some(ARN),
-            &mut s,
-            LIMIT,
-            |_| Some(dropped(&[5], Reason::NullValue)),
-        );
+        let higher = begin(Some(&marker(3, lower)), &mut s, LIMIT, |_| {
+            Some(dropped(&[5], Reason::NullValue))
+        });
         assert!(higher.unaccounted.is_empty());
         assert_eq!(higher.accounted_limit, lower);
     }

@@ -4,7 +4,7 @@ under the real function, through SQS and the event source mapping.
 A valid submission from a standard queue that was published only part-way in
 an invocation, at least one of its records acknowledged there, goes back to
 its own queue with the message attribute `edr_resume_from` =
-"v2/{next}/{hop}/{accounted_limit}/{mac}" (docs/contract.md) and is
+"v3/{next}/{hop}/{accounted_limit}/{hash_key}/{mac}" (docs/contract.md) and is
 acknowledged; the copy is published from its first event whose sequence is at
 least `next`. A marker the function did not sign is ignored. Kinesis sits
 behind the tests' fault proxy (edr_tools.fault_proxy), which makes it stop a
@@ -309,7 +309,7 @@ def test_a_marker_a_sensor_wrote_is_ignored_and_every_event_published(deploy, em
     expected = {}
     for i, e in enumerate(entries):
         digest = hashlib.sha256(base64.b64decode(e["body"])).hexdigest()
-        marker, reason = (f"3/{digest}", "malformed") if i % 2 == 0 else (f"v2/3/1/1048576/{'ab' * 32}", "bad_mac")
+        marker, reason = (f"3/{digest}", "malformed") if i % 2 == 0 else (f"v3/3/1/1048576/-/{'ab' * 32}", "bad_mac")
         sent = stack.aws.sqs.send_message(
             QueueUrl=stack.queue_url,
             MessageBody=e["body"],

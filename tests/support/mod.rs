@@ -430,11 +430,12 @@ impl ResendSink for RecordingResend {
     }
 }
 
-/// The `next` and `hop` a resume marker (`v2/{next}/{hop}/{limit}/{mac}`) carries.
+/// The `next` and `hop` a resume marker
+/// (`v3/{next}/{hop}/{limit}/{hash_key}/{mac}`) carries.
 pub fn marker_progress(marker: &str) -> (usize, u32) {
     let fields: Vec<&str> = marker.split('/').collect();
-    assert_eq!(fields.len(), 5, "{marker}");
-    assert_eq!(fields[0], "v2", "{marker}");
+    assert_eq!(fields.len(), 6, "{marker}");
+    assert_eq!(fields[0], "v3", "{marker}");
     (fields[1].parse().unwrap(), fields[2].parse().unwrap())
 }
 
