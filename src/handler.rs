@@ -12,9 +12,10 @@
 //! are stored before publishing: those of partly valid submissions
 //! (`INVALID_EVENTS=drop-event`), and every entry of a FIFO batch. A standard
 //! queue's whole-message rejects decide only their own fate, so they are
-//! stored while the batch is published, in requests of their own: an
-//! invalid flood from one sender neither delays nor fails anyone else's
-//! submission.
+//! stored while the batch is published, in requests of their own, and the
+//! submissions published part-way are sent back to their queue as soon as
+//! publishing ends, beside them: an invalid flood from one sender neither
+//! delays nor fails anyone else's submission, nor holds back its copy.
 
 use std::time::Duration;
 
@@ -143,10 +144,19 @@ impl<K: RecordSink, R: RejectSink, S: ResendSink> Handler<K, R, S> {
         // published, in requests of their own: one sender's flood of invalid
         // messages, however slowly the queue takes it, holds no other
         // message back and uses none of the requests that publishing waits for.
+        // The submissions published part-way go back to their queue as
+        // soon as publishing ends, beside those rejects too: a flood of
+        // invalid messages delays no re-send either.
         let independent = batch.independent_rejects();
         let (stored, (stats, publish_time)) = tokio::join!(
             self.store_independent_rejects(&independent, rejects_stop_at),
-            self.publish_rounds(&mut batch, deadline, rejects_stop_at),
+            async {
+                let published = self
+                    .publish_rounds(&mut batch, deadline, rejects_stop_at)
+                    .await;
+                self.resend_partly_published(&mut batch, deadline).await;
+                published
+            },
         );
         let positions: Vec<usize> = independent
             .iter()
@@ -154,7 +164,6 @@ impl<K: RecordSink, R: RejectSink, S: ResendSink> Handler<K, R, S> {
             .collect();
         batch.rejects_stored(&positions, stored);
         shard_split::log(&batch.shard_splits());
-        self.resend_partly_published(&mut batch, deadline).await;
         let response = batch.respond();
         let mut metrics = batch.count(response.is_ok());
         metrics.put_records_calls = stats.calls;

@@ -402,6 +402,42 @@ async fn the_re_send_window_runs_from_the_end_of_publishing_to_half_the_margin_b
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_slow_flood_of_invalid_messages_does_not_hold_a_re_send_back() {
+    // 200 invalid messages from one sender, against a rejects queue that
+    // takes 400 ms a request (20 requests, 10 at a time: 800 ms), and one
+    // submission published part-way at once (record 2 refused for good).
+    // The copy goes back as soon as publishing ends, beside the flood.
+    let rejects = RecordingRejects {
+        delay: Duration::from_millis(400),
+        ..RecordingRejects::default()
+    };
+    let h = Handler::new(config(&[]), writing_before(2, kms_denied), Some(rejects))
+        .with_resend(RecordingResend::default());
+    let mut messages = vec![delivery("partial", &b64(&submission(0, 4, 0)), None, 1)];
+    messages.extend((0..200).map(|n| message(&format!("bad{n}"), "%%%")));
+    let started = Instant::now();
+    let (response, metrics) = h.process(&batch(messages).records, far_deadline()).await;
+    assert!(failed_ids(&response.unwrap()).is_empty());
+    assert_eq!((metrics.resent, metrics.rejected_total()), (1, 200));
+    let resend = h.resend().unwrap();
+    let called_at = resend.called_at.lock().unwrap().clone();
+    assert_eq!(
+        called_at,
+        [started],
+        "sent back at once, not after the flood"
+    );
+    assert_eq!(
+        marker_progress(&resend.sent.lock().unwrap()[0].marker),
+        (2, 1)
+    );
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(800),
+        "the flood took its time"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_marker_for_other_content_is_ignored_and_a_fair_queue_keeps_its_group() {
     let h = resuming(ScriptedKinesis::healthy(), &[]);
     let other = b64(&submission(0, 5, 0));

@@ -396,11 +396,14 @@ impl RejectSink for RecordingRejects {
     }
 }
 
-/// A source queue that remembers what was sent back to it, or refuses.
+/// A source queue that remembers what was sent back to it, and when (on
+/// the tests' clock), or refuses.
 #[derive(Default)]
 pub struct RecordingResend {
     pub sent: Mutex<Vec<Sent>>,
     pub refuse: bool,
+    /// When each re-send was asked for, refused or not.
+    pub called_at: Mutex<Vec<tokio::time::Instant>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -415,6 +418,7 @@ pub struct Sent {
 
 impl ResendSink for RecordingResend {
     async fn resend(&self, m: &Resend<'_>) -> Result<(), String> {
+        (self.called_at.lock().unwrap()).push(tokio::time::Instant::now());
         if self.refuse {
             return Err("AccessDenied: scripted".into());
         }
