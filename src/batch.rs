@@ -7,8 +7,10 @@
 //! ([`Batch::gating_rejects`], [`Batch::lanes`], [`Batch::apply`]), while
 //! the rejects that gate nothing are stored beside them
 //! ([`Batch::independent_rejects`]). What became of each message is then
-//! read by the answer to SQS ([`crate::answer`], [`Batch::respond`]), which
-//! names the messages SQS must redeliver, and by the counts
+//! read, each in its own module, by the resume decision ([`crate::resume`],
+//! [`Batch::resends`]: which messages go back to their queue with their
+//! progress), by the answer to SQS ([`crate::answer`], [`Batch::respond`]),
+//! which names the messages SQS must redeliver, and by the counts
 //! ([`crate::metrics`], [`Batch::count`]), one per message.
 //!
 //! For a FIFO queue a message group is one lane: once a message of a group
@@ -24,7 +26,7 @@ use crate::encode::{EncodedSubmission, RecordKeys};
 use crate::model::{DroppedEvent, InvalidEvents, Limits, Reason, Rejection};
 use crate::publisher::{Outcome, PublishFailure, PublishReport};
 use crate::rejects_queue::RejectedMessage;
-use crate::resume::{self, Ignored, NotSent, Policy, Progress, RESUME_ATTRIBUTE, Resend, Start};
+use crate::resume::{self, Ignored, Policy, RESUME_ATTRIBUTE, Start};
 use crate::shard_split::ShardSplit;
 use crate::transform::{transform, transform_with};
 
@@ -445,99 +447,12 @@ impl<'e> Batch<'e> {
         }
     }
 
-    /// The valid messages of a standard queue that failed after some progress
-    /// in this invocation, to send back to their queue with their progress
-    /// ([`crate::resume`]), with their positions for [`Batch::resent`]. A
-    /// FIFO message never goes back: the copy would land behind its group.
-    pub fn resends(&self) -> (Vec<usize>, Vec<Resend<'_>>) {
-        if self.fifo {
-            return (Vec::new(), Vec::new());
-        }
-        self.messages
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.failed && m.progress > 0)
-            .filter_map(|(i, m)| Some((i, self.copy_of(m)?)))
-            .unzip()
-    }
-
-    /// The copy of `m` to send back, unless it cannot go back: a
-    /// submission that used up its hops, or a body too close to the SQS
-    /// size limit to carry its marker.
-    fn copy_of(&self, m: &Message<'e>) -> Option<Resend<'e>> {
-        let (Fate::Valid(index), Some(source_arn)) = (&m.fate, m.source_arn) else {
-            return None;
-        };
-        let submission = self.encoded.get(*index)?;
-        let progress = Progress {
-            next: submission.sequence_of(submission.skipped + m.progress),
-            hop: m.hop.saturating_add(1),
-            accounted_limit: m.accounted_limit,
-            // The decimal this delivery sent to Kinesis, so it parses.
-            hash_key: (submission.explicit_hash_key.as_deref()).and_then(|h| h.parse().ok()),
-        };
-        let copy = self
-            .policy
-            .copy(progress, &submission.document_sha256, source_arn);
-        let (marker, delay_seconds) = match copy {
-            Ok(copy) => copy,
-            Err(NotSent::HopLimit) => {
-                tracing::warn!(
-                    message_id = m.id,
-                    submission_id = %submission.submission_id,
-                    hops = m.hop,
-                    max_resume_hops = self.policy.max_hops(),
-                    "partly published submission used up its copies (MAX_RESUME_HOPS); reported failed, it reaches the dead-letter queue after MaxReceiveCount receives"
-                );
-                return None;
-            }
-            Err(NotSent::NoKey) => {
-                tracing::warn!(
-                    message_id = m.id,
-                    "no PIPELINE_KEY to sign a resume marker with; it will be redelivered whole"
-                );
-                return None;
-            }
-        };
-        if !resume::fits(m.body, &marker) {
-            tracing::warn!(
-                message_id = m.id,
-                "a body this close to the SQS size limit cannot carry its progress; it will be redelivered whole"
-            );
-            return None;
-        }
-        Some(Resend {
-            source_arn,
-            body: m.body,
-            group_id: m.group_attribute,
-            marker,
-            delay_seconds,
-            source_message_id: m.id.unwrap_or_default(),
-        })
-    }
-
-    /// Records what the source queue said: a message sent back is
-    /// acknowledged; one that was not is reported failed as before.
-    pub fn resent(&mut self, positions: &[usize], results: Vec<Result<(), String>>) {
-        for (&i, result) in positions.iter().zip(results) {
-            let Some(message) = self.messages.get_mut(i) else {
-                continue;
-            };
-            match result {
-                Ok(()) => {
-                    tracing::info!(
-                        message_id = message.id,
-                        "partly published submission sent back to its queue with its progress"
-                    );
-                    message.failed = false;
-                    message.resent = true;
-                }
-                Err(error) => tracing::warn!(
-                    message_id = message.id,
-                    error = %error,
-                    "could not send a partly published submission back with its progress; it will be redelivered whole"
-                ),
-            }
+    /// Marks the message at `position` sent back to its queue with its
+    /// progress ([`crate::resume`]), and so acknowledged.
+    pub(crate) fn mark_resent(&mut self, position: usize) {
+        if let Some(message) = self.messages.get_mut(position) {
+            message.failed = false;
+            message.resent = true;
         }
     }
 
@@ -567,6 +482,16 @@ impl<'e> Batch<'e> {
             Fate::Duplicate(first) => self.messages.get(first).is_some_and(|f| f.failed),
             _ => m.failed,
         }
+    }
+
+    /// Whether the batch comes from a FIFO queue.
+    pub(crate) fn is_fifo(&self) -> bool {
+        self.fifo
+    }
+
+    /// How resume markers are read and written.
+    pub(crate) fn policy(&self) -> &'e Policy {
+        self.policy
     }
 
     /// The messages, in batch order, for what reads the batch (the counts,

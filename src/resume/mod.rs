@@ -42,7 +42,15 @@
 //! this document on this queue is ignored, logged and counted
 //! (`ResumeMarkersIgnored`): the submission is published from its first
 //! event.
+//!
+//! The parts, a file each: which messages of a batch go back, as what copy
+//! (`decision`, [`crate::batch::Batch::resends`]); the marker's format and
+//! MAC ([`marker`]); where a delivery starts, from the marker it carries
+//! (`start`, [`start()`]); how long a copy waits (`delay`, [`CopyDelay`]).
+//! The sends themselves are [`resend_all`]'s, through the [`ResendSink`]
+//! seam.
 
+mod decision;
 mod delay;
 pub mod marker;
 mod start;
