@@ -26,7 +26,7 @@ use crate::encode::{EncodedSubmission, RecordKeys};
 use crate::model::{DroppedEvent, InvalidEvents, Limits, Reason, Rejection};
 use crate::publisher::{Outcome, PublishFailure, PublishReport};
 use crate::rejects_queue::RejectedMessage;
-use crate::resume::{self, Ignored, Policy, RESUME_ATTRIBUTE, Start};
+use crate::resume::{self, Ignored, Policy, Start};
 use crate::shard_split::ShardSplit;
 use crate::transform::{transform, transform_with};
 
@@ -529,26 +529,15 @@ impl Reading<'_> {
         encoded: &mut Vec<EncodedSubmission>,
     ) -> (Fate, Option<Start>, Option<Dropped>) {
         let body = record.body.as_deref().unwrap_or_default();
-        // A marker without a string value is a marker, malformed.
-        let marker = (record.message_attributes.get(RESUME_ATTRIBUTE))
-            .map(|a| a.string_value.as_deref().unwrap_or_default());
+        let mut delivery = resume::Delivery::of(self.policy, record);
         // The marker is read once the document is known and before the
         // records are placed: a copy's records carry the hash key of its
         // first delivery, which only a marker the function wrote can name.
-        let (mut read, mut keys) = (None, self.keys);
+        let mut keys = self.keys;
         let keys_for = |document_sha256: &[u8; 32]| {
-            read = resume::read_marker(
-                self.policy,
-                marker,
-                document_sha256,
-                record.event_source_arn.as_deref(),
-            );
             keys = RecordKeys {
                 message_id: id,
-                carried_hash_key: read
-                    .as_ref()
-                    .and_then(|r| r.as_ref().ok())
-                    .and_then(|p| p.hash_key),
+                carried_hash_key: delivery.read(document_sha256),
                 ..self.keys
             };
             keys
@@ -561,13 +550,9 @@ impl Reading<'_> {
                 return (Fate::Rejected(rejection), None, None);
             }
         };
-        let start = resume::start(
-            read,
-            &mut submission,
-            self.limits.max_record_bytes,
-            |limit| self.dropped_under(body, keys, limit),
-        );
-        log_start(id, &submission, &start);
+        let start = delivery.start(id, &mut submission, self.limits.max_record_bytes, |limit| {
+            self.dropped_under(body, keys, limit)
+        });
         let dropped = Dropped::of(&submission, &start);
         if let Some(d) = &dropped {
             log_dropped_events(id, &submission, d);
@@ -593,27 +578,6 @@ impl Reading<'_> {
         transform(body, limits, keys, self.time_processed)
             .ok()
             .map(|earlier| earlier.dropped)
-    }
-}
-
-/// The log line of a delivery that resumes, or whose marker is ignored.
-fn log_start(id: Option<&str>, submission: &EncodedSubmission, start: &Start) {
-    if let Some(ignored) = start.ignored {
-        tracing::warn!(
-            message_id = id,
-            reason = ignored.as_str(),
-            submission_id = %submission.submission_id,
-            device_id = %submission.device_id,
-            "ignoring a resume marker this function did not write; publishing from the first event"
-        );
-    } else if start.resumed_at.is_some() {
-        tracing::info!(
-            message_id = id,
-            submission_id = %submission.submission_id,
-            resume_from = submission.skipped,
-            hop = start.hop,
-            "resuming a partly published submission"
-        );
     }
 }
 

@@ -46,7 +46,7 @@
 //! The parts, a file each: which messages of a batch go back, as what copy
 //! (`decision`, [`crate::batch::Batch::resends`]); the marker's format and
 //! MAC ([`marker`]); where a delivery starts, from the marker it carries
-//! (`start`, [`start()`]); how long a copy waits (`delay`, [`CopyDelay`]).
+//! (`start`, [`Delivery`]); how long a copy waits (`delay`, [`CopyDelay`]).
 //! The sends themselves are [`resend_all`]'s, through the [`ResendSink`]
 //! seam.
 
@@ -57,7 +57,7 @@ mod start;
 
 pub use delay::{CopyDelay, MAX_DELAY_SECONDS};
 pub use marker::{Ignored, Progress};
-pub use start::{Start, read_marker, start};
+pub use start::{Delivery, Start, read_marker, start};
 
 use std::future::Future;
 use std::time::Duration;

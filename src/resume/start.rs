@@ -1,5 +1,5 @@
-//! Where a delivery starts, and which of its dropped events it must still
-//! account for.
+//! The marker a delivery carries, read; where the delivery starts; and
+//! which of its dropped events it must still account for.
 //!
 //! A first delivery (or one whose marker is ignored) starts at event 0 and
 //! stores, logs and counts every event it drops (`INVALID_EVENTS=drop-event`).
@@ -13,10 +13,63 @@
 //! which only happens when the limits differ and the copy drops something
 //! at or after `next`.
 
+use aws_lambda_events::event::sqs::SqsMessage;
+
 use crate::encode::EncodedSubmission;
 use crate::model::DroppedEvent;
 
-use super::{Ignored, Policy, Progress};
+use super::{Ignored, Policy, Progress, RESUME_ATTRIBUTE};
+
+/// One delivery of a message, as resuming sees it: the marker it carries,
+/// read once its document is known ([`Delivery::read`]), then where it
+/// starts ([`Delivery::start`]).
+#[derive(Debug)]
+pub struct Delivery<'a> {
+    policy: &'a Policy,
+    marker: Option<&'a str>,
+    source_arn: Option<&'a str>,
+    read: Option<Result<Progress, Ignored>>,
+}
+
+impl<'a> Delivery<'a> {
+    /// The delivery `record`, its marker not read yet.
+    pub fn of(policy: &'a Policy, record: &'a SqsMessage) -> Self {
+        // A marker without a string value is a marker, malformed.
+        let marker = (record.message_attributes.get(RESUME_ATTRIBUTE))
+            .map(|a| a.string_value.as_deref().unwrap_or_default());
+        Delivery {
+            policy,
+            marker,
+            source_arn: record.event_source_arn.as_deref(),
+            read: None,
+        }
+    }
+
+    /// Reads the marker for the document with `document_sha256`
+    /// ([`read_marker`]), before the records are placed: returns the hash
+    /// key that the copy's records carry, if the marker is one the
+    /// function wrote and names one.
+    pub fn read(&mut self, document_sha256: &[u8; 32]) -> Option<u128> {
+        self.read = read_marker(self.policy, self.marker, document_sha256, self.source_arn);
+        let progress = self.read.as_ref().and_then(|r| r.as_ref().ok());
+        progress.and_then(|p| p.hash_key)
+    }
+
+    /// Starts `submission`, the delivery's valid submission, where its
+    /// marker says ([`start()`]), and logs a resume or an ignored marker
+    /// under the message id `id`.
+    pub fn start(
+        self,
+        id: Option<&str>,
+        submission: &mut EncodedSubmission,
+        limit: usize,
+        dropped_under: impl FnOnce(usize) -> Option<Vec<DroppedEvent>>,
+    ) -> Start {
+        let start = start(self.read, submission, limit, dropped_under);
+        log_start(id, submission, &start);
+        start
+    }
+}
 
 /// How one delivery of a valid submission starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +153,27 @@ pub fn start(
         accounted_limit: progress.accounted_limit.min(limit),
         unaccounted,
         ignored: None,
+    }
+}
+
+/// The log line of a delivery that resumes, or whose marker is ignored.
+fn log_start(id: Option<&str>, submission: &EncodedSubmission, start: &Start) {
+    if let Some(ignored) = start.ignored {
+        tracing::warn!(
+            message_id = id,
+            reason = ignored.as_str(),
+            submission_id = %submission.submission_id,
+            device_id = %submission.device_id,
+            "ignoring a resume marker this function did not write; publishing from the first event"
+        );
+    } else if start.resumed_at.is_some() {
+        tracing::info!(
+            message_id = id,
+            submission_id = %submission.submission_id,
+            resume_from = submission.skipped,
+            hop = start.hop,
+            "resuming a partly published submission"
+        );
     }
 }
 
