@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::aggregate;
 use crate::config::{Config, PartitionKey, ShardPlacement};
 use crate::keys::PipelineKey;
-use crate::model::{DroppedEvent, Reason, RecordFormat, Rejection, Submission};
+use crate::model::{DroppedEvent, Event, Reason, RecordFormat, Rejection, Submission};
 
 /// The namespace of `event_id`:
 /// `event_id = uuid5(EVENT_ID_NAMESPACE, "{device_id}/{submission_id}/{sha256}/{sequence}")`
@@ -370,21 +370,8 @@ fn encode_records(
     for (index, (sequence, event)) in submission.sequenced().enumerate() {
         let oversized = Oversized { index, sequence };
         let start = buf.len();
-        buf.extend_from_slice(b"{\"event_id\":\"");
-        buf.extend_from_slice(
-            ids.id(sequence)
-                .hyphenated()
-                .encode_lower(&mut Uuid::encode_buffer())
-                .as_bytes(),
-        );
-        buf.extend_from_slice(b"\",\"event_type\":\"");
-        buf.extend_from_slice(event.event_type().as_bytes());
-        buf.extend_from_slice(&middle);
-        buf.extend_from_slice(decimal(sequence, &mut [0u8; 20]));
-        buf.extend_from_slice(&tail);
-        // The strings are raw JSON text (`RawString`): written as sent.
-        serde_json::to_writer(&mut buf, event).map_err(|_| oversized)?;
-        buf.push(b'}');
+        let shared = (middle.as_slice(), tail.as_slice());
+        write_record(&mut buf, ids.id(sequence), sequence, event, shared).map_err(|_| oversized)?;
         // Kinesis' record limit counts data plus partition key; the
         // ExplicitHashKey is not counted (PutRecordsRequestEntry, `Data`),
         // but an aggregated record holds it in its key table.
@@ -393,16 +380,7 @@ fn encode_records(
         }
         ends.push(buf.len());
     }
-    let all = Bytes::from(buf);
-    let mut start = 0;
-    let records = ends
-        .into_iter()
-        .map(|end| {
-            let record = all.slice(start..end);
-            start = end;
-            record
-        })
-        .collect();
+    let records = slices(Bytes::from(buf), ends);
     let explicit_hash_key = early_hash_key.or_else(|| hash_key(&partition_key));
     Ok(EncodedSubmission {
         submission_id: submission.submission_id,
@@ -414,6 +392,46 @@ fn encode_records(
         document_sha256: submission.document_sha256,
         skipped: 0,
     })
+}
+
+/// Appends the record of `event`, whose id is `id` and which is at
+/// `sequence`, to `buf`; `shared` is the fields between its type and its
+/// sequence, and those after ([`shared_fields`]).
+fn write_record(
+    buf: &mut Vec<u8>,
+    id: Uuid,
+    sequence: usize,
+    event: &Event<'_>,
+    (middle, tail): (&[u8], &[u8]),
+) -> serde_json::Result<()> {
+    buf.extend_from_slice(b"{\"event_id\":\"");
+    buf.extend_from_slice(
+        id.hyphenated()
+            .encode_lower(&mut Uuid::encode_buffer())
+            .as_bytes(),
+    );
+    buf.extend_from_slice(b"\",\"event_type\":\"");
+    buf.extend_from_slice(event.event_type().as_bytes());
+    buf.extend_from_slice(middle);
+    buf.extend_from_slice(decimal(sequence, &mut [0u8; 20]));
+    buf.extend_from_slice(tail);
+    // The strings are raw JSON text (`RawString`): written as sent.
+    serde_json::to_writer(&mut *buf, event)?;
+    buf.push(b'}');
+    Ok(())
+}
+
+/// The records written one after the other into `all`, each ending at its
+/// entry of `ends`: slices that share the one buffer.
+fn slices(all: Bytes, ends: Vec<usize>) -> Vec<Bytes> {
+    let mut start = 0;
+    ends.into_iter()
+        .map(|end| {
+            let record = all.slice(start..end);
+            start = end;
+            record
+        })
+        .collect()
 }
 
 /// The fields every record of a submission shares, rendered once: the
