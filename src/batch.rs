@@ -79,6 +79,37 @@ pub(crate) struct Message<'e> {
     pub(crate) round: usize,
 }
 
+impl<'e> Message<'e> {
+    /// The message `record`, named `id`, as its reading left it: its fate,
+    /// where it started, and the drops it accounts for. `limit` is the
+    /// record limit of this delivery.
+    fn new(
+        record: &'e SqsMessage,
+        id: Option<&'e str>,
+        fifo: bool,
+        (fate, start, dropped): (Fate, Option<Start>, Option<Dropped>),
+        limit: usize,
+    ) -> Self {
+        let group_attribute = record.attributes.get("MessageGroupId").map(String::as_str);
+        Message {
+            id,
+            group: group_attribute.filter(|_| fifo),
+            body: record.body.as_deref().unwrap_or_default(),
+            fate,
+            dropped,
+            source_arn: record.event_source_arn.as_deref(),
+            group_attribute,
+            hop: start.as_ref().map_or(0, |s| s.hop),
+            accounted_limit: start.as_ref().map_or(limit, |s| s.accounted_limit),
+            marker_ignored: start.and_then(|s| s.ignored),
+            progress: 0,
+            resent: false,
+            failed: false,
+            round: 0,
+        }
+    }
+}
+
 /// The rejects-queue entry of a submission published without some events.
 #[derive(Debug, Clone)]
 pub(crate) struct Dropped {
@@ -171,12 +202,18 @@ impl<'e> Batch<'e> {
         policy: &'e Policy,
     ) -> Self {
         let fifo = records.iter().any(is_fifo);
+        let reading = Reading {
+            limits,
+            keys,
+            time_processed,
+            policy,
+        };
         let mut encoded: Vec<EncodedSubmission> = Vec::new();
         let mut first_with_id: HashMap<&str, usize> = HashMap::new();
         let mut messages: Vec<Message<'_>> = Vec::with_capacity(records.len());
         for (index, record) in records.iter().enumerate() {
             let id = record.message_id.as_deref().filter(|id| !id.is_empty());
-            let (fate, start, dropped) = match id.and_then(|id| first_with_id.get(id)) {
+            let read = match id.and_then(|id| first_with_id.get(id)) {
                 Some(&first) => {
                     tracing::warn!(
                         message_id = id,
@@ -184,42 +221,18 @@ impl<'e> Batch<'e> {
                     );
                     (Fate::Duplicate(first), None, None)
                 }
-                None => {
-                    let reading = Reading {
-                        limits,
-                        keys,
-                        time_processed,
-                        policy,
-                    };
-                    reading.read(record, id, &mut encoded)
-                }
+                None => reading.read(record, id, &mut encoded),
             };
             if let Some(id) = id {
                 first_with_id.entry(id).or_insert(index);
             }
-            let group = if fifo {
-                record.attributes.get("MessageGroupId").map(String::as_str)
-            } else {
-                None
-            };
-            messages.push(Message {
+            messages.push(Message::new(
+                record,
                 id,
-                group,
-                body: record.body.as_deref().unwrap_or_default(),
-                fate,
-                dropped,
-                source_arn: record.event_source_arn.as_deref(),
-                group_attribute: record.attributes.get("MessageGroupId").map(String::as_str),
-                hop: start.as_ref().map_or(0, |s| s.hop),
-                accounted_limit: start
-                    .as_ref()
-                    .map_or(limits.max_record_bytes, |s| s.accounted_limit),
-                marker_ignored: start.and_then(|s| s.ignored),
-                progress: 0,
-                resent: false,
-                failed: false,
-                round: 0,
-            });
+                fifo,
+                read,
+                limits.max_record_bytes,
+            ));
         }
         let mut batch = Batch {
             messages,

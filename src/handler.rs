@@ -1,12 +1,14 @@
 //! The batch handler: an SQS batch in, `batchItemFailures` out.
 //!
-//! The five steps of an invocation, each its own module: triage every
+//! The steps of an invocation, each in its own module: triage every
 //! message ([`crate::batch`]), store the invalid ones in the rejects queue
 //! ([`crate::rejects_queue`]), publish the valid ones lane by lane
-//! ([`crate::publisher`]), apply what Kinesis said, and answer with the
-//! message ids of every submission that was not fully published, so SQS
-//! redelivers exactly those. A FIFO batch may take several rounds of
-//! "store rejects, then publish" ([`crate::batch::Batch::rounds`]).
+//! ([`crate::publisher`]), apply what Kinesis said, send the submissions
+//! published part-way back to their queue ([`crate::resume`]), and answer
+//! with the message ids of every submission that was not fully published
+//! ([`crate::answer`]), so SQS redelivers exactly those. A FIFO batch may
+//! take several rounds of "store rejects, then publish"
+//! ([`crate::batch::Batch::rounds`]).
 //!
 //! Only the rejects-queue entries whose result decides what is published
 //! are stored before publishing: those of partly valid submissions

@@ -14,11 +14,11 @@
 //! | [`decode`] | SQS body → validated [`model::Submission`], or a [`model::Rejection`] with a reason |
 //! | [`encode`] | submission → the JSON record of each event (`event_id`, `time_processed`) |
 //! | [`transform`] | body → records: decode then encode, the pure path run per message |
-//! | [`batch`] | the bookkeeping of one batch: triage, FIFO lanes and rounds |
+//! | [`batch`] | what became of each message of a batch: triage, FIFO lanes and rounds, what each round's rejects and publishing did |
 //! | [`rejects_queue`] | storing invalid submissions in the optional rejects queue (SendMessageBatch) |
 //! | [`aggregate`] | the KPL aggregated record format: aggregator and deaggregator (`RECORD_FORMAT=aggregated`) |
 //! | [`publisher`] | PutRecords: packing, strict/relaxed ordering, the deadline; [`publisher::retry`], the whole retry policy (what is retried, `MAX_ATTEMPTS`, the backoff, the SDK's own retries) |
-//! | [`resume`] | a submission published part-way goes back to its queue with its progress, and resumes there |
+//! | [`resume`] | a submission published part-way goes back to its queue with its progress, and resumes there: the decision, the marker, where a delivery starts, the copy's delay |
 //! | [`shard_split`] | a submission acknowledged on more than one shard: counted, and logged at ERROR |
 //! | [`answer`] | the answer to SQS: `batchItemFailures`, or the whole batch failed when a failed message has no id |
 //! | [`handler`] | an invocation: triage, store rejects (those that gate publishing first, the others beside it), publish, apply, resume, respond |
@@ -26,8 +26,9 @@
 //!
 //! The supporting cast: [`config`] (settings from the environment),
 //! [`keys`] (the secret sensors never see: marker MACs, shard placement),
-//! [`metrics`] (the counts of an invocation, as EMF documents on stdout), [`logging`] (JSON lines with the
-//! invocation's request and trace ids; the crate's level applied in-process,
+//! [`metrics`] (what an invocation did, counted from its batch, as EMF
+//! documents on stdout), [`logging`] (JSON lines with the invocation's
+//! request and trace ids; the crate's level applied in-process,
 //! dependencies at WARN).
 //!
 //! Three seams keep AWS out of the domain: [`publisher::RecordSink`]
