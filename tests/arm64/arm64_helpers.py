@@ -7,6 +7,7 @@ import time
 
 from edr_tools import ROOT
 from edr_tools import emulator as local_emulator
+from edr_tools.bench.coldstart import memory_kb
 from edr_tools.bench.lambda_stub import Invocation, RuntimeApi
 
 REGION = local_emulator.local_region()
@@ -14,16 +15,6 @@ LOGS = ROOT / ".cache" / "arm64"
 ELF_MACHINE_AARCH64 = 183
 # A fixed key for these tests only (docs/contract.md, PIPELINE_KEY).
 PIPELINE_KEY = "arm64-tests-only-pipeline-key-0123456789"
-
-
-def memory_kb(pid: int) -> dict[str, int]:
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key in ("VmHWM", "VmRSS"):
-                out[key] = int(value.split()[0])
-    return out
 
 
 class Function:
