@@ -6,9 +6,6 @@
 
 use crate::support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use base64::Engine as _;
 use edr_preprocessor::decode;
 use edr_preprocessor::model::{Limits, Reason};
@@ -169,27 +166,6 @@ fn control_characters_and_escapes_are_handled() {
     );
 }
 
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
-
 #[test]
 fn logs_carry_ids_and_reasons_never_bodies_or_command_lines() {
     const SECRET: &str = "SECRET-PASSWORD-ON-THE-COMMAND-LINE";
@@ -215,24 +191,17 @@ fn logs_carry_ids_and_reasons_never_bodies_or_command_lines() {
         message("m-fails", &b64(&failing)),
     ]);
 
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_writer(capture.clone())
-        .finish();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()
         .unwrap();
     let h = handler(ScriptedKinesis::per_record(|_| kms_denied()), &[]);
-    let response = tracing::subscriber::with_default(subscriber, || {
-        runtime.block_on(h.handle(event, far_deadline()))
-    })
-    .unwrap();
+    let capture = Logs::capture();
+    let response = runtime.block_on(h.handle(event, far_deadline())).unwrap();
     assert_eq!(failed_ids(&response), ["m-fails"]);
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     let lines: Vec<&str> = logs.lines().collect();
     assert_eq!(
         lines

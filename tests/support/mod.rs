@@ -485,9 +485,14 @@ impl Logs {
         }
     }
 
+    /// Every line as written.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.buffer.lock().unwrap().clone()).unwrap()
+    }
+
     /// Each line's `fields` (the message is `fields.message`), with its level.
     pub fn lines(&self) -> Vec<Value> {
-        let text = String::from_utf8(self.buffer.lock().unwrap().clone()).unwrap();
+        let text = self.text();
         text.lines()
             .map(|line| {
                 let line: Value = serde_json::from_str(line).unwrap();
