@@ -23,6 +23,7 @@ use std::collections::{HashMap, HashSet};
 use aws_lambda_events::event::sqs::SqsMessage;
 
 use crate::encode::{EncodedSubmission, RecordKeys};
+use crate::gates;
 use crate::model::{DroppedEvent, InvalidEvents, Limits, Reason, Rejection};
 use crate::publisher::{Outcome, PublishFailure, PublishReport};
 use crate::rejects_queue::RejectedMessage;
@@ -148,6 +149,15 @@ impl Dropped {
             detail,
         })
     }
+}
+
+/// Who a rejects-queue entry is sent for ([`Batch::gating_rejects`]'s
+/// order), or which lane waits for it ([`Batch::lane_waits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Sender<'e> {
+    Group(&'e str),
+    Device(uuid::Uuid),
+    Message(usize),
 }
 
 /// A whole-message reject of a standard queue, with what its rejects-queue
@@ -320,10 +330,14 @@ impl<'e> Batch<'e> {
     /// whole), and in a FIFO batch every entry of the round (a refused one
     /// blocks the rest of its group). A standard queue's whole-message
     /// rejects gate nothing: [`Batch::independent_rejects`].
+    ///
+    /// In the order they are to be sent: one sender after the other in turn
+    /// ([`gates::round_robin`]: by device on a standard queue, by group on a
+    /// FIFO queue, whose order within a group is kept), so that one device's
+    /// flood of partly valid submissions fills the later requests, not the
+    /// ones the others wait for.
     pub fn gating_rejects(&self, round: usize) -> (Vec<usize>, Vec<RejectedMessage<'_>>) {
-        self.messages
-            .iter()
-            .enumerate()
+        let entries = (self.messages.iter().enumerate())
             .filter(|(_, m)| m.round == round && !m.failed)
             .filter_map(|(i, m)| {
                 let (reason, detail, dropped_events) = match (&m.fate, &m.dropped) {
@@ -339,11 +353,54 @@ impl<'e> Batch<'e> {
                     group_id: m.group,
                     dropped_events,
                 };
-                Some((i, message))
-            })
-            .unzip()
+                Some((self.sender(i), (i, message)))
+            });
+        gates::round_robin(entries).into_iter().unzip()
     }
 
+    /// Who sent the message at `position`, for the order of the entries:
+    /// its FIFO group, or on a standard queue the device of a valid
+    /// submission; otherwise the message alone.
+    fn sender(&self, position: usize) -> Sender<'_> {
+        let Some(m) = self.messages.get(position) else {
+            return Sender::Message(position);
+        };
+        match (m.group, &m.fate) {
+            (Some(group), _) => Sender::Group(group),
+            (None, Fate::Valid(index)) => (self.encoded.get(*index))
+                .map_or(Sender::Message(position), |s| Sender::Device(s.device_id)),
+            (None, _) => Sender::Message(position),
+        }
+    }
+
+    /// For each of `lanes` (those of `round`), the indices into `gating`
+    /// (the positions [`Batch::gating_rejects`] returned) of the entries it
+    /// waits for: a partly valid submission's own entry, a FIFO group's
+    /// entries of the round (which all come before its valid messages).
+    pub fn lane_waits(&self, lanes: &[Vec<usize>], gating: &[usize]) -> Vec<Vec<usize>> {
+        let position_of: HashMap<usize, usize> = (self.messages.iter().enumerate())
+            .filter_map(|(p, m)| match m.fate {
+                Fate::Valid(index) => Some((index, p)),
+                _ => None,
+            })
+            .collect();
+        let key = |p: usize| match self.messages.get(p).and_then(|m| m.group) {
+            Some(group) => Sender::Group(group),
+            None => Sender::Message(p),
+        };
+        let mut entries_of: HashMap<Sender<'_>, Vec<usize>> = HashMap::new();
+        for (entry, &p) in gating.iter().enumerate() {
+            entries_of.entry(key(p)).or_default().push(entry);
+        }
+        (lanes.iter())
+            .map(|lane| {
+                (lane.first().and_then(|i| position_of.get(i)))
+                    .and_then(|&first| entries_of.get(&key(first)))
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
     /// The whole-message rejects of a standard queue: each one's result
     /// decides its own message's fate and nothing else, so they are stored
     /// while the batch is published, and a flood of them holds no valid
@@ -767,6 +824,51 @@ mod tests {
         assert_eq!(independent.len(), 1);
         assert_eq!(independent[0].position(), 0);
         assert_eq!(independent[0].message().reason, Reason::InvalidBase64);
+    }
+
+    #[test]
+    fn each_lane_waits_for_its_own_entries_sent_one_sender_at_a_time() {
+        // Standard: a partly valid submission waits for its own entry, a
+        // fully valid one for none; the flood of device 0 is sent in turn
+        // with device 1's entry, not before it.
+        let partial = |n: u8, device: u8| {
+            valid(n)
+                .replace(
+                    r#"[{"cmdl":"a","user":"b"}]"#,
+                    r#"[{"cmdl":"a","user":"b"},{"cmdl":null,"user":"b"}]"#,
+                )
+                .replace("de000000-", &format!("de0000{device:02x}-"))
+        };
+        let records = [
+            record("p0", None, &partial(0, 0)),
+            record("p1", None, &partial(1, 0)),
+            record("p2", None, &partial(2, 0)),
+            record("ok", None, &valid(3)),
+            record("other", None, &partial(4, 1)),
+        ];
+        let limits = Limits::with_max_events(10).with_invalid_events(InvalidEvents::DropEvent);
+        let key = crate::config::PartitionKey::SubmissionId.into();
+        let mut batch = Batch::triage(&records, limits, key, "t", &POLICY);
+        let lanes = batch.lanes(0);
+        assert_eq!(lanes, [vec![0], vec![1], vec![2], vec![3], vec![4]]);
+        let (positions, _) = batch.gating_rejects(0);
+        assert_eq!(positions, [0, 4, 1, 2], "p0, other, p1, p2");
+        let waits = batch.lane_waits(&lanes, &positions);
+        assert_eq!(waits, [vec![0], vec![2], vec![3], vec![], vec![1]]);
+
+        // FIFO: a group waits for its entries of the round, another group
+        // for none.
+        let records = [
+            record("g-bad", Some("g"), "%%%"),
+            record("g-ok", Some("g"), &valid(0)),
+            record("h-ok", Some("h"), &valid(1)),
+        ];
+        let mut batch = triage(&records);
+        let lanes = batch.lanes(0);
+        assert_eq!(lanes, [vec![0], vec![1]]);
+        let (positions, _) = batch.gating_rejects(0);
+        assert_eq!(positions, [0]);
+        assert_eq!(batch.lane_waits(&lanes, &positions), [vec![0], vec![]]);
     }
 
     #[test]

@@ -11,8 +11,10 @@
 //! ([`crate::batch::Batch::rounds`]).
 //!
 //! Only the rejects-queue entries whose result decides what is published
-//! are stored before publishing: those of partly valid submissions
-//! (`INVALID_EVENTS=drop-event`), and every entry of a FIFO batch. A standard
+//! are stored before what they decide: those of partly valid submissions
+//! (`INVALID_EVENTS=drop-event`), and every entry of a FIFO batch; each lane
+//! waits for its own alone, and the others are published meanwhile
+//! ([`crate::gates`]). A standard
 //! queue's whole-message rejects decide only their own fate, so they are
 //! stored while the batch is published, in requests of their own, and the
 //! submissions published part-way are sent back to their queue as soon as
@@ -22,6 +24,8 @@
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use futures_util::StreamExt as _;
+use futures_util::stream;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -29,9 +33,10 @@ use crate::answer::UnidentifiedFailure;
 use crate::batch::{Batch, IndependentReject};
 use crate::config::{Config, Resume};
 use crate::encode;
+use crate::gates::LaneGates;
 use crate::metrics::{self, InvocationMetrics};
 use crate::model::Limits;
-use crate::publisher::{PublishStats, Publisher, RecordSink};
+use crate::publisher::{PublishReport, PublishStats, Publisher, RecordSink};
 use crate::rejects_queue::{self, RejectSink, RejectedMessage};
 use crate::resume::{self, NoResend, Policy, ResendSink};
 use crate::shard_split;
@@ -185,18 +190,47 @@ impl<K: RecordSink, R: RejectSink, S: ResendSink> Handler<K, R, S> {
         let (mut stats, mut publish_time) = (PublishStats::default(), Duration::ZERO);
         for round in 0..batch.rounds() {
             batch.fail_behind_failures();
-            self.store_gating_rejects(batch, round, rejects_stop_at)
-                .await;
-            let lanes = batch.lanes(round);
             let publish_started = Instant::now();
-            let report = (self.publisher)
-                .publish(&self.kinesis, batch.encoded(), lanes, deadline)
+            let report = self
+                .publish_round(batch, round, deadline, rejects_stop_at)
                 .await;
             publish_time += publish_started.elapsed();
             stats += report.stats;
             batch.apply(round, &report);
         }
         (stats, publish_time)
+    }
+
+    /// Publishes `round`, each lane as soon as the rejects-queue entries it
+    /// waits for are stored ([`crate::gates`]): a lane that waits for none
+    /// at once, a partly valid submission once its own entry is, a FIFO
+    /// group once its entries of the round are. A lane whose entry the
+    /// rejects queue refuses, or does not answer in time, is not published;
+    /// what the queue said is recorded ([`Batch::rejects_stored`]).
+    async fn publish_round(
+        &self,
+        batch: &mut Batch<'_>,
+        round: usize,
+        deadline: Instant,
+        rejects_stop_at: Instant,
+    ) -> PublishReport {
+        let lanes = batch.lanes(round);
+        let (positions, outgoing) = batch.gating_rejects(round);
+        let Some(sink) = self.rejects.as_ref().filter(|_| !outgoing.is_empty()) else {
+            return (self.publisher)
+                .publish(&self.kinesis, batch.encoded(), lanes, deadline)
+                .await;
+        };
+        let waits = batch.lane_waits(&lanes, &positions);
+        let (open, mut gates) = LaneGates::new(lanes, waits, outgoing.len());
+        let admitted = rejects_queue::answers(sink, &outgoing, rejects_stop_at)
+            .flat_map(|answered| stream::iter(gates.answered(answered)));
+        let report = (self.publisher)
+            .publish_admitting(&self.kinesis, batch.encoded(), open, admitted, deadline)
+            .await;
+        drop(outgoing);
+        batch.rejects_stored(&positions, gates.into_results());
+        report
     }
 
     /// Sends each submission that failed part-way back to its queue with its
@@ -211,20 +245,6 @@ impl<K: RecordSink, R: RejectSink, S: ResendSink> Handler<K, R, S> {
         let results = resume::resend_all(sink, &outgoing, stop_at).await;
         drop(outgoing);
         batch.resent(&positions, results);
-    }
-
-    /// Sends the rejects-queue entries that `round` waits for to the rejects
-    /// queue, if there is one, and records what it said. They go in
-    /// requests of their own, never behind the rejects that gate nothing.
-    async fn store_gating_rejects(&self, batch: &mut Batch<'_>, round: usize, stop_at: Instant) {
-        let Some(sink) = &self.rejects else { return };
-        let (positions, outgoing) = batch.gating_rejects(round);
-        if outgoing.is_empty() {
-            return;
-        }
-        let results = rejects_queue::send_all(sink, &outgoing, stop_at).await;
-        drop(outgoing);
-        batch.rejects_stored(&positions, results);
     }
 
     /// Sends the whole-message rejects of a standard queue to the rejects

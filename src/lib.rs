@@ -16,6 +16,7 @@
 //! | [`transform`] | body → records: decode then encode, the pure path run per message |
 //! | [`batch`] | what became of each message of a batch: triage, FIFO lanes and rounds, what each round's rejects and publishing did |
 //! | [`rejects_queue`] | storing invalid submissions in the optional rejects queue (SendMessageBatch) |
+//! | [`gates`] | each lane waits for its own rejects-queue entries alone; the entries go out one sender at a time |
 //! | [`aggregate`] | the KPL aggregated record format: aggregator and deaggregator (`RECORD_FORMAT=aggregated`) |
 //! | [`publisher`] | PutRecords: packing, strict/relaxed ordering, the deadline; [`publisher::retry`], the whole retry policy (what is retried, `MAX_ATTEMPTS`, the backoff, the SDK's own retries) |
 //! | [`resume`] | a submission published part-way goes back to its queue with its progress, and resumes there: the decision, the marker, where a delivery starts, the copy's delay |
@@ -55,6 +56,7 @@ pub mod batch;
 pub mod config;
 pub mod decode;
 pub mod encode;
+pub mod gates;
 pub mod handler;
 pub mod keys;
 pub mod logging;

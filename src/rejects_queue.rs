@@ -19,8 +19,10 @@
 
 use std::future::Future;
 
+use std::pin::pin;
+
 use futures_util::StreamExt as _;
-use futures_util::stream;
+use futures_util::stream::{self, Stream};
 use tokio::time::Instant;
 
 use crate::model::Reason;
@@ -123,30 +125,51 @@ pub async fn send_all<R: RejectSink>(
     messages: &[RejectedMessage<'_>],
     stop_at: Instant,
 ) -> Vec<Result<(), String>> {
-    log_dropped_attributes(messages);
     let mut results: Vec<Result<(), String>> =
         vec![Err(NOT_ANSWERED_IN_TIME.to_owned()); messages.len()];
-    let batches = pack(messages);
-    let mut sends = stream::iter(batches)
-        .map(|range| async move {
-            let answers = match messages.get(range.clone()) {
-                Some(batch) => sink.send_batch(batch).await,
-                None => Vec::new(),
-            };
-            (range, answers)
-        })
-        .buffer_unordered(MAX_CONCURRENT_SENDS);
-    while let Ok(Some((range, answers))) = tokio::time::timeout_at(stop_at, sends.next()).await {
-        let mut answers = answers.into_iter();
-        for i in range {
+    let mut answers = pin!(answers(sink, messages, stop_at));
+    while let Some(answered) = answers.next().await {
+        for (i, result) in answered {
             if let Some(slot) = results.get_mut(i) {
-                *slot = answers
-                    .next()
-                    .unwrap_or_else(|| Err("the rejects queue gave no result for it".into()));
+                *slot = result;
             }
         }
     }
     results
+}
+
+/// What one request's answer said of each of its messages, by the
+/// message's index in what was sent.
+pub type Answered = Vec<(usize, Result<(), String>)>;
+
+/// [`send_all`], as the answers come: one item per request, in the order
+/// they are answered, so that what waits for a given message can go on as
+/// soon as its own request is answered. The stream ends when every request
+/// was answered, or at `stop_at`: a request still unanswered then yields
+/// nothing (its messages are not stored, as far as anyone can tell).
+pub fn answers<'a, R: RejectSink>(
+    sink: &'a R,
+    messages: &'a [RejectedMessage<'a>],
+    stop_at: Instant,
+) -> impl Stream<Item = Answered> + 'a {
+    log_dropped_attributes(messages);
+    let sends = stream::iter(pack(messages))
+        .map(move |range| async move {
+            let answers = match messages.get(range.clone()) {
+                Some(batch) => sink.send_batch(batch).await,
+                None => Vec::new(),
+            };
+            let mut answers = answers.into_iter();
+            let missing = || Err("the rejects queue gave no result for it".to_owned());
+            (range.map(|i| (i, answers.next().unwrap_or_else(missing)))).collect()
+        })
+        .buffer_unordered(MAX_CONCURRENT_SENDS);
+    stream::unfold(Box::pin(sends), move |mut sends| async move {
+        match tokio::time::timeout_at(stop_at, sends.next()).await {
+            Ok(Some(answered)) => Some((answered, sends)),
+            Ok(None) | Err(_) => None,
+        }
+    })
 }
 
 /// Cuts `messages` into consecutive batches of at most [`MAX_BATCH_ENTRIES`]

@@ -1222,6 +1222,92 @@ async fn one_devices_invalid_flood_cannot_fail_another_devices_partial_submissio
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_flood_of_partly_valid_submissions_delays_only_itself() {
+    // One device sends 190 partly valid submissions (drop-event); ten other
+    // devices each send a partly valid one, and ten more a fully valid one,
+    // all after the flood in the batch. The rejects queue answers each
+    // request after 300 ms: 200 entries are 20 requests, 10 at a time, so
+    // two waves, answered at 300 and 600 ms.
+    let attacker = uuid(0xde, 666);
+    let flood = (0..190).map(|n| {
+        let mut s = with_event_defects(1000 + n);
+        s["device_id"] = json!(attacker);
+        message(&format!("flood-{n}"), &b64(&s))
+    });
+    let partial = (0..10).map(|n| {
+        let mut s = with_event_defects(100 + n);
+        s["device_id"] = json!(uuid(0xde, 100 + n));
+        message(&format!("partial-{n}"), &b64(&s))
+    });
+    let valid = (0..10).map(|n| {
+        let mut s = submission(200 + n, 3, 2);
+        s["device_id"] = json!(uuid(0xde, 200 + n));
+        message(&format!("valid-{n}"), &b64(&s))
+    });
+    let event = batch(flood.chain(partial).chain(valid).collect());
+    let rejects = RecordingRejects {
+        delay: Duration::from_millis(300),
+        ..RecordingRejects::default()
+    };
+    let started = tokio::time::Instant::now();
+    // When each submission's records were sent, by submission id.
+    let sent_at = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+        String,
+        Vec<Duration>,
+    >::new()));
+    let kinesis = ScriptedKinesis::scripted({
+        let sent_at = sent_at.clone();
+        move |_, seen| {
+            let mut sent_at = sent_at.lock().unwrap();
+            for s in seen {
+                (sent_at.entry(s.submission_id.clone()).or_default()).push(started.elapsed());
+            }
+            Answer::Entries(seen.iter().map(|_| written()).collect())
+        }
+    });
+    let h = Handler::new(
+        config(&[
+            ("INVALID_EVENTS", "drop-event"),
+            ("KINESIS_CALL_TIMEOUT_MS", "5000"),
+        ]),
+        kinesis,
+        Some(rejects),
+    );
+    let response = h.handle(event, far_deadline()).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(h.rejects().unwrap().sent.lock().unwrap().len(), 200);
+    let sent_at = sent_at.lock().unwrap();
+    let times = |n: usize| {
+        let mut t = sent_at[&sub_id(n)].clone();
+        t.dedup();
+        t
+    };
+    // The fully valid submissions wait for nothing: published whole at 0,
+    // before the rejects queue answered anything.
+    for n in 200..210 {
+        assert_eq!(times(n), [Duration::ZERO], "valid submission {n}");
+        assert_eq!(h.kinesis().written_sequences(&sub_id(n)), [0, 1, 2, 3, 4]);
+    }
+    // The other devices' partly valid ones wait for their own entry alone,
+    // which goes out in the first requests (one entry per device in turn):
+    // published at 300 ms, not behind the flood.
+    let first_wave = [Duration::from_millis(300)];
+    for n in 100..110 {
+        assert_eq!(times(n), first_wave, "partly valid submission {n}");
+        assert_eq!(h.kinesis().written_sequences(&sub_id(n)), [0, 2, 4]);
+    }
+    // The flood waits for its own entries: most of it for the second wave.
+    let second_wave = (1000..1190)
+        .filter(|&n| times(n) == [Duration::from_millis(600)])
+        .count();
+    assert!(
+        second_wave >= 100,
+        "{second_wave} of the flood in the second wave"
+    );
+    assert_eq!(started.elapsed(), Duration::from_millis(600));
+}
+
+#[tokio::test(start_paused = true)]
 async fn in_a_fifo_group_a_partial_submission_waits_for_the_valid_one_before_it() {
     // If the first message fails, the partial one after it is failed
     // unpublished and must not have been forwarded: it comes back.

@@ -29,8 +29,10 @@ mod state;
 
 use std::time::Duration;
 
+use std::pin::pin;
+
 use futures_util::StreamExt as _;
-use futures_util::stream::FuturesUnordered;
+use futures_util::stream::{self, FuturesUnordered, Stream};
 use tokio::time::Instant;
 
 use crate::config::{Config, Ordering};
@@ -93,9 +95,27 @@ impl Publisher {
         lanes: Vec<Vec<usize>>,
         deadline: Instant,
     ) -> PublishReport {
+        (self.publish_admitting(sink, submissions, lanes, stream::empty(), deadline)).await
+    }
+
+    /// [`Publisher::publish`], with more lanes admitted while it runs: each
+    /// lane `admitted` yields starts at once, beside those already under
+    /// way, in the same calls. Publishing ends when every lane is done and
+    /// `admitted` has ended, or at [`Publisher::stop_at`]; a lane not
+    /// admitted by then is not published (its submissions have no outcome).
+    pub async fn publish_admitting<K: RecordSink>(
+        &self,
+        sink: &K,
+        submissions: &[EncodedSubmission],
+        lanes: Vec<Vec<usize>>,
+        admitted: impl Stream<Item = Vec<usize>>,
+        deadline: Instant,
+    ) -> PublishReport {
         let stop_at = self.stop_at(deadline);
         let mut flight = Flight::new(self, submissions, lanes, stop_at);
         let mut in_flight = FuturesUnordered::new();
+        let mut admitted = pin!(admitted.fuse());
+        let mut admitting = true;
         loop {
             let now = Instant::now();
             flight.wake(now);
@@ -107,22 +127,23 @@ impl Publisher {
                 in_flight.push(async move { (parts, call(sink, records, stop_at).await) });
             }
             if in_flight.is_empty() {
-                if now >= stop_at {
+                let wakeup = flight.next_wakeup();
+                if now >= stop_at || !flight.ready.is_empty() || (wakeup.is_none() && !admitting) {
                     break;
                 }
-                match flight.next_wakeup() {
-                    // Everything left waits for a backoff that ends in time.
-                    Some(at) if flight.ready.is_empty() => {
-                        tokio::time::sleep_until(at).await;
-                        continue;
-                    }
-                    _ => break,
+                // Everything left waits for a backoff that ends in time, or
+                // for a lane still to be admitted.
+                tokio::select! {
+                    lane = admitted.next(), if admitting => admit(&mut flight, &mut admitting, lane),
+                    _ = tokio::time::sleep_until(wakeup.unwrap_or(stop_at)) => {}
                 }
+                continue;
             }
             let next_wakeup = flight.next_wakeup();
             let may_send_more = in_flight.len() < self.max_in_flight_calls;
             tokio::select! {
                 Some((parts, result)) = in_flight.next() => flight.apply(parts, result),
+                lane = admitted.next(), if admitting => admit(&mut flight, &mut admitting, lane),
                 _ = sleep_until_some(next_wakeup), if may_send_more && next_wakeup.is_some() => {}
                 else => {}
             }
@@ -133,6 +154,14 @@ impl Publisher {
             shards: flight.shards,
             stats: flight.stats,
         }
+    }
+}
+
+/// Starts an admitted lane; the end of the admissions ends the waiting.
+fn admit(flight: &mut Flight<'_, '_>, admitting: &mut bool, lane: Option<Vec<usize>>) {
+    match lane {
+        Some(lane) => flight.add_lane(lane),
+        None => *admitting = false,
     }
 }
 

@@ -81,18 +81,11 @@ impl<'p, 's> Flight<'p, 's> {
         lanes: Vec<Vec<usize>>,
         stop_at: Instant,
     ) -> Self {
-        // Only the submissions a lane names: a batch publishes in rounds.
-        let mut outbound: Vec<Outbound> = submissions.iter().map(|_| None).collect();
-        for &s in lanes.iter().flatten() {
-            if let (Some(slot), Some(sub)) = (outbound.get_mut(s), submissions.get(s)) {
-                *slot = format::outbound(sub, publisher.record_format, publisher.max_record_bytes);
-            }
-        }
         let mut flight = Flight {
             publisher,
             submissions,
-            outbound,
-            lanes: lanes.into_iter().map(Lane::new).collect(),
+            outbound: submissions.iter().map(|_| None).collect(),
+            lanes: Vec::with_capacity(lanes.len()),
             outcomes: vec![None; submissions.len()],
             shards: vec![Vec::new(); submissions.len()],
             ready: VecDeque::new(),
@@ -100,10 +93,25 @@ impl<'p, 's> Flight<'p, 's> {
             stats: PublishStats::default(),
             stop_at,
         };
-        for lane in 0..flight.lanes.len() {
-            flight.start_next_submission(lane);
+        for lane in lanes {
+            flight.add_lane(lane);
         }
         flight
+    }
+
+    /// Adds a lane, at its first submission: before the first call, or
+    /// while the flight runs (a lane admitted once its rejects-queue entry
+    /// is stored).
+    pub(super) fn add_lane(&mut self, queue: Vec<usize>) {
+        // Only the submissions a lane names: a batch publishes in rounds.
+        let publisher = self.publisher;
+        for &s in &queue {
+            if let (Some(slot), Some(sub)) = (self.outbound.get_mut(s), self.submissions.get(s)) {
+                *slot = format::outbound(sub, publisher.record_format, publisher.max_record_bytes);
+            }
+        }
+        self.lanes.push(Lane::new(queue));
+        self.start_next_submission(self.lanes.len() - 1);
     }
 
     /// Moves the lanes whose backoff has ended to the ready queue.
