@@ -14,7 +14,7 @@
 //! unacknowledged event, the number of copies so far, the hash key that
 //! places its records on the first delivery's shard, and a MAC that only
 //! this function can compute), and acknowledges the original. The copy
-//! starts at the first event whose `sequence` is at least `next` ([`start`]):
+//! starts at the first event whose `sequence` is at least `next` ([`Delivery::start`]):
 //! events already acknowledged are not sent again, and only the in-doubt
 //! records of a call abandoned at the deadline can be duplicated. The marker
 //! names a `sequence`, not a position among the records, so that a copy read
@@ -57,7 +57,7 @@ mod start;
 
 pub use delay::{CopyDelay, MAX_DELAY_SECONDS};
 pub use marker::{Ignored, Progress};
-pub use start::{Delivery, Start, read_marker, start};
+pub use start::{Delivery, Start};
 
 use std::future::Future;
 use std::time::Duration;

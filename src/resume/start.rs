@@ -45,18 +45,22 @@ impl<'a> Delivery<'a> {
         }
     }
 
-    /// Reads the marker for the document with `document_sha256`
-    /// ([`read_marker`]), before the records are placed: returns the hash
-    /// key that the copy's records carry, if the marker is one the
-    /// function wrote and names one.
+    /// Reads the marker for the document with `document_sha256`: its
+    /// progress if the function wrote it for that document on the queue
+    /// `source_arn`, else why it is ignored. Read before the records are
+    /// placed, since a copy's records carry the hash key its marker names:
+    /// returns that hash key, if the marker is one the function wrote and
+    /// names one.
     pub fn read(&mut self, document_sha256: &[u8; 32]) -> Option<u128> {
-        self.read = read_marker(self.policy, self.marker, document_sha256, self.source_arn);
+        self.read = self
+            .marker
+            .map(|m| self.policy.read(m, document_sha256, self.source_arn));
         let progress = self.read.as_ref().and_then(|r| r.as_ref().ok());
         progress.and_then(|p| p.hash_key)
     }
 
     /// Starts `submission`, the delivery's valid submission, where its
-    /// marker says ([`start()`]), and logs a resume or an ignored marker
+    /// marker says, and logs a resume or an ignored marker
     /// under the message id `id`.
     pub fn start(
         self,
@@ -90,26 +94,12 @@ pub struct Start {
     pub ignored: Option<Ignored>,
 }
 
-/// What the marker a delivery carries says, if it carries one: its
-/// progress if the function wrote it for the document with
-/// `document_sha256` on the queue `source_arn`, else why it is ignored.
-/// Read before the records are placed, since a copy's records carry the
-/// hash key its marker names.
-pub fn read_marker(
-    policy: &Policy,
-    marker: Option<&str>,
-    document_sha256: &[u8; 32],
-    source_arn: Option<&str>,
-) -> Option<Result<Progress, Ignored>> {
-    marker.map(|marker| policy.read(marker, document_sha256, source_arn))
-}
-
-/// Starts `submission` where its marker, `read` by [`read_marker`], says:
+/// Starts `submission` where its marker, `read` by [`Delivery::read`], says:
 /// the records acknowledged in earlier deliveries are left out (`skipped`).
 /// `limit` is this delivery's record limit; `dropped_under(limit)` reads the
 /// body again under another record limit and returns the events dropped
 /// there (`None` if it cannot).
-pub fn start(
+fn start(
     read: Option<Result<Progress, Ignored>>,
     submission: &mut EncodedSubmission,
     limit: usize,
@@ -248,7 +238,7 @@ mod tests {
         limit: usize,
         dropped_under: impl FnOnce(usize) -> Option<Vec<DroppedEvent>>,
     ) -> Start {
-        let read = read_marker(&policy(), marker, &s.document_sha256, Some(ARN));
+        let read = marker.map(|m| policy().read(m, &s.document_sha256, Some(ARN)));
         start(read, s, limit, dropped_under)
     }
 
