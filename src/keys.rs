@@ -61,19 +61,13 @@ impl PipelineKey {
     /// The HMAC-SHA256 under the marker key of `parts`, each prefixed with
     /// its length so that no two lists of parts share a tag.
     pub fn marker_tag(&self, parts: &[&[u8]]) -> [u8; 32] {
-        hmac(&self.marker, &framed(parts))
+        framed_mac(&self.marker, parts).map_or([0; 32], |mac| mac.finalize().into_bytes().into())
     }
 
     /// Whether `tag` is [`PipelineKey::marker_tag`] of `parts`, compared in
     /// constant time.
     pub fn verify_marker_tag(&self, parts: &[&[u8]], tag: &[u8]) -> bool {
-        let Ok(mut mac) = HmacSha256::new_from_slice(&self.marker) else {
-            return false;
-        };
-        for part in &framed(parts) {
-            mac.update(part);
-        }
-        mac.verify_slice(tag).is_ok()
+        framed_mac(&self.marker, parts).is_some_and(|mac| mac.verify_slice(tag).is_ok())
     }
 
     /// The `ExplicitHashKey` of a record with `partition_key` alone (a
@@ -90,8 +84,10 @@ impl PipelineKey {
     /// message id, so one partition key sent in many messages spreads over
     /// the hash key space; a redelivery keeps its message id, so its shard.
     pub fn explicit_hash_key_of_message(&self, partition_key: &str, message_id: &str) -> u128 {
-        let parts = framed(&[partition_key.as_bytes(), message_id.as_bytes()]);
-        first_128(hmac(&self.placement, &parts))
+        let parts: [&[u8]; 2] = [partition_key.as_bytes(), message_id.as_bytes()];
+        let tag = framed_mac(&self.placement, &parts)
+            .map_or([0; 32], |mac| mac.finalize().into_bytes().into());
+        first_128(tag)
     }
 }
 
@@ -101,16 +97,16 @@ fn first_128(tag: [u8; 32]) -> u128 {
     u128::from_be_bytes(first)
 }
 
-/// Each part behind its length (8 bytes, big-endian).
-fn framed(parts: &[&[u8]]) -> Vec<Vec<u8>> {
-    parts
-        .iter()
-        .map(|part| {
-            let mut framed = (part.len() as u64).to_be_bytes().to_vec();
-            framed.extend_from_slice(part);
-            framed
-        })
-        .collect()
+/// The HMAC-SHA256 under `key`, fed each part behind its length (8 bytes,
+/// big-endian) so that no two lists of parts share a tag; `None` only if
+/// `key` were refused, which HMAC never does.
+fn framed_mac(key: &[u8], parts: &[&[u8]]) -> Option<HmacSha256> {
+    let mut mac = HmacSha256::new_from_slice(key).ok()?;
+    for part in parts {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part);
+    }
+    Some(mac)
 }
 
 fn hmac<P: AsRef<[u8]>>(key: &[u8], parts: &[P]) -> [u8; 32] {
