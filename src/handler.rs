@@ -170,9 +170,12 @@ impl<K: RecordSink, R: RejectSink, S: ResendSink> Handler<K, R, S> {
             .map(IndependentReject::position)
             .collect();
         batch.rejects_stored(&positions, stored);
-        shard_split::log(&batch.shard_splits());
+        let splits = batch.shard_splits();
+        shard_split::log(&splits);
+        let split_across_shards = splits.len() as u64;
         let response = batch.respond();
         let mut metrics = batch.count(response.is_ok());
+        metrics.split_across_shards = split_across_shards;
         metrics.put_records_calls = stats.calls;
         metrics.records_retried = stats.records_retried;
         metrics.publish_latency_ms = publish_time.as_secs_f64() * 1000.0;

@@ -17,11 +17,12 @@ impl Batch<'_> {
     /// valid submission, acknowledged), rejected (an invalid one,
     /// acknowledged) or failed (reported in `batchItemFailures`, or the
     /// whole batch when `answered` is false). A duplicate counts as its first.
+    /// `split_across_shards` is left to the handler, which logs the splits
+    /// it counts.
     pub fn count(&self, answered: bool) -> InvocationMetrics {
         let mut metrics = InvocationMetrics {
             received: self.messages().len() as u64,
             valid: self.encoded().len() as u64,
-            split_across_shards: self.shard_splits().len() as u64,
             ..InvocationMetrics::default()
         };
         for m in self.messages() {
