@@ -508,6 +508,56 @@ fn aggregated_records_are_never_put_to_an_auto_stream() {
     assert_eq!((describe.num_calls(), put_rule.num_calls()), (0, 1));
 }
 
+/// `RECORD_FORMAT=aggregated`: a by-key answer to the start-up
+/// DescribeStreamSummary (made by a clone of the sink) spares the first
+/// PutRecords its own; any other answer, or none, does not.
+#[test]
+fn a_by_key_answer_at_start_up_is_the_only_question_asked() {
+    let put = || {
+        mock!(aws_sdk_kinesis::Client::put_records).then_output(|| {
+            PutRecordsOutput::builder()
+                .failed_record_count(0)
+                .records(ok_entry("1"))
+                .build()
+                .unwrap()
+        })
+    };
+    let one_record = || {
+        vec![OutboundRecord {
+            partition_key: Arc::from("4a1b3c5d-0000-4000-8000-000000000001"),
+            explicit_hash_key: None,
+            data: Bytes::from_static(b"\xf3\x89\x9a\xc2..."),
+        }]
+    };
+    // (start-up answer, DescribeStreamSummary calls after one put)
+    let cases = [
+        (
+            mock!(aws_sdk_kinesis::Client::describe_stream_summary)
+                .then_output(|| summary(Some("USER_PARTITION_KEY"))),
+            1,
+        ),
+        (
+            mock!(aws_sdk_kinesis::Client::describe_stream_summary).then_error(|| {
+                DescribeStreamSummaryError::LimitExceededException(
+                    LimitExceededException::builder()
+                        .message("slow down")
+                        .build(),
+                )
+            }),
+            2,
+        ),
+    ];
+    for (describe, calls) in cases {
+        let put_rule = put();
+        let client = mock_client!(aws_sdk_kinesis, RuleMode::MatchAny, [&describe, &put_rule]);
+        let sink = KinesisSink::new(client, StreamRef::Name("events".into())).refusing_auto();
+        let (found, _) = crate::support::with_logs(sink.clone().report_record_distribution());
+        assert_eq!(describe.num_calls(), 1, "{found:?}");
+        let _ = crate::support::with_logs(sink.put_records(one_record()));
+        assert_eq!(describe.num_calls(), calls, "{found:?}");
+    }
+}
+
 use aws_sdk_sqs::operation::send_message_batch::{SendMessageBatchError, SendMessageBatchOutput};
 use aws_sdk_sqs::types::{BatchResultErrorEntry, SendMessageBatchResultEntry};
 

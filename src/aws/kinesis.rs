@@ -147,7 +147,8 @@ impl KinesisSink {
     /// ignores partition keys (`crate::shard_split`). Meant to be spawned at
     /// start-up, once per execution environment: no invocation waits for
     /// it, and a refusal, throttle or timeout is one WARN line, nothing
-    /// more (splits still show in `SubmissionsSplitAcrossShards`).
+    /// more (splits still show in `SubmissionsSplitAcrossShards`). A by-key
+    /// answer is kept for [`KinesisSink::refusing_auto`]'s first call.
     pub async fn report_record_distribution(self) -> Result<RecordDistribution, String> {
         let found = self.record_distribution().await;
         match &found {
@@ -165,10 +166,17 @@ impl KinesisSink {
                 "the stream uses a record distribution strategy this function does not know; \
                  per-submission order holds only if records are placed by partition key"
             ),
-            Ok(RecordDistribution::ByKey) => tracing::debug!(
-                stream = self.stream_label(),
-                "the stream places records by partition key"
-            ),
+            Ok(RecordDistribution::ByKey) => {
+                // A sink for aggregated records shares `by_key` with its
+                // clones: its first PutRecords need not ask again.
+                if let Some(by_key) = &self.by_key {
+                    by_key.store(true, AtomicOrdering::Relaxed);
+                }
+                tracing::debug!(
+                    stream = self.stream_label(),
+                    "the stream places records by partition key"
+                )
+            }
             Err(error) => tracing::warn!(
                 stream = self.stream_label(),
                 error = error.as_str(),
