@@ -401,6 +401,7 @@ impl<'e> Batch<'e> {
             })
             .collect()
     }
+
     /// The whole-message rejects of a standard queue: each one's result
     /// decides its own message's fate and nothing else, so they are stored
     /// while the batch is published, and a flood of them holds no valid

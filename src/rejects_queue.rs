@@ -18,7 +18,6 @@
 //! attributes that do not fit are dropped, least useful first, never the body.
 
 use std::future::Future;
-
 use std::pin::pin;
 
 use futures_util::StreamExt as _;

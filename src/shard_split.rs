@@ -34,7 +34,7 @@ pub struct ShardSplit<'a> {
 }
 
 /// What the ERROR line says: what happened and what to look at.
-pub const SPLIT_MESSAGE: &str = "records of one submission were acknowledged on more than one \
+const SPLIT_MESSAGE: &str = "records of one submission were acknowledged on more than one \
      shard: a reader of one shard no longer sees the submission in order. Likely causes: the \
      stream uses service-managed record distribution (RecordDistributionStrategy AUTO, which \
      ignores partition keys and ExplicitHashKey), or it was resharded during the invocation \

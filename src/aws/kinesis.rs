@@ -96,7 +96,7 @@ impl KinesisSink {
 /// The error code of a call refused because the stream is `AUTO`.
 pub const AUTO_REFUSED: &str = "AggregatedRecordsOnAutoStream";
 /// The error code of a call that waits for the stream's distribution.
-pub const DISTRIBUTION_UNKNOWN: &str = "RecordDistributionUnknown";
+const DISTRIBUTION_UNKNOWN: &str = "RecordDistributionUnknown";
 
 /// How the stream places records, as DescribeStreamSummary says.
 #[derive(Debug, Clone, PartialEq, Eq)]

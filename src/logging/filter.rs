@@ -28,7 +28,7 @@ pub const DEFAULT_LEVEL: LevelFilter = LevelFilter::INFO;
 /// The target of the span `lambda_runtime` opens around each invocation
 /// (`requestId`, and `xrayTraceId` when Lambda sends a trace header): its
 /// `TracingLayer`, which `lambda_runtime::run` installs.
-pub const INVOCATION_SPAN_TARGET: &str = "lambda_runtime::layers::trace";
+const INVOCATION_SPAN_TARGET: &str = "lambda_runtime::layers::trace";
 
 /// The crate's own target (its name as `tracing` writes it).
 pub const CRATE_TARGET: &str = env!("CARGO_CRATE_NAME");

@@ -27,9 +27,8 @@ pub mod retry;
 mod sink;
 mod state;
 
-use std::time::Duration;
-
 use std::pin::pin;
+use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use futures_util::stream::{self, FuturesUnordered, Stream};
