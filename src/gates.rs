@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use crate::rejects_queue::{Answered, NOT_ANSWERED_IN_TIME};
+use crate::rejects_queue::{self, Answered, NOT_ANSWERED_IN_TIME};
 
 /// The lanes of a round that wait for rejects-queue entries, until their
 /// entries are answered.
@@ -72,11 +72,11 @@ impl LaneGates {
     /// with a refused entry is shut out for good.
     pub fn answered(&mut self, answered: Answered) -> Vec<Vec<usize>> {
         let mut through = Vec::new();
-        for (entry, result) in answered {
-            let stored = result.is_ok();
-            if let Some(slot) = self.results.get_mut(entry) {
-                *slot = result;
-            }
+        let stored: Vec<(usize, bool)> = (answered.iter())
+            .map(|(entry, result)| (*entry, result.is_ok()))
+            .collect();
+        rejects_queue::record(&mut self.results, answered);
+        for (entry, stored) in stored {
             for &lane in self.waiting.get(entry).into_iter().flatten() {
                 let (Some(slot), Some(pending)) =
                     (self.lanes.get_mut(lane), self.pending.get_mut(lane))

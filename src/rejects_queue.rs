@@ -128,13 +128,19 @@ pub async fn send_all<R: RejectSink>(
         vec![Err(NOT_ANSWERED_IN_TIME.to_owned()); messages.len()];
     let mut answers = pin!(answers(sink, messages, stop_at));
     while let Some(answered) = answers.next().await {
-        for (i, result) in answered {
-            if let Some(slot) = results.get_mut(i) {
-                *slot = result;
-            }
-        }
+        record(&mut results, answered);
     }
     results
+}
+
+/// Puts each of one request's answers into its message's slot of
+/// `results` (an index past the end is ignored).
+pub fn record(results: &mut [Result<(), String>], answered: Answered) {
+    for (i, result) in answered {
+        if let Some(slot) = results.get_mut(i) {
+            *slot = result;
+        }
+    }
 }
 
 /// What one request's answer said of each of its messages, by the
