@@ -13,6 +13,7 @@ from pathlib import Path
 from edr_tools import ROOT as ROOT  # the tests import it from here
 from edr_tools import emulator as local_emulator
 from edr_tools import fleet as sensor_fleet
+from edr_tools import kpl
 
 # The region of every client and deployment of the tests: LOCAL_REGION (which
 # `make test-e2e` passes on), else eu-west-1, as for the other local targets.
@@ -296,3 +297,20 @@ def answered_invocations(stack, timeout: float = 30) -> tuple[int, list[dict]]:
 def esm_log_lines(emulator, function: str) -> list[str]:
     """MiniStack's log lines about batches of one function (partial failures are counted there)."""
     return [line for line in emulator.log_text().splitlines() if f"Lambda {function} " in line]
+
+
+def assert_record_format(record_format: str, proxy, records: list[dict]) -> None:
+    """What the function sent through the fault proxy is in `record_format`
+    (RECORD_FORMAT); aggregated, each Kinesis record on the stream (`records`,
+    Stack.records()) holds one submission's events, all of them, in
+    `sequence` order: a fleet submission is one record, written or refused whole."""
+    sent = [data for call in proxy.put_calls() for _, data in call.entries]
+    aggregated = [kpl.user_records(data) is not None for data in sent]
+    assert sent and (all(aggregated) if record_format == "aggregated" else not any(aggregated))
+    if record_format == "aggregated":
+        by_record: dict[tuple[str, str], list[dict]] = {}
+        for r in records:
+            by_record.setdefault((r["shard"], r["sequence_number"]), []).append(r["data"])
+        for events in by_record.values():
+            assert len({e["submission_id"] for e in events}) == 1, events
+            assert [e["sequence"] for e in events] == list(range(events[0]["event_count"])), events

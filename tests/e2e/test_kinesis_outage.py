@@ -36,6 +36,18 @@ in the end; while Kinesis is broken, every valid submission not complete on
 the stream still has a message in the queue, the original or its copy. The
 same two faults run once more with RESUME=off, where the old rule holds
 unchanged: not on the stream means reported failed.
+
+Two faults run once more with RECORD_FORMAT=aggregated (the stream read
+deaggregated, edr_tools.kpl), where a fleet submission is one Kinesis record,
+written or refused whole: some records throttled, where a submission is
+never published part-way, so none goes back (RESUME=resend or not) and every
+one not on the stream is reported failed; and 5xx answers, a whole outage,
+which refuses DescribeStreamSummary too, so the function, which puts no
+aggregated record before it knows the stream places records by key, fails
+every call with RecordDistributionUnknown and puts nothing. Both check that
+every record sent was aggregated and each on the stream holds one whole
+submission in order. (Slow answers are no outage there: one round trip
+publishes every submission.)
 """
 
 from __future__ import annotations
@@ -53,8 +65,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from edr_tools import fleet as sensor_fleet
+from edr_tools import kpl
 from edr_tools.fault_proxy import THROUGHPUT, KinesisFaultProxy
-from helpers import answered_invocations, esm_log_lines, fleet, function_invocations, sqs_event
+from helpers import answered_invocations, assert_record_format, esm_log_lines, fleet, function_invocations, sqs_event
 
 # The function's timeout, in seconds (MiniStack sends the Lambda deadline as
 # now + timeout), and the queue's visibility timeout, just above it as AWS requires.
@@ -87,12 +100,16 @@ class SomeRecordsThrottled:
         self.sends = Counter()
 
     def __call__(self, _index: int, record: dict) -> str | None:
-        data = json.loads(base64.b64decode(record["Data"]))
-        key = (data["submission_id"], data["sequence"])
-        sends, self.sends[key] = self.sends[key], self.sends[key] + 1
-        if data["sequence"] == 4 and int(data["submission_id"][0], 16) % 2 == 0:
-            return "InternalFailure" if sends < self.stubborn else None
-        return THROUGHPUT if sends == 0 and self.rng.random() < self.share else None
+        # An aggregated record carries a whole submission: it counts as its
+        # events' sends, is throttled as its first event, and fails as sequence 4.
+        events = [json.loads(e) for e in kpl.events(base64.b64decode(record["Data"]))]
+        keys = [(data["submission_id"], data["sequence"]) for data in events]
+        sends = {key: self.sends[key] for key in keys}
+        self.sends.update(keys)
+        for sid, sequence in keys:
+            if sequence == 4 and int(sid[0], 16) % 2 == 0:
+                return "InternalFailure" if sends[(sid, sequence)] < self.stubborn else None
+        return THROUGHPUT if sends[keys[0]] == 0 and self.rng.random() < self.share else None
 
 
 @dataclass
@@ -114,6 +131,7 @@ class Fault:
     # records are acknowledged while the fault lasts, and RESUME is resend: a
     # submission published part-way goes back to its queue with its progress
     resends: bool = False
+    record_format: str = "per-event"
 
 
 FAULTS = [
@@ -176,6 +194,26 @@ FAULTS += [
     dataclasses.replace(f, name=f"{f.name}_resume_off", env={**f.env, "RESUME": "off"}, resends=False)
     for f in FAULTS
     if f.resends
+]
+# Aggregated (RECORD_FORMAT=aggregated): a fleet submission is one Kinesis
+# record, written or refused whole, so a submission is never published
+# part-way: under some records throttled it is reported failed (nothing goes
+# back, whatever RESUME says), and slow answers (0.8 s) publish every
+# submission in one round trip, which is no outage. One whole outage besides:
+# it refuses DescribeStreamSummary too, and a function that has not read the
+# stream's record distribution puts no aggregated record before it has
+# (docs/contract.md), so it fails every call with RecordDistributionUnknown.
+FAULTS += [
+    dataclasses.replace(
+        f,
+        name=f"{f.name}_aggregated",
+        env={**f.env, "RECORD_FORMAT": "aggregated"},
+        codes={"RecordDistributionUnknown"} if f.everything_fails else f.codes,
+        resends=False,
+        record_format="aggregated",
+    )
+    for f in FAULTS
+    if f.name in ("throttles_some_records", "answers_5xx")
 ]
 
 RESUMING = "resuming a partly published submission"
@@ -301,6 +339,9 @@ def test_kinesis_broken_then_repaired(fault, deploy, kinesis_proxy, emulator, aw
         acked_now = esm_deliveries(emulator, stack.function)[0]  # a redelivery may have come meanwhile
         assert len(queued) - acked_now <= depth <= len(queued) - acked
 
+    if fault.record_format == "aggregated" and fault.everything_fails:
+        assert not kinesis_proxy.put_calls(), "an aggregated record put before the stream's distribution was known"
+
     # 2. Kinesis repaired. SQS delivers the failed messages again.
     kinesis_proxy.pass_through()
     again = copy.deepcopy(event)
@@ -328,6 +369,7 @@ def test_kinesis_broken_then_repaired(fault, deploy, kinesis_proxy, emulator, aw
     )
     _, _, errors = esm_deliveries(emulator, stack.function)
     assert errors == 0
+    assert_record_format(fault.record_format, kinesis_proxy, records)
 
     # The function's own account: every invocation answered (a summary line)
     # within its timeout, and gave up for the reason this fault gives.

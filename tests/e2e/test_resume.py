@@ -26,6 +26,17 @@ stays empty. A FIFO queue is never resumed this way: the same fault sends its
 submissions back through batchItemFailures, and they are published again from
 event 0.
 
+With RECORD_FORMAT=aggregated (the stream read deaggregated, edr_tools.kpl)
+a fleet submission, even of 30 events, is one Kinesis record, written or
+refused whole, so it is never published part-way and nothing resumes: the
+slow-Kinesis case publishes each submission in its first delivery, in one
+round trip, with nothing abandoned or repeated; the FIFO case redelivers the
+failed record's submission whole and publishes every event once. The
+part-way case has no aggregated twin here: a record of a fleet submission
+fails whole, and a submission over one record (KINESIS_MAX_RECORD_SIZE_KIB,
+at least 1 MiB) does not fit an SQS message; resuming at the first event of
+the first unacknowledged aggregated record is proven in tests/resume.rs.
+
 The outcomes are bounded by the proxy, not by the machine: a slower machine
 only needs more deliveries.
 """
@@ -42,8 +53,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from edr_tools import fleet as sensor_fleet
+from edr_tools import kpl
 from edr_tools.fault_proxy import THROUGHPUT
-from helpers import esm_log_lines, fleet, function_invocations
+from helpers import answered_invocations, assert_record_format, esm_log_lines, fleet, function_invocations
 
 RESUMING = "resuming a partly published submission"
 IGNORED = "ignoring a resume marker this function did not write"
@@ -60,6 +72,8 @@ VISIBILITY_TIMEOUT = 4
 SLOW_ANSWER_S = 0.4
 LARGE_EVENTS = 30
 MAX_RECEIVE_COUNT = 2
+
+FORMATS = ["per-event", "aggregated"]
 
 FAST_GIVE_UP = {"MAX_ATTEMPTS": "2", "RETRY_BASE_DELAY_MS": "10", "RETRY_MAX_DELAY_MS": "20"}
 
@@ -106,17 +120,25 @@ class StubbornSequence:
         self.sends = Counter()
 
     def __call__(self, _index: int, record: dict) -> str | None:
-        data = json.loads(base64.b64decode(record["Data"]))
-        key = (data["submission_id"], data["sequence"])
-        sends, self.sends[key] = self.sends[key], self.sends[key] + 1
-        if data["sequence"] == self.sequence:
-            return "InternalFailure" if sends < self.times else None
-        late = data["sequence"] > self.sequence
-        return THROUGHPUT if late and sends == 0 and self.rng.random() < self.share else None
+        # An aggregated record carries a whole submission: it counts as its
+        # events' sends, fails as `sequence`, and is throttled as its first event.
+        keys = [
+            (d["submission_id"], d["sequence"]) for d in map(json.loads, kpl.events(base64.b64decode(record["Data"])))
+        ]
+        sends = {key: self.sends[key] for key in keys}
+        self.sends.update(keys)
+        for key in keys:
+            if key[1] == self.sequence:
+                return "InternalFailure" if sends[key] < self.times else None
+        late = keys[0][1] > self.sequence
+        return THROUGHPUT if late and sends[keys[0]] == 0 and self.rng.random() < self.share else None
 
 
 def log_lines(stack) -> list[dict]:
-    """The function's JSON log lines, every invocation's, in time order."""
+    """The function's JSON log lines, every invocation's, in time order, once
+    every invocation's summary is out (MiniStack may hold lines back:
+    helpers.answered_invocations)."""
+    answered_invocations(stack)
     lines = [line for inv in function_invocations(stack.aws.logs, stack.function) for line in inv.lines]
     return sorted(lines, key=lambda line: line.get("timestamp", ""))
 
@@ -170,19 +192,23 @@ def large_submissions(seed: int, count: int, events: int) -> list[dict]:
     return out
 
 
+@pytest.mark.parametrize("record_format", FORMATS)
 def test_submissions_larger_than_an_invocation_resume_until_published(
-    deploy, kinesis_proxy, emulator, dead_letter_queue
+    record_format, deploy, kinesis_proxy, emulator, dead_letter_queue
 ):
     """Slow Kinesis: each invocation publishes a few events of each submission
     before the deadline abandons the call in flight. Each copy resumes at its
     first unacknowledged event, so a submission that needs more deliveries
     than MaxReceiveCount finishes without reaching the dead-letter queue, and
-    the only duplicates are the in-doubt records of the abandoned calls."""
+    the only duplicates are the in-doubt records of the abandoned calls.
+    Aggregated, the same submissions are one record each, one round trip: all
+    published in their first delivery, nothing resumed, abandoned or repeated."""
     stack = deploy(
         env={
             "AWS_ENDPOINT_URL_KINESIS": kinesis_proxy.endpoint,
             "KINESIS_CALL_TIMEOUT_MS": "2000",
             "DEADLINE_MARGIN_MS": "500",
+            "RECORD_FORMAT": record_format,
         },
         timeout=FUNCTION_TIMEOUT,
         visibility_timeout=VISIBILITY_TIMEOUT,
@@ -195,9 +221,13 @@ def test_submissions_larger_than_an_invocation_resume_until_published(
     assert_every_event_published(stack, entries)
     lines = log_lines(stack)
     points = resume_points(lines)
+    aggregated = record_format == "aggregated"
     for e in entries:
         sid = e["submission"]["submission_id"]
         resumes = points.get(sid, [])
+        if aggregated:
+            assert resumes == [], f"{sid}: one record, yet resumed at {resumes}"
+            continue
         # Bounded by the proxy: at most FUNCTION_TIMEOUT / SLOW_ANSWER_S events a delivery.
         assert 1 + len(resumes) > MAX_RECEIVE_COUNT, f"{sid}: {1 + len(resumes)} deliveries"
         assert resumes == sorted(resumes) and 0 < resumes[0] and resumes[-1] < LARGE_EVENTS, resumes
@@ -216,7 +246,12 @@ def test_submissions_larger_than_an_invocation_resume_until_published(
     at_resume_points = {(sid, p) for sid, ps in points.items() for p in ps}
     assert set(repeated) <= at_resume_points, "a duplicate that is not the in-doubt record of a copy"
     assert not [line for line in lines if NOT_SENT_BACK in line.get("message", "")]
-    assert sum(s["resent"] for s in summaries(stack)) >= len(entries)
+    if aggregated:
+        assert not abandoned and not repeated, (len(abandoned), repeated)
+        assert sum(s["resent"] for s in summaries(stack)) == 0
+        assert_record_format(record_format, kinesis_proxy, stack.records())
+    else:
+        assert sum(s["resent"] for s in summaries(stack)) >= len(entries)
     assert sensor_fleet.queue_depth(stack.aws.sqs, dlq) == 0, "a submission reached the dead-letter queue"
     assert stack.rejects() == []
     print(
@@ -263,12 +298,15 @@ def test_a_submission_failed_part_way_resumes_at_its_first_unacknowledged_record
     assert sensor_fleet.queue_depth(stack.aws.sqs, dlq) == 0, "a submission reached the dead-letter queue"
 
 
-def test_a_fifo_submission_is_never_sent_back(deploy, kinesis_proxy, emulator, dead_letter_queue):
+@pytest.mark.parametrize("record_format", FORMATS)
+def test_a_fifo_submission_is_never_sent_back(record_format, deploy, kinesis_proxy, emulator, dead_letter_queue):
     """The same fault from a FIFO queue (one group per device): a copy would
     join the end of its group, so the submission is reported in
-    batchItemFailures and redelivered whole, its first events published again."""
+    batchItemFailures and redelivered whole, its first events published again.
+    Aggregated, the record carrying sequence 3 carries them all and fails
+    whole: redelivered whole, every event is published once."""
     stack = deploy(
-        env={"AWS_ENDPOINT_URL_KINESIS": kinesis_proxy.endpoint, **FAST_GIVE_UP},
+        env={"AWS_ENDPOINT_URL_KINESIS": kinesis_proxy.endpoint, "RECORD_FORMAT": record_format, **FAST_GIVE_UP},
         visibility_timeout=VISIBILITY_TIMEOUT,
         fifo=True,
     )
@@ -291,7 +329,10 @@ def test_a_fifo_submission_is_never_sent_back(deploy, kinesis_proxy, emulator, d
     assert sum(s["resent"] for s in summaries(stack)) == 0
     assert retried_batches(emulator, stack) >= 1, "sequence 3 fails MAX_ATTEMPTS times: SQS must redeliver"
     repeated = duplicates(stack)
-    for e in entries:
+    if record_format == "aggregated":
+        assert not repeated, f"nothing of a failed aggregated record was acknowledged: {repeated}"
+        assert_record_format(record_format, kinesis_proxy, stack.records())
+    for e in entries if record_format == "per-event" else []:
         sid = e["submission"]["submission_id"]
         assert {0, 1, 2} <= {seq for s, seq in repeated if s == sid}, f"{sid} was not published again from event 0"
     assert sensor_fleet.queue_depth(stack.aws.sqs, dlq) == 0
