@@ -195,8 +195,7 @@ def test_parameter_ranges_match_what_the_function_accepts(parameters):
         )
     }
     numeric = {v: p for v, p in ENV_PARAMETERS.items() if parameters[p]["Type"] == "Number"}
-    if not found:
-        pytest.skip('src/config.rs no longer declares its ranges as number("VAR", default, min, max)')
+    assert found, 'src/config.rs no longer declares its ranges as number("VAR", default, min, max): update this test'
     assert set(found) == set(numeric), "environment variables of src/config.rs vs the template"
     for variable, (default, low, high) in found.items():
         p = parameters[numeric[variable]]
@@ -207,23 +206,28 @@ def test_choice_parameters_offer_what_the_function_accepts(parameters):
     """A setting the function reads as one of a few words (PARTITION_KEY,
     ORDERING, INVALID_EVENTS, ...) is a parameter whose AllowedValues are
     exactly those words and whose default is the function's own: src/config.rs
-    lists them in its `choice_error("VAR", value, "a, b")` and reads the
-    default first (`None | Some("a")`)."""
+    reads it with `env.choice("VAR", TABLE)`, and `TABLE` is a
+    `Choice { values: &[("a", T::A), ("b", T::B)], default: T::A }`."""
     source = (ROOT / "src" / "config.rs").read_text()
+    tables = {}
+    for const, body in re.findall(r"const ([A-Z_]+): Choice<\w+> = Choice \{(.*?)\n\};", source, re.S):
+        values = re.findall(r'\(\s*"([^"]+)",\s*([\w:]+)\s*\)', body)
+        default = re.search(r"default:\s*([\w:]+)", body)
+        assert values and default, f"{const}: not a Choice table this test can read"
+        (name,) = [word for word, variant in values if variant == default.group(1)]
+        tables[const] = ([word for word, _ in values], name)
     choices = {
-        name: [w.strip() for w in words.split(",")]
-        for name, words in re.findall(r'choice_error\(\s*"([A-Z_]+)",\s*\w+,\s*"([^"]+)"\s*,?\s*\)', source)
+        variable: tables[const]
+        for variable, const in re.findall(r'env\.choice\(\s*"([A-Z_]+)",\s*([A-Z_]+)\s*\)', source)
     }
-    if not choices:
-        pytest.skip('src/config.rs no longer lists its choices as choice_error("VAR", value, "a, b")')
-    assert {"PARTITION_KEY", "ORDERING", "INVALID_EVENTS"} <= set(choices)
-    for variable, words in choices.items():
+    assert {"PARTITION_KEY", "ORDERING", "INVALID_EVENTS", "RESUME"} <= set(choices), (
+        'src/config.rs no longer reads its choices as env.choice("VAR", TABLE): update this test'
+    )
+    for variable, (words, default) in choices.items():
         assert variable in ENV_PARAMETERS, f"{variable}: a setting of src/config.rs without a parameter"
         p = parameters[ENV_PARAMETERS[variable]]
         assert p["Type"] == "String" and p["AllowedValues"] == words, variable
-        default = re.search(rf'get\("{variable}"\)[^;]*?None\s*\|\s*Some\("([^"]+)"\)', source, re.S)
-        assert default, f'{variable}: no `None | Some("default")` arm in src/config.rs'
-        assert p["Default"] == default.group(1), variable
+        assert p["Default"] == default, variable
 
 
 # --- The SQS trigger ---------------------------------------------------------
