@@ -139,12 +139,8 @@ async fn a_failed_aggregated_record_is_retried_whole_and_its_successor_waits() {
             written()
         }
     });
-    let h = Handler::new(
-        config(&[("RECORD_FORMAT", "aggregated")]),
-        kinesis,
-        None::<RecordingRejects>,
-    )
-    .with_aggregated_record_limit(2_000);
+    let h =
+        handler(kinesis, &[("RECORD_FORMAT", "aggregated")]).with_aggregated_record_limit(2_000);
     let body = b64(&submission(0, 20, 0));
     let response = h
         .handle(batch(vec![message("m", &body)]), far_deadline())
@@ -169,12 +165,8 @@ async fn a_record_that_fails_for_good_reports_the_submission_and_nothing_after_i
             written()
         }
     });
-    let h = Handler::new(
-        config(&[("RECORD_FORMAT", "aggregated")]),
-        kinesis,
-        None::<RecordingRejects>,
-    )
-    .with_aggregated_record_limit(2_000);
+    let h =
+        handler(kinesis, &[("RECORD_FORMAT", "aggregated")]).with_aggregated_record_limit(2_000);
     let body = b64(&submission(0, 20, 0));
     let (response, metrics) = h.process(&[message("m", &body)], far_deadline()).await;
     assert_eq!(failed_ids(&response.unwrap()), ["m"]);
