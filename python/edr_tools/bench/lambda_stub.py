@@ -93,11 +93,20 @@ class RuntimeApi:
         api = self
 
         class Handler(_Quiet):
+            def setup(self):
+                super().setup()
+                # The process this connection belongs to: a /next that a
+                # killed process had sent, read only after reset(), must not
+                # count as the new process asking, nor take its events.
+                self.generation = api.generation
+
             def do_GET(self):
                 if self.path != f"{RUNTIME_PREFIX}/invocation/next":
                     return self._send(404)
+                if self.generation != api.generation:
+                    return self._send(410)
                 api._next_requested()
-                inv = api._take(api.pending, api.generation)
+                inv = api._take(api.pending, self.generation)
                 if inv is None:  # shutting down
                     return self._send(410)
                 deadline_ms = int(time.time() * 1000) + api.deadline_s * 1000
